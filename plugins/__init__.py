@@ -1,0 +1,1 @@
+"""The built-in model families. Each is written as a third-party plugin would be."""

@@ -1,0 +1,217 @@
+"""The networks of the original pix2pix/CycleGAN release, with its exact parameter names.
+
+Module names and Sequential indices are kept as the release has them, so its published
+``latest_net_G*.pth`` files load without renaming. Both the pix2pix and the CycleGAN plugins
+use these, as the original code let either family train either generator.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from translator import Architecture, TranslatorError
+
+
+def norm_layer(kind: str):
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if kind == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int, norm, use_dropout: bool, use_bias: bool):
+        super().__init__()
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm(dim), nn.ReLU(True)]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings (CycleGAN)."""
+
+    def __init__(self, input_nc=3, output_nc=3, ngf=64, norm="instance", use_dropout=False, n_blocks=9):
+        super().__init__()
+        make_norm = norm_layer(norm)
+        # instance norm has no affine shift, so the convs carry the bias instead
+        bias = norm == "instance"
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), make_norm(ngf), nn.ReLU(True)]
+        for mult in (1, 2):
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias), make_norm(ngf * mult * 2), nn.ReLU(True)]
+        layers += [ResnetBlock(ngf * 4, make_norm, use_dropout, bias) for _ in range(n_blocks)]
+        for mult in (4, 2):
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                make_norm(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False, norm=None, use_dropout=False, use_bias=False):
+        super().__init__()
+        self.outermost = outermost
+        input_nc = input_nc or outer_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, 4, stride=2, padding=1, bias=use_bias)
+        # In place, like the original: the skip connection below therefore carries the
+        # LeakyReLU-activated input, and published weights expect exactly that.
+        downrelu = nn.LeakyReLU(0.2, True)
+        uprelu = nn.ReLU(True)
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1)
+            layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, 4, stride=2, padding=1, bias=use_bias)
+            layers = [downrelu, downconv, uprelu, upconv, norm(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1, bias=use_bias)
+            layers = [downrelu, downconv, norm(inner_nc), submodule, uprelu, upconv, norm(outer_nc)]
+            if use_dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with ``num_downs`` stride-2 levels: 8 is ``unet_256``, 7 is ``unet_128`` (pix2pix)."""
+
+    def __init__(self, input_nc=3, output_nc=3, num_downs=8, ngf=64, norm="batch", use_dropout=True):
+        super().__init__()
+        make_norm = norm_layer(norm)
+        common = {"norm": make_norm, "use_bias": norm == "instance"}
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **common)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **common)
+        for mult in (4, 2, 1):
+            block = UnetSkipConnectionBlock(ngf * mult, ngf * mult * 2, submodule=block, **common)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, **common)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: a grid of real/fake scores, each seeing a 70x70 patch for ``n_layers=3``."""
+
+    def __init__(self, input_nc=3, ndf=64, n_layers=3, norm="batch"):
+        super().__init__()
+        make_norm = norm_layer(norm)
+        bias = norm == "instance"
+        layers = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            previous, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * previous, ndf * mult, 4, stride=stride, padding=1, bias=bias), make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> None:
+    """The original release's default initialisation: N(0, 0.02) convs, N(1, 0.02) norm scales."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
+GENERATORS = ("resnet", "unet")
+LEGACY_BUFFERS = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def recognise_generator(state: dict) -> Architecture | None:
+    """The generator architecture of a pix2pix/CycleGAN state dict, or None."""
+    if _is_discriminator(state):
+        raise TranslatorError("this is a PatchGAN discriminator; translating needs the generator file (latest_net_G*.pth)")
+    return _recognise_resnet(state) or _recognise_unet(state)
+
+
+def build_generator(arch: Architecture) -> nn.Module:
+    net = ResnetGenerator(**arch.params) if arch.name == "resnet" else UnetGenerator(**arch.params)
+    init_weights(net)
+    return net
+
+
+def generator_architecture(kind: str, ngf: int, norm: str, use_dropout: bool, blocks_or_downs: int) -> Architecture:
+    """A fresh generator's architecture from training settings."""
+    if kind == "resnet":
+        params = {"input_nc": 3, "output_nc": 3, "ngf": ngf, "norm": norm, "use_dropout": use_dropout, "n_blocks": blocks_or_downs}
+        return Architecture("resnet", params, scale=1, multiple=4)
+    params = {"input_nc": 3, "output_nc": 3, "num_downs": blocks_or_downs, "ngf": ngf, "norm": norm, "use_dropout": use_dropout}
+    return Architecture("unet", params, scale=1, multiple=2**blocks_or_downs)
+
+
+def drop_legacy_buffers(state: dict, arch: Architecture) -> dict:
+    """Old files carry running statistics of InstanceNorm layers, which have none today."""
+    if arch.params.get("norm") != "instance":
+        return state
+    return {k: v for k, v in state.items() if not k.endswith(LEGACY_BUFFERS)}
+
+
+def _recognise_resnet(state: dict) -> Architecture | None:
+    first = state.get("model.1.weight")
+    if first is None or first.ndim != 4 or first.shape[-1] != 7 or "model.10.conv_block.1.weight" not in state:
+        return None
+    n_blocks = 0
+    while f"model.{10 + n_blocks}.conv_block.1.weight" in state:
+        n_blocks += 1
+    last = state.get(f"model.{10 + n_blocks + 7}.weight")
+    if last is None or last.ndim != 4:
+        return None
+    ngf, input_nc = first.shape[0], first.shape[1]
+    norm = "batch" if "model.2.weight" in state else "instance"
+    use_dropout = "model.10.conv_block.6.weight" in state
+    arch = generator_architecture("resnet", int(ngf), norm, use_dropout, n_blocks)
+    arch.params.update(input_nc=int(input_nc), output_nc=int(last.shape[0]))
+    return arch
+
+
+def _recognise_unet(state: dict) -> Architecture | None:
+    first, last = state.get("model.model.0.weight"), state.get("model.model.3.weight")
+    if first is None or last is None or first.ndim != 4 or last.ndim != 4:
+        return None
+    num_downs, seq = 1, "model.model.1.model"
+    while f"{seq}.1.weight" in state:
+        num_downs += 1
+        inner = f"{seq}.3.model."
+        if not any(k.startswith(inner) for k in state):
+            break
+        seq = inner[:-1]
+    if num_downs < 5:
+        return None
+    norm = "batch" if "model.model.1.model.2.weight" in state else "instance"
+    # Dropout leaves no trace in the weights; the pix2pix default has it, and it only acts in
+    # the paper's train-mode sampling.
+    arch = generator_architecture("unet", int(first.shape[0]), norm, True, num_downs)
+    arch.params.update(input_nc=int(first.shape[1]), output_nc=int(last.shape[1]))
+    return arch
+
+
+def _is_discriminator(state: dict) -> bool:
+    first = state.get("model.0.weight")
+    return first is not None and first.ndim == 4 and first.shape[-1] == 4 and not any(k.startswith("model.1.") for k in state)

@@ -1,0 +1,176 @@
+"""ESRGAN-family super-resolution networks, with BasicSR / Real-ESRGAN parameter names.
+
+The BasicSR names are the canonical layout; the two older ESRGAN key styles are renamed to
+them on load (see ``basicsr_keys``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from translator import Architecture
+
+
+class DenseBlock(nn.Module):
+    """Five 3x3 convs, each seeing the block input and every earlier output (growth ``gc``)."""
+
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        for k in range(5):
+            out = nf if k == 4 else gc
+            setattr(self, f"conv{k + 1}", nn.Conv2d(nf + k * gc, out, 3, padding=1))
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x):
+        features = [x]
+        for k in range(1, 5):
+            features.append(self.lrelu(getattr(self, f"conv{k}")(torch.cat(features, 1))))
+        return self.conv5(torch.cat(features, 1)) * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = DenseBlock(nf, gc), DenseBlock(nf, gc), DenseBlock(nf, gc)
+
+    def forward(self, x):
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN's generator. ``unshuffle`` folds 2x2 (4x4) pixel blocks into channels first, which
+    is how Real-ESRGAN makes its x2 (x1) models from the same two x2 upsampling stages."""
+
+    def __init__(self, in_ch=3, out_ch=3, nf=64, nb=23, gc=32, unshuffle=1, upsamples=2):
+        super().__init__()
+        self.unshuffle = unshuffle
+        self.upsamples = upsamples
+        self.conv_first = nn.Conv2d(in_ch * unshuffle**2, nf, 3, padding=1)
+        self.body = nn.Sequential(*[RRDB(nf, gc) for _ in range(nb)])
+        self.conv_body = nn.Conv2d(nf, nf, 3, padding=1)
+        for n in range(1, upsamples + 1):
+            setattr(self, f"conv_up{n}", nn.Conv2d(nf, nf, 3, padding=1))
+        self.conv_hr = nn.Conv2d(nf, nf, 3, padding=1)
+        self.conv_last = nn.Conv2d(nf, out_ch, 3, padding=1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x):
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        for n in range(1, self.upsamples + 1):
+            up = getattr(self, f"conv_up{n}")
+            feat = self.lrelu(up(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's compact model: plain conv+PReLU stack at low resolution, a pixel shuffle,
+    and the nearest-upsampled input added back, so the body only learns the residual."""
+
+    def __init__(self, in_ch=3, out_ch=3, nf=64, num_conv=16, upscale=4):
+        super().__init__()
+        self.upscale = upscale
+        layers = [nn.Conv2d(in_ch, nf, 3, padding=1), nn.PReLU(nf)]
+        for _ in range(num_conv):
+            layers += [nn.Conv2d(nf, nf, 3, padding=1), nn.PReLU(nf)]
+        layers.append(nn.Conv2d(nf, out_ch * upscale**2, 3, padding=1))
+        self.body = nn.ModuleList(layers)
+        self.upsampler = nn.PixelShuffle(upscale)
+
+    def forward(self, x):
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
+# ---- recognising published layouts ----
+
+_NEW_ARCH = [
+    (re.compile(r"^RRDB_trunk\.(\d+)\.RDB(\d)\.conv(\d)\."), r"body.\1.rdb\2.conv\3."),
+    (re.compile(r"^trunk_conv\."), "conv_body."),
+    (re.compile(r"^upconv(\d)\."), r"conv_up\1."),
+    (re.compile(r"^HRconv\."), "conv_hr."),
+]
+_OLD_BLOCK = re.compile(r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.")
+_OLD_TOP = re.compile(r"^model\.(\d+)\.(weight|bias)$")
+
+
+def basicsr_keys(state: dict) -> dict | None:
+    """``state`` renamed to the BasicSR layout, or None when it is no RRDBNet."""
+    if "body.0.rdb1.conv1.weight" in state and "conv_first.weight" in state:
+        return state
+    if "RRDB_trunk.0.RDB1.conv1.weight" in state:
+        renamed = {}
+        for key, value in state.items():
+            for pattern, replacement in _NEW_ARCH:
+                key = pattern.sub(replacement, key)
+            renamed[key] = value
+        return renamed
+    if "model.1.sub.0.RDB1.conv1.0.weight" in state:
+        return _rename_old_arch(state)
+    return None
+
+
+def _rename_old_arch(state: dict) -> dict:
+    # model.0 first conv; model.1.sub the trunk; then one conv per x2 upsampling stage,
+    # the HR conv and the last conv, at indices that depend on the number of stages.
+    trunk = max(int(m.group(1)) for k in state if (m := _OLD_BLOCK.match(k))) + 1
+    top = sorted({int(m.group(1)) for k in state if (m := _OLD_TOP.match(k))} - {0})
+    *ups, hr, last = top
+    names = {0: "conv_first", hr: "conv_hr", last: "conv_last"}
+    names.update({index: f"conv_up{n}" for n, index in enumerate(ups, 1)})
+    renamed = {}
+    for key, value in state.items():
+        if m := _OLD_BLOCK.match(key):
+            key = f"body.{m.group(1)}.rdb{m.group(2)}.conv{m.group(3)}." + key[m.end():]
+        elif key.startswith(f"model.1.sub.{trunk}."):
+            key = "conv_body." + key[len(f"model.1.sub.{trunk}."):]
+        elif m := _OLD_TOP.match(key):
+            key = f"{names[int(m.group(1))]}.{m.group(2)}"
+        renamed[key] = value
+    return renamed
+
+
+def recognise_rrdbnet(state: dict) -> Architecture | None:
+    state = basicsr_keys(state)
+    if state is None or "conv_last.weight" not in state:
+        return None
+    first, last = state["conv_first.weight"], state["conv_last.weight"]
+    out_ch = int(last.shape[0])
+    unshuffle = math.isqrt(first.shape[1] // out_ch)
+    upsamples = sum(1 for k in state if re.fullmatch(r"conv_up\d+\.weight", k))
+    nb = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
+    if unshuffle**2 * out_ch != first.shape[1] or 2**upsamples % unshuffle:
+        return None
+    params = {
+        "in_ch": out_ch,
+        "out_ch": out_ch,
+        "nf": int(first.shape[0]),
+        "nb": nb,
+        "gc": int(state["body.0.rdb1.conv1.weight"].shape[0]),
+        "unshuffle": unshuffle,
+        "upsamples": upsamples,
+    }
+    return Architecture("rrdbnet", params, scale=2**upsamples // unshuffle, multiple=unshuffle)
+
+
+def recognise_srvgg(state: dict) -> Architecture | None:
+    first, act = state.get("body.0.weight"), state.get("body.1.weight")
+    if first is None or act is None or first.ndim != 4 or act.ndim != 1:
+        return None
+    last = max(int(m.group(1)) for k in state if (m := re.fullmatch(r"body\.(\d+)\.weight", k)))
+    num_conv, odd = divmod(last - 2, 2)
+    in_ch = int(first.shape[1])
+    upscale = math.isqrt(state[f"body.{last}.weight"].shape[0] // in_ch)
+    if odd or num_conv < 0 or upscale < 1 or upscale**2 * in_ch != state[f"body.{last}.weight"].shape[0]:
+        return None
+    params = {"in_ch": in_ch, "out_ch": in_ch, "nf": int(first.shape[0]), "num_conv": num_conv, "upscale": upscale}
+    return Architecture("srvgg", params, scale=upscale, multiple=1)

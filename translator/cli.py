@@ -1,0 +1,158 @@
+"""The ``translator`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import traceback
+from pathlib import Path
+
+from .errors import TranslatorError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except TranslatorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: one line unless --debug asks for the traceback
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="translator", description="Image-to-image translation: pix2pix, CycleGAN, ESRGAN and plugins.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.set_defaults(run=lambda args: parser.print_help())
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    models = commands.add_parser("models", help="list installed plugins, their families and settings")
+    models.set_defaults(run=_models)
+
+    translate = commands.add_parser("translate", help="translate images and write PNG")
+    translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    translate.add_argument("--model", "-m", help="family name (read from the checkpoint when it says)")
+    translate.add_argument("--checkpoint", "-c", required=True, help="weights file (.safetensors, .pth, .pt, .ckpt)")
+    translate.add_argument("--output", "-o", default="results", help="PNG file (one input) or folder (default: results)")
+    translate.add_argument("--tile", type=int, help="tile side in input pixels (0: never tile; default: automatic)")
+    translate.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
+    translate.add_argument("--tile-batch", type=int, default=1, help="tiles per forward pass (default 1)")
+    translate.add_argument("--outscale", type=float, help="final size relative to the input (default: the network's scale)")
+    translate.add_argument("--alpha", choices=("network", "bicubic"), default="network", help="how alpha is upscaled")
+    translate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    translate.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    translate.add_argument("--seed", type=int, help="seed for train-mode sampling")
+    translate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family setting (see `translator models`)")
+    translate.set_defaults(run=_translate)
+
+    convert = commands.add_parser("convert", help="convert a published checkpoint to the project's safetensors format")
+    convert.add_argument("input", help="checkpoint to convert")
+    convert.add_argument("--model", "-m", help="family name (inferred when unambiguous)")
+    convert.add_argument("--output", "-o", required=True, help="the .safetensors file to write")
+    convert.set_defaults(run=_convert)
+    return parser
+
+
+def _models(args) -> None:
+    from .plugins import registry
+
+    reg = registry()
+    for plugin in reg.plugins.values():
+        kind = "built-in" if plugin.builtin else "plugin"
+        print(f"{plugin.name} {plugin.version} ({kind})")
+        for name in plugin.families:
+            family = reg.families[name]
+            print(f"  {family.name}: {family.description}")
+            print(f"    task: {family.task.value}; architectures: {', '.join(family.architectures)}; input range: {list(family.input_range)}")
+            for field in dataclasses.fields(family.Settings):
+                choices = field.metadata.get("choices")
+                shown = f" [{'|'.join(map(str, choices))}]" if choices else ""
+                print(f"    --set {field.name}={field.default}{shown}  {field.metadata.get('help', '')}")
+    for failure in reg.failures:
+        print(f"failed to load {failure.name}: {failure.error}")
+
+
+def _translate(args) -> int:
+    from tqdm import tqdm
+
+    from .checkpoints import load_checkpoint
+    from .family import make_settings
+    from .images import read_image, write_png
+    from .inference import Engine, Options
+    from .inputs import collect_inputs, output_paths
+
+    inputs = collect_inputs(args.inputs)
+    outputs = output_paths(inputs, Path(args.output))
+    checkpoint = load_checkpoint(args.checkpoint, args.model)
+    settings = make_settings(checkpoint.family.Settings, _pairs(args.set), checkpoint.family.name)
+    options = Options(
+        device=args.device,
+        precision=args.precision,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch=args.tile_batch,
+        outscale=args.outscale,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
+    engine = Engine(checkpoint, settings, options)
+    failed = 0
+    files = tqdm(list(zip(inputs, outputs)), unit="image", disable=len(inputs) < 2, file=sys.stderr)
+    for source, target in files:
+        tiles = tqdm(unit="tile", leave=False, file=sys.stderr, desc=source.name, disable=None)
+
+        def progress(done: int, total: int, bar=tiles) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            result = engine.translate(read_image(source), progress)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_png(result, target)
+        except TranslatorError as error:
+            if len(inputs) == 1:
+                raise
+            failed += 1
+            tqdm.write(f"skipped {source}: {error}", file=sys.stderr)
+        finally:
+            tiles.close()
+        if len(inputs) == 1:
+            print(target)
+    if failed:
+        print(f"error: {failed} of {len(inputs)} images failed", file=sys.stderr)
+        return 1
+    if len(inputs) > 1:
+        print(f"wrote {len(inputs)} images to {outputs[0].parent}")
+    return 0
+
+
+def _convert(args) -> None:
+    from .checkpoints import load_checkpoint, save_checkpoint
+
+    output = Path(args.output)
+    if output.suffix != ".safetensors":
+        raise TranslatorError("--output must be a .safetensors file")
+    checkpoint = load_checkpoint(args.input, args.model)
+    extra = {"source": Path(args.input).name}
+    save_checkpoint(output, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), extra)
+    print(f"{output} ({checkpoint.family.name} {checkpoint.arch.describe()})")
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TranslatorError(f"--set expects KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs

@@ -1,0 +1,138 @@
+"""What a model family is: the contract between the core and a plugin.
+
+A plugin subclasses ``Family`` and registers an instance through the ``register_families``
+hook. The core only ever talks to families through this class, so a new family needs no
+change here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import TranslatorError
+
+
+class Task(str, enum.Enum):
+    PAIRED = "paired"
+    UNPAIRED = "unpaired"
+    SUPER_RESOLUTION = "super-resolution"
+
+
+@dataclass
+class Architecture:
+    """One concrete network of a family, as read from a state dict or chosen for training."""
+
+    # the family's name for the network shape, e.g. "rrdbnet" or "unet"
+    name: str
+    # JSON-serialisable hyper-parameters; with ``name`` they rebuild the network exactly
+    params: dict[str, Any] = field(default_factory=dict)
+    # output size is input size times this
+    scale: int = 1
+    # height and width the network accepts must be multiples of this
+    multiple: int = 1
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name} x{self.scale} ({shown})" if shown else f"{self.name} x{self.scale}"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Architecture:
+        try:
+            fields = json.loads(text)
+            return cls(**fields)
+        except (ValueError, TypeError) as error:
+            raise TranslatorError(f"the architecture recorded in the checkpoint is unreadable ({error})") from None
+
+
+def setting(default: Any, help: str, choices: tuple | None = None) -> Any:
+    """A field of a family's Settings dataclass, with the help text the CLI and app show."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class NoSettings:
+    pass
+
+
+class Family:
+    """Base class of a model family. Subclasses set the class attributes and override the methods."""
+
+    # unique id used on the command line and in checkpoints, e.g. "esrgan"
+    name: ClassVar[str]
+    task: ClassVar[Task]
+    # one line for listings
+    description: ClassVar[str] = ""
+    # network shapes this family knows, for listings
+    architectures: ClassVar[tuple[str, ...]] = ()
+    # value range the networks take and give; images are mapped from and to [0, 1]
+    input_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    # a dataclass whose fields (made with ``setting``) are the family's options and their defaults
+    Settings: ClassVar[type] = NoSettings
+
+    def recognise(self, state_dict: dict) -> Architecture | None:
+        """The architecture of this family that ``state_dict`` fits, inferred from its keys and
+        shapes, or None when it is not one of ours. Raise TranslatorError for a file that is
+        recognisably ours but unusable (a discriminator, say)."""
+        raise NotImplementedError
+
+    def canonical_state_dict(self, state_dict: dict, arch: Architecture) -> dict:
+        """Rename keys of older published layouts to the names ``build`` uses."""
+        return state_dict
+
+    def build(self, arch: Architecture):
+        """A freshly initialised ``torch.nn.Module`` for ``arch``."""
+        raise NotImplementedError
+
+    def architecture(self, settings) -> Architecture:
+        """The architecture a new network is built with, from the family's settings."""
+        raise NotImplementedError
+
+    def prepare(self, module, settings) -> None:
+        """Put a loaded network into the state inference wants."""
+        module.eval()
+
+
+def settings_fields(settings_class: type) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(settings_class))
+
+
+def make_settings(settings_class: type, overrides: dict[str, str], family_name: str = ""):
+    """Settings with ``overrides`` (text from the command line or a form) applied and checked."""
+    hints = typing.get_type_hints(settings_class)
+    known = {f.name: f for f in dataclasses.fields(settings_class)}
+    values = {}
+    for key, text in overrides.items():
+        if key not in known:
+            names = ", ".join(known) or "none"
+            raise TranslatorError(f"unknown setting {key!r} for {family_name or 'this family'} (known: {names})")
+        values[key] = _parse_value(key, text, hints[key], known[key].metadata.get("choices"))
+    return settings_class(**values)
+
+
+def _parse_value(key: str, text: Any, kind: Any, choices: tuple | None) -> Any:
+    if not isinstance(text, str):
+        value = text
+    elif kind is bool:
+        lowered = text.strip().lower()
+        if lowered not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+            raise TranslatorError(f"setting {key!r} expects true or false, got {text!r}")
+        value = lowered in {"true", "1", "yes", "on"}
+    elif kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise TranslatorError(f"setting {key!r} expects {noun}, got {text!r}") from None
+    else:
+        value = text
+    if choices and value not in choices:
+        raise TranslatorError(f"setting {key!r} must be one of {', '.join(map(str, choices))}, got {text!r}")
+    return value

@@ -1,0 +1,185 @@
+"""Decoding and encoding images without losing what the user gave us.
+
+Every supported mode becomes a ``Picture``: float RGB in [0, 1], an optional alpha plane, and
+what is needed to write the result back the same way (grayscale, 8 or 16 bits). Pillow
+reads 16-bit colour only as 8-bit, so those files go through OpenCV.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import TranslatorError
+from .files import atomic_write
+
+# Largest input decoded, checked from the header before any decoding (decompression bombs).
+MAX_PIXELS = int(os.environ.get("TRANSLATOR_MAX_PIXELS", 64_000_000))
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+# zlib level 1: PNG stays lossless, and encoding a large result takes a fraction of level 6's time
+PNG_COMPRESSION = 1
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass
+class Picture:
+    # H x W x 3 float32 in [0, 1]
+    rgb: np.ndarray
+    # H x W float32 in [0, 1], or None
+    alpha: np.ndarray | None = None
+    # written back as a single channel (with alpha if any)
+    grayscale: bool = False
+    # 8 or 16 bits per channel on output
+    bits: int = 8
+
+    @property
+    def height(self) -> int:
+        return self.rgb.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.rgb.shape[1]
+
+    def with_pixels(self, rgb: np.ndarray, alpha: np.ndarray | None, grayscale: bool | None = None) -> Picture:
+        return replace(self, rgb=rgb, alpha=alpha, grayscale=self.grayscale if grayscale is None else grayscale)
+
+
+def check_budget(width: int, height: int, name: str, max_pixels: int | None = None) -> None:
+    limit = max_pixels or MAX_PIXELS
+    if width * height > limit:
+        raise TranslatorError(
+            f"{name} is {width}x{height} ({width * height / 1e6:.0f} MP), over the {limit / 1e6:.0f} MP limit; "
+            "downscale it first or raise TRANSLATOR_MAX_PIXELS"
+        )
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Picture:
+    path = Path(path)
+    if not path.is_file():
+        raise TranslatorError(f"image not found: {path}" if not path.exists() else f"not a file: {path}")
+    try:
+        with Image.open(path) as image:  # reads the header only
+            check_budget(*image.size, path.name, max_pixels)
+            orientation = image.getexif().get(0x0112, 1)
+            if _sixteen_bit_colour(image):
+                picture = _read_with_opencv(path, grayscale=image.mode == "LA")
+            else:
+                picture = from_pil(image)
+    except Image.DecompressionBombError:
+        raise TranslatorError(f"{path.name} claims a size over Pillow's decompression-bomb limit; refused") from None
+    except UnidentifiedImageError:
+        raise TranslatorError(f"{path.name} is not an image (or not in a format Pillow reads)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise TranslatorError(f"cannot decode {path.name}: truncated or corrupt ({error})") from None
+    return apply_orientation(picture, orientation)
+
+
+def from_pil(image: Image.Image) -> Picture:
+    """A decoded Picture from a Pillow image of any mode (EXIF orientation not applied)."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        gray = np.asarray(image).astype(np.float32).clip(0, 65535) / 65535
+        return _gray(gray, None, 16)
+    if mode == "F":
+        return _gray(np.asarray(image, dtype=np.float32).clip(0, 1), None, 16)
+    if mode in ("1", "L"):
+        return _gray(_unit(np.asarray(image.convert("L"))), None, 8)
+    if mode in ("LA", "La"):
+        array = _unit(np.asarray(image.convert("LA")))
+        return _gray(array[..., 0], array[..., 1], 8)
+    has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in image.info)
+    array = _unit(np.asarray(image.convert("RGBA" if has_alpha else "RGB")))
+    return Picture(np.ascontiguousarray(array[..., :3]), np.ascontiguousarray(array[..., 3]) if has_alpha else None)
+
+
+def _gray(gray: np.ndarray, alpha: np.ndarray | None, bits: int) -> Picture:
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    return Picture(rgb, alpha, grayscale=True, bits=bits)
+
+
+def _unit(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float32) / 255
+
+
+def _sixteen_bit_colour(image: Image.Image) -> bool:
+    # Pillow names the file's real sample format in the decoder's raw mode, e.g. "RGB;16B"
+    if image.mode not in ("RGB", "RGBA", "LA") or not image.tile:
+        return False
+    args = image.tile[0][3]
+    raw = args if isinstance(args, str) else (args[0] if args else "")
+    return ";16" in str(raw)
+
+
+def _read_with_opencv(path: Path, grayscale: bool) -> Picture:
+    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.dtype != np.uint16 or array.ndim != 3:
+        raise TranslatorError(f"cannot decode {path.name} as 16-bit colour")
+    array = array.astype(np.float32) / 65535
+    rgb = np.ascontiguousarray(array[..., 2::-1])
+    # OpenCV widens gray+alpha to four channels
+    alpha = np.ascontiguousarray(array[..., 3]) if array.shape[2] == 4 else None
+    return Picture(rgb, alpha, grayscale=grayscale, bits=16)
+
+
+def apply_orientation(picture: Picture, orientation: int) -> Picture:
+    """Turn the pixels upright as EXIF orientation 1..8 says (what ImageOps.exif_transpose does)."""
+    if orientation not in range(2, 9):
+        return picture
+
+    def turn(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        turned = {
+            2: lambda: a[:, ::-1],
+            3: lambda: a[::-1, ::-1],
+            4: lambda: a[::-1],
+            5: lambda: a.swapaxes(0, 1),
+            6: lambda: np.rot90(a, -1),
+            7: lambda: np.rot90(a, 1)[::-1],
+            8: lambda: np.rot90(a, 1),
+        }[orientation]()
+        return np.ascontiguousarray(turned)
+
+    return picture.with_pixels(turn(picture.rgb), turn(picture.alpha))
+
+
+def quantize(array: np.ndarray, bits: int) -> np.ndarray:
+    top = 65535 if bits == 16 else 255
+    return np.clip(array * top + 0.5, 0, top).astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def encode_png(picture: Picture) -> bytes:
+    """Lossless PNG with the picture's channels and bit depth."""
+    color = picture.rgb @ _LUMA if picture.grayscale else picture.rgb
+    planes = color if not picture.grayscale else color[..., None]
+    if picture.alpha is not None:
+        planes = np.concatenate([planes, picture.alpha[..., None]], axis=2)
+    pixels = quantize(planes, picture.bits)
+    if picture.bits == 16 and pixels.shape[2] != 1:
+        # OpenCV writes 16-bit colour (BGR order); it has no gray+alpha, so that becomes RGBA
+        if pixels.shape[2] == 2:
+            pixels = pixels[..., [0, 0, 0, 1]]
+        order = [2, 1, 0, 3][: pixels.shape[2]]
+        ok, data = cv2.imencode(".png", np.ascontiguousarray(pixels[..., order]), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+        if not ok:
+            raise TranslatorError("could not encode the result as PNG")
+        return data.tobytes()
+    if pixels.shape[2] == 1:
+        image = Image.fromarray(pixels[..., 0])
+    else:
+        image = Image.fromarray(pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESSION)
+    return buffer.getvalue()
+
+
+def write_png(picture: Picture, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    atomic_write(path, encode_png(picture))
+    return path

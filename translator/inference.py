@@ -1,0 +1,299 @@
+"""The inference engine every family shares: devices, precision, padding, tiling, alpha.
+
+Networks see a batch in their own value range whose sides are multiples of the family's size
+constraint; the engine pads (reflect) and crops back, so any image size works. Large images
+are cut into overlapping tiles of one size, run one batch of tiles at a time, and blended
+with weights that sum to one, so memory is bounded by the tile size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoints import Checkpoint
+from .errors import TranslatorError
+from .family import Task
+from .images import Picture
+
+log = logging.getLogger(__name__)
+
+# Without a tile size, images whose output stays under this many pixels run whole.
+AUTO_TILE_OUTPUT_PIXELS = 2048 * 2048
+# ... and larger ones in tiles of about this many output pixels a side.
+AUTO_TILE_OUTPUT_SIDE = 1024
+# Largest result the engine will assemble in memory (float32, 3 channels: 3 GB).
+MAX_OUTPUT_PIXELS = int(os.environ.get("TRANSLATOR_MAX_OUTPUT_PIXELS", 256_000_000))
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Options:
+    # auto, cpu, cuda, cuda:N or mps
+    device: str = "auto"
+    # auto (bf16, else fp16, on CUDA; fp32 elsewhere), fp32, bf16 or fp16
+    precision: str = "auto"
+    # tile side in input pixels; None picks one for large images; 0 never tiles
+    tile: int | None = None
+    # pixels shared by neighbouring tiles, blended across
+    overlap: int = 32
+    # tiles per forward pass
+    batch: int = 1
+    # final size relative to the input, when it should differ from the network's scale
+    outscale: float | None = None
+    # how alpha is upscaled: by the network (as Real-ESRGAN does) or bicubic
+    alpha: str = "network"
+    # seeds the random sampling of networks run in train mode
+    seed: int | None = None
+
+
+class Engine:
+    """A loaded network on a device, ready to translate pictures."""
+
+    def __init__(self, checkpoint: Checkpoint, settings=None, options: Options | None = None):
+        self.family = checkpoint.family
+        self.arch = checkpoint.arch
+        self.options = options or Options()
+        self.settings = settings if settings is not None else self.family.Settings()
+        self.device = resolve_device(self.options.device)
+        self.dtype = resolve_precision(self.options.precision, self.device)
+        _check_options(self.options)
+        module = checkpoint.module.to(self.device)
+        if self.device.type == "cuda":
+            module = module.to(memory_format=torch.channels_last)
+        self.family.prepare(module, self.settings)
+        self.module = module
+
+    @property
+    def scale(self) -> int:
+        return self.arch.scale
+
+    def translate(self, picture: Picture, progress: Progress | None = None) -> Picture:
+        """The translated picture: same modes and bit depth, size times the scale (or outscale)."""
+        out_pixels = picture.height * picture.width * self.scale**2
+        if out_pixels > MAX_OUTPUT_PIXELS:
+            raise TranslatorError(
+                f"the result would be {out_pixels / 1e6:.0f} MP, over the {MAX_OUTPUT_PIXELS / 1e6:.0f} MP limit; use a smaller image"
+            )
+        if self.options.seed is not None:
+            torch.manual_seed(self.options.seed)
+        rgb = self._run_unit(_to_tensor(picture.rgb), progress)
+        alpha = None
+        if picture.alpha is not None:
+            alpha = self._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress)
+        if self.options.outscale and self.options.outscale != self.scale:
+            size = (round(picture.height * self.options.outscale), round(picture.width * self.options.outscale))
+            rgb = _resize(rgb, size)
+            alpha = None if alpha is None else _resize(alpha, size)
+        # only restoration keeps a gray image gray; translation makes colour from anything
+        gray = picture.grayscale and self.family.task == Task.SUPER_RESOLUTION
+        return picture.with_pixels(_to_array(rgb), None if alpha is None else alpha[0, 0].numpy(), grayscale=gray)
+
+    def _run_unit(self, x: torch.Tensor, progress: Progress | None) -> torch.Tensor:
+        low, high = self.family.input_range
+        y = self.run(x * (high - low) + low, progress)
+        return ((y - low) / (high - low)).clamp_(0, 1)
+
+    def _upscale_alpha(self, alpha: torch.Tensor, progress: Progress | None) -> torch.Tensor:
+        if self.scale == 1:
+            return alpha
+        if self.options.alpha == "network":
+            return self._run_unit(alpha.expand(-1, 3, -1, -1), progress).mean(1, keepdim=True)
+        return _resize(alpha, (alpha.shape[2] * self.scale, alpha.shape[3] * self.scale))
+
+    def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
+        """The network applied to ``x`` (N x C x H x W, CPU, network range) at any size."""
+        tile = self._tile_size(x.shape[2], x.shape[3])
+        while True:
+            try:
+                if tile == 0:
+                    return self._whole(x)
+                return self._tiled(x, tile, progress)
+            except torch.OutOfMemoryError:
+                # Never continue with a half-written result: free memory and start over smaller.
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                smaller = self._smaller_tile(tile, x)
+                if smaller is None:
+                    raise TranslatorError(
+                        f"out of {self.device.type} memory even with {tile}px tiles; try --device cpu"
+                    ) from None
+                log.warning("out of memory with %s; retrying with %dpx tiles", f"{tile}px tiles" if tile else "the whole image", smaller)
+                tile = smaller
+
+    def _tile_size(self, height: int, width: int) -> int:
+        multiple = self.arch.multiple
+        if self.options.tile is not None:
+            return 0 if self.options.tile == 0 else _round_up(self.options.tile, multiple)
+        if height * width * self.scale**2 <= AUTO_TILE_OUTPUT_PIXELS:
+            return 0
+        return _round_up(max(AUTO_TILE_OUTPUT_SIDE // self.scale, 2 * self.options.overlap), multiple)
+
+    def _smaller_tile(self, tile: int, x: torch.Tensor) -> int | None:
+        current = tile or max(x.shape[2], x.shape[3])
+        smaller = _round_up(current // 2, self.arch.multiple)
+        return smaller if smaller < current and smaller >= max(self.arch.multiple, 32) else None
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            out = self.module(batch)
+        return out.float().cpu()
+
+    def _whole(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[2], x.shape[3]
+        y = self._forward(pad_to_multiple(x, self.arch.multiple))
+        return y[:, :, : height * self.scale, : width * self.scale]
+
+    def _tiled(self, x: torch.Tensor, tile: int, progress: Progress | None) -> torch.Tensor:
+        height, width, scale, multiple = x.shape[2], x.shape[3], self.scale, self.arch.multiple
+        x = pad_to_multiple(x, multiple)
+        tile_h, tile_w = min(tile, x.shape[2]), min(tile, x.shape[3])
+        overlap = min(self.options.overlap, tile // 2)
+        ys = tile_starts(x.shape[2], tile_h, overlap, multiple)
+        xs = tile_starts(x.shape[3], tile_w, overlap, multiple)
+        wy = blend_weights(ys, tile_h, x.shape[2], overlap, scale)
+        wx = blend_weights(xs, tile_w, x.shape[3], overlap, scale)
+        boxes = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
+        out = None
+        batch_size = max(1, self.options.batch)
+        for first in range(0, len(boxes), batch_size):
+            chunk = boxes[first : first + batch_size]
+            tiles = torch.cat([x[:, :, ys[i] : ys[i] + tile_h, xs[j] : xs[j] + tile_w] for i, j in chunk])
+            result = self._forward(tiles)
+            if out is None:
+                out = torch.zeros(x.shape[0], result.shape[1], x.shape[2] * scale, x.shape[3] * scale)
+            for k, (i, j) in enumerate(chunk):
+                n = x.shape[0]
+                weight = wy[i][:, None] * wx[j][None, :]
+                top, left = ys[i] * scale, xs[j] * scale
+                out[:, :, top : top + tile_h * scale, left : left + tile_w * scale] += result[k * n : (k + 1) * n] * weight
+            if progress:
+                progress(min(first + batch_size, len(boxes)), len(boxes))
+        return out[:, :, : height * scale, : width * scale]
+
+
+def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Evenly spread tile origins (multiples of ``multiple``) covering ``length`` with at
+    least ``overlap`` shared pixels between neighbours."""
+    if length <= tile:
+        return [0]
+    # room for rounding the origins down to the size multiple
+    stride = max(multiple, tile - overlap - (multiple - 1))
+    count = math.ceil((length - tile) / stride) + 1
+    span = length - tile
+    return [(i * span // (count - 1)) // multiple * multiple if i < count - 1 else span for i in range(count)]
+
+
+def blend_weights(starts: list[int], tile: int, length: int, overlap: int, scale: int) -> list[torch.Tensor]:
+    """Per-tile weights along one axis, in output pixels, that sum to one everywhere.
+
+    Near a tile's inner edge the network lacked context, so its outer quarter of the overlap
+    is discarded and the next half ramps in; the image's own borders keep full weight.
+    """
+    size = tile * scale
+    distance = torch.arange(size, dtype=torch.float32) + 0.5
+    margin, ramp = overlap * scale / 4, max(overlap * scale / 2, 1.0)
+    raw = []
+    for index in range(len(starts)):
+        weight = torch.ones(size)
+        if index > 0:
+            weight *= ((distance - margin) / ramp).clamp(0, 1)
+        if index < len(starts) - 1:
+            weight *= ((size - distance - margin) / ramp).clamp(0, 1)
+        raw.append(weight)
+    total = torch.zeros(length * scale)
+    for start, weight in zip(starts, raw):
+        total[start * scale : start * scale + size] += weight
+    if not bool((total > 0).all()):
+        raise AssertionError("tile weights leave a gap; the overlap is too small for the tile layout")
+    return [weight / total[start * scale : start * scale + size] for start, weight in zip(starts, raw)]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad bottom and right up to multiples of ``multiple`` (repeatedly, for images
+    smaller than the padding)."""
+    bottom = -x.shape[2] % multiple
+    right = -x.shape[3] % multiple
+    while bottom or right:
+        if min(x.shape[2], x.shape[3]) < 2:
+            return F.pad(x, (0, right, 0, bottom), mode="replicate")
+        step_b, step_r = min(bottom, x.shape[2] - 1), min(right, x.shape[3] - 1)
+        x = F.pad(x, (0, step_r, 0, step_b), mode="reflect")
+        bottom, right = bottom - step_b, right - step_r
+    return x
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TranslatorError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TranslatorError("--device cuda was asked for, but no CUDA GPU is available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise TranslatorError("--device mps was asked for, but Apple's Metal backend is not available")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise TranslatorError(f"unsupported device {name!r} (use auto, cpu, cuda, cuda:N or mps)")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    choices = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if name not in choices:
+        raise TranslatorError(f"unknown precision {name!r} (use auto, fp32, bf16 or fp16)")
+    return choices[name]
+
+
+def _check_options(options: Options) -> None:
+    if options.tile is not None and options.tile < 0:
+        raise TranslatorError("--tile must be 0 (no tiling) or a positive number of pixels")
+    if options.overlap < 0:
+        raise TranslatorError("--overlap must not be negative")
+    if options.batch < 1:
+        raise TranslatorError("the tile batch must be at least 1")
+    if options.outscale is not None and not 0 < options.outscale <= 16:
+        raise TranslatorError("--outscale must be between 0 and 16")
+    if options.alpha not in ("network", "bicubic"):
+        raise TranslatorError("alpha upscaling must be 'network' or 'bicubic'")
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return max(multiple, -(-value // multiple) * multiple)
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].contiguous()
+
+
+def _to_array(rgb: torch.Tensor) -> np.ndarray:
+    return rgb[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    antialias = size[0] < x.shape[2]
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=antialias).clamp_(0, 1)
