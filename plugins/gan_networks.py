@@ -185,7 +185,9 @@ def _recognise_resnet(state: dict) -> Architecture | None:
         return None
     ngf, input_nc = first.shape[0], first.shape[1]
     norm = "batch" if "model.2.weight" in state else "instance"
-    use_dropout = "model.10.conv_block.6.weight" in state
+    # with dropout the second conv moves from index 5 to 6 (with batch norm, 6 is otherwise a norm)
+    second = state.get("model.10.conv_block.6.weight")
+    use_dropout = second is not None and second.ndim == 4
     arch = generator_architecture("resnet", int(ngf), norm, use_dropout, n_blocks)
     arch.params.update(input_nc=int(input_nc), output_nc=int(last.shape[0]))
     return arch

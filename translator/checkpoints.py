@@ -154,7 +154,7 @@ def identify(state: dict, family: str | None, registry: Registry, name: str) -> 
             return wanted, arch
         for other in registry.families.values():
             if other is not wanted and (found := other.recognise(state)) is not None:
-                raise TranslatorError(f"{name} is a {other.name} checkpoint ({found.describe()}), not {family}")
+                raise TranslatorError(f"{name} holds a network of the {other.name} family ({found.describe()}), not {family}")
         raise TranslatorError(f"{name} is not a {family} checkpoint: its layout matches no known network ({_key_sample(state)})")
     matches = [(f, a) for f in registry.families.values() if (a := f.recognise(state)) is not None]
     if not matches:

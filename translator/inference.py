@@ -124,24 +124,28 @@ class Engine:
                     torch.cuda.empty_cache()
                 smaller = self._smaller_tile(tile, x)
                 if smaller is None:
-                    raise TranslatorError(
-                        f"out of {self.device.type} memory even with {tile}px tiles; try --device cpu"
-                    ) from None
+                    advice = "try --device cpu" if self.device.type != "cpu" else "use a smaller image"
+                    raise TranslatorError(f"out of {self.device.type} memory even with {tile}px tiles; {advice}") from None
                 log.warning("out of memory with %s; retrying with %dpx tiles", f"{tile}px tiles" if tile else "the whole image", smaller)
                 tile = smaller
 
     def _tile_size(self, height: int, width: int) -> int:
-        multiple = self.arch.multiple
-        if self.options.tile is not None:
-            return 0 if self.options.tile == 0 else _round_up(self.options.tile, multiple)
-        if height * width * self.scale**2 <= AUTO_TILE_OUTPUT_PIXELS:
+        if self.options.tile == 0:
             return 0
-        return _round_up(max(AUTO_TILE_OUTPUT_SIDE // self.scale, 2 * self.options.overlap), multiple)
+        if self.options.tile is not None:
+            tile = self.options.tile
+        elif height * width * self.scale**2 <= AUTO_TILE_OUTPUT_PIXELS:
+            return 0
+        else:
+            tile = max(AUTO_TILE_OUTPUT_SIDE // self.scale, 2 * self.options.overlap)
+        # tile origins sit on the size multiple, so a tile must reach past one multiple to overlap
+        return _round_up(max(tile, self.options.overlap + self.arch.multiple), self.arch.multiple)
 
     def _smaller_tile(self, tile: int, x: torch.Tensor) -> int | None:
         current = tile or max(x.shape[2], x.shape[3])
         smaller = _round_up(current // 2, self.arch.multiple)
-        return smaller if smaller < current and smaller >= max(self.arch.multiple, 32) else None
+        smallest = max(32, self.options.overlap + self.arch.multiple)
+        return smaller if smallest <= smaller < current else None
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, non_blocking=True)
@@ -192,6 +196,8 @@ def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list
     least ``overlap`` shared pixels between neighbours."""
     if length <= tile:
         return [0]
+    if tile < overlap + multiple:
+        raise ValueError(f"a {tile}px tile cannot overlap by {overlap}px on a {multiple}px grid")
     # room for rounding the origins down to the size multiple
     stride = max(multiple, tile - overlap - (multiple - 1))
     count = math.ceil((length - tile) / stride) + 1

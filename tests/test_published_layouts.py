@@ -1,0 +1,128 @@
+"""Every published key layout loads unchanged and computes what the original network computes."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import photo, save_pth
+from reference_networks import (
+    BasicSRRRDBNet,
+    BasicSRSRVGGNetCompact,
+    NewArchRRDBNet,
+    OldRRDBNet,
+    RefResnetGenerator,
+    RefUnetGenerator,
+    randomize,
+)
+from translator.checkpoints import load_checkpoint
+from translator.cli import main
+
+LEGACY_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def legacy_instance_norm_buffers(net: RefResnetGenerator) -> dict:
+    """What files saved by PyTorch 0.3 hold: running statistics on every InstanceNorm layer."""
+    state = dict(net.state_dict())
+    for name, module in net.named_modules():
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            state[f"{name}.running_mean"] = torch.zeros(module.num_features)
+            state[f"{name}.running_var"] = torch.ones(module.num_features)
+    return state
+
+
+# (id, family, reference network, size of the test input, how the file is saved)
+CASES = [
+    ("resnet_9blocks", "cyclegan", lambda: RefResnetGenerator(3, 3, ngf=8, n_blocks=9), 36, {}),
+    ("resnet_6blocks", "cyclegan", lambda: RefResnetGenerator(3, 3, ngf=8, n_blocks=6), 32, {}),
+    ("resnet_9blocks_dropout", "pix2pix", lambda: RefResnetGenerator(3, 3, ngf=8, n_blocks=9, use_dropout=True), 24, {}),
+    ("resnet_batchnorm", "cyclegan", lambda: RefResnetGenerator(3, 3, ngf=8, norm="batch", n_blocks=6), 24, {}),
+    ("resnet_legacy_buffers", "cyclegan", lambda: RefResnetGenerator(3, 3, ngf=8, n_blocks=9), 28, {"legacy": True}),
+    ("unet_128", "pix2pix", lambda: RefUnetGenerator(3, 3, 7, ngf=8, use_dropout=True), 128, {}),
+    ("unet_256", "pix2pix", lambda: RefUnetGenerator(3, 3, 8, ngf=8, use_dropout=True), 256, {}),
+    ("esrgan_old_arch_x4", "esrgan", lambda: OldRRDBNet(nf=8, nb=2, gc=4, upscale=4), 12, {}),
+    ("esrgan_old_arch_x2", "esrgan", lambda: OldRRDBNet(nf=8, nb=3, gc=4, upscale=2), 12, {}),
+    ("esrgan_new_arch_x4", "esrgan", lambda: NewArchRRDBNet(nf=8, nb=2, gc=4), 12, {}),
+    ("basicsr_x4_params_ema", "esrgan", lambda: BasicSRRRDBNet(scale=4, num_feat=8, num_block=2, num_grow_ch=4), 12, {"wrapper": "params_ema"}),
+    ("basicsr_x2_params", "esrgan", lambda: BasicSRRRDBNet(scale=2, num_feat=8, num_block=2, num_grow_ch=4), 12, {"wrapper": "params"}),
+    ("basicsr_x1_module_prefix", "esrgan", lambda: BasicSRRRDBNet(scale=1, num_feat=8, num_block=1, num_grow_ch=4), 12, {"prefix": "module."}),
+    ("basicsr_anime_6b_style", "esrgan", lambda: BasicSRRRDBNet(scale=4, num_feat=8, num_block=6, num_grow_ch=4), 8, {"wrapper": "params_ema"}),
+    ("srvgg_general_x4v3_style", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=32, upscale=4), 12, {"wrapper": "params"}),
+    ("srvgg_animevideov3_style", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=16, upscale=4), 12, {"wrapper": "params"}),
+    ("srvgg_x2", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=3, upscale=2), 12, {}),
+    ("srvgg_x3", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=1, upscale=3), 12, {"prefix": "module."}),
+]
+
+
+def _save(reference, path, how):
+    state = legacy_instance_norm_buffers(reference) if how.get("legacy") else reference.state_dict()
+    return save_pth(state, path, wrapper=how.get("wrapper"), prefix=how.get("prefix", ""))
+
+
+def _network_input(family: str, size: int) -> torch.Tensor:
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    return x * 2 - 1 if family != "esrgan" else x
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_published_layout_matches_original_network(case, tmp_path):
+    _, family, make, size, how = case
+    reference = randomize(make())
+    path = _save(reference, tmp_path / "weights.pth", how)
+    loaded = load_checkpoint(path, family)
+    loaded.module.eval()
+    x = _network_input(family, size)
+    with torch.no_grad():
+        expected = reference(x)
+        actual = loaded.module(x)
+    assert actual.shape == expected.shape
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c[0] in {"resnet_legacy_buffers", "unet_256", "esrgan_old_arch_x4", "basicsr_x2_params", "srvgg_general_x4v3_style"}], ids=lambda c: c[0]
+)
+def test_translate_command_reproduces_the_original(case, tmp_path):
+    _, family, make, size, how = case
+    reference = randomize(make())
+    checkpoint = _save(reference, tmp_path / "weights.pth", how)
+    pixels = photo(size, size)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+
+    assert main(["translate", str(tmp_path / "in.png"), "--model", family, "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out.png"), "--tile", "0"]) == 0
+
+    low, high = (0.0, 1.0) if family == "esrgan" else (-1.0, 1.0)
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255 * (high - low) + low
+    with torch.no_grad():
+        y = ((reference(x) - low) / (high - low)).clamp(0, 1)
+    expected = (y[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    actual = np.asarray(Image.open(tmp_path / "out.png"))
+    assert actual.shape == expected.shape
+    assert np.abs(actual.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_params_ema_is_preferred_over_params(tmp_path):
+    ema, plain = randomize(BasicSRRRDBNet(num_feat=8, num_block=1, num_grow_ch=4), seed=1), randomize(BasicSRRRDBNet(num_feat=8, num_block=1, num_grow_ch=4), seed=2)
+    path = tmp_path / "both.pth"
+    torch.save({"params": plain.state_dict(), "params_ema": ema.state_dict()}, path)
+    loaded = load_checkpoint(path, "esrgan").module
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), ema(x))
+
+
+def test_hyper_parameters_come_from_the_weights(tmp_path):
+    reference = randomize(BasicSRRRDBNet(scale=2, num_feat=16, num_block=3, num_grow_ch=8))
+    arch = load_checkpoint(save_pth(reference.state_dict(), tmp_path / "x2.pth", "params_ema"), "esrgan").arch
+    assert (arch.name, arch.scale, arch.multiple) == ("rrdbnet", 2, 2)
+    assert arch.params | {} == {"in_ch": 3, "out_ch": 3, "nf": 16, "nb": 3, "gc": 8, "unshuffle": 2, "upsamples": 2}
+
+    compact = randomize(BasicSRSRVGGNetCompact(num_feat=12, num_conv=5, upscale=4))
+    arch = load_checkpoint(save_pth(compact.state_dict(), tmp_path / "c.pth"), "esrgan").arch
+    assert (arch.name, arch.scale, arch.params["num_conv"], arch.params["nf"]) == ("srvgg", 4, 5, 12)
+
+    unet = load_checkpoint(save_pth(RefUnetGenerator(3, 3, 7, ngf=8).state_dict(), tmp_path / "u.pth"), "pix2pix").arch
+    assert (unet.name, unet.params["num_downs"], unet.multiple, unet.params["norm"]) == ("unet", 7, 128, "batch")
+
+    resnet = load_checkpoint(save_pth(RefResnetGenerator(3, 3, ngf=8, n_blocks=6, use_dropout=True).state_dict(), tmp_path / "r.pth"), "cyclegan").arch
+    assert (resnet.params["n_blocks"], resnet.params["use_dropout"], resnet.multiple) == (6, True, 4)
