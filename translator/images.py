@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -64,10 +65,16 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
     if not path.is_file():
         raise TranslatorError(f"image not found: {path}" if not path.exists() else f"not a file: {path}")
     try:
-        with Image.open(path) as image:  # reads the header only
+        with warnings.catch_warnings():
+            # Pillow warns from 89 MP on; our own budget below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+        with image:
             check_budget(*image.size, path.name, max_pixels)
+            # before getexif(), which decodes PNGs and forgets the raw sample format
+            sixteen_bit_colour = _sixteen_bit_colour(image)
             orientation = image.getexif().get(0x0112, 1)
-            if _sixteen_bit_colour(image):
+            if sixteen_bit_colour:
                 picture = _read_with_opencv(path, grayscale=image.mode == "LA")
             else:
                 picture = from_pil(image)
@@ -141,7 +148,7 @@ def apply_orientation(picture: Picture, orientation: int) -> Picture:
             4: lambda: a[::-1],
             5: lambda: a.swapaxes(0, 1),
             6: lambda: np.rot90(a, -1),
-            7: lambda: np.rot90(a, 1)[::-1],
+            7: lambda: np.rot90(a, -1)[::-1],
             8: lambda: np.rot90(a, 1),
         }[orientation]()
         return np.ascontiguousarray(turned)
