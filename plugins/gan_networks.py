@@ -207,10 +207,12 @@ def _recognise_unet(state: dict) -> Architecture | None:
     if num_downs < 5:
         return None
     norm = "batch" if "model.model.1.model.2.weight" in state else "instance"
-    # Dropout leaves no trace in the weights; the pix2pix default has it, and it only acts in
-    # the paper's train-mode sampling.
     arch = generator_architecture("unet", int(first.shape[0]), norm, True, num_downs)
     arch.params.update(input_nc=int(first.shape[1]), output_nc=int(last.shape[1]))
+    # Dropout leaves no trace in the weights: the generator's default (on, as pix2pix trains)
+    # applies unless the project's own checkpoint recorded otherwise. It only acts in the
+    # paper's train-mode sampling.
+    del arch.params["use_dropout"]
     return arch
 
 

@@ -58,6 +58,10 @@ def load_checkpoint(path: str | os.PathLike, family: str | None = None, registry
             raise TranslatorError(f"{path.name} is a {owner.name} checkpoint, not {family}")
         state = tensors
         owner, arch = identify(state, owner.name, registry, path.name)
+        recorded = Architecture.from_json(metadata["architecture"]) if "architecture" in metadata else None
+        if recorded and recorded.name == arch.name and isinstance(recorded.params, dict):
+            # the record adds what the weights cannot show (dropout, say), never overrides them
+            arch.params = {**recorded.params, **arch.params}
     else:
         metadata = {}
         state = unwrap(tensors, path.name)
