@@ -1,6 +1,7 @@
 """Plugin discovery: built-ins, entry points, broken plugins, and a real installed package."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -131,8 +132,9 @@ def test_example_plugin_package_installs_and_is_discovered(tmp_path):
     """The example package is installed for real (pip, its own pyproject and entry point) into a
     separate folder, and a fresh process finds and runs its family with no change to the core."""
     target = tmp_path / "site"
+    source = shutil.copytree(ROOT / "examples" / "translator-espcn", tmp_path / "translator-espcn")  # builds write into the source
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT / "examples" / "translator-espcn")],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
         capture_output=True,
         text=True,
     )
