@@ -1,8 +1,14 @@
 """CycleGAN (Zhu et al. 2017): unpaired translation between two image domains."""
 
+import itertools
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
+
 from translator import Family, Task, hookimpl, setting
+from translator.losses import GAN_MODES, GANLoss, ImagePool
+from translator.training import Recipe, linear_decay, set_requires_grad
 
 from . import gan_networks
 
@@ -16,8 +22,16 @@ def register_families(register):
 class CycleGANSettings:
     netG: str = setting("resnet_9blocks", "generator of a new network", choices=("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"))
     ngf: int = setting(64, "filters in the generator's first layer")
-    norm: str = setting("instance", "normalisation layers of a new network", choices=("instance", "batch"))
+    ndf: int = setting(64, "filters in the discriminator's first layer")
+    norm: str = setting("instance", "normalisation layers of new networks", choices=("instance", "batch"))
     dropout: bool = setting(False, "dropout in the generator's residual blocks")
+    gan_mode: str = setting("lsgan", "adversarial objective", choices=GAN_MODES)
+    lambda_a: float = setting(10.0, "weight of the cycle loss A->B->A")
+    lambda_b: float = setting(10.0, "weight of the cycle loss B->A->B")
+    lambda_identity: float = setting(0.5, "weight of the identity loss, relative to the cycle weights")
+    pool_size: int = setting(50, "generated images remembered for the discriminators (0: none)")
+    lr: float = setting(2e-4, "Adam learning rate (constant for half the steps, then linearly to zero)")
+    beta1: float = setting(0.5, "Adam beta1")
 
 
 class CycleGAN(Family):
@@ -41,3 +55,59 @@ class CycleGAN(Family):
         kind, size = settings.netG.split("_")
         depth = int(size.removesuffix("blocks")) if kind == "resnet" else {"256": 8, "128": 7}[size]
         return gan_networks.generator_architecture(kind, settings.ngf, settings.norm, settings.dropout, depth)
+
+    def recipe(self, generator, arch, settings, config, device):
+        return CycleGANRecipe(generator, self.build(arch), settings, config)
+
+
+class CycleGANRecipe(Recipe):
+    """G_A: A->B, G_B: B->A; D_A judges domain B, D_B domain A (the original's naming)."""
+
+    def __init__(self, g_a, g_b, s: CycleGANSettings, config):
+        super().__init__()
+        d_a = gan_networks.NLayerDiscriminator(3, s.ndf, 3, norm=s.norm)
+        d_b = gan_networks.NLayerDiscriminator(3, s.ndf, 3, norm=s.norm)
+        for net in (d_a, d_b):
+            gan_networks.init_weights(net)
+        self.networks = {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}
+        betas = (s.beta1, 0.999)
+        self.optimizers = {
+            "G": torch.optim.Adam(itertools.chain(g_a.parameters(), g_b.parameters()), lr=s.lr, betas=betas),
+            "D": torch.optim.Adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr=s.lr, betas=betas),
+        }
+        self.schedulers = {name: linear_decay(opt, config.steps) for name, opt in self.optimizers.items()}
+        self.exports = {"generator": "G_A", "generator_BA": "G_B"}
+        self.gan = GANLoss(s.gan_mode)
+        self.pools = {"A": ImagePool(s.pool_size), "B": ImagePool(s.pool_size)}
+        self.s = s
+
+    def step(self, batch):
+        s, n = self.s, self.networks
+        a, b = batch["A"], batch["B"]
+        fake_b, fake_a = n["G_A"](a), n["G_B"](b)
+        rec_a, rec_b = n["G_B"](fake_b), n["G_A"](fake_a)
+        set_requires_grad([n["D_A"], n["D_B"]], False)
+        real_a_score = n["D_B"](a) if self.gan.needs_real else None
+        real_b_score = n["D_A"](b) if self.gan.needs_real else None
+        gan = self.gan.generator(n["D_A"](fake_b), real_b_score) + self.gan.generator(n["D_B"](fake_a), real_a_score)
+        cycle = F.l1_loss(rec_a, a) * s.lambda_a + F.l1_loss(rec_b, b) * s.lambda_b
+        identity = torch.zeros((), device=a.device)
+        if s.lambda_identity > 0:
+            identity = (F.l1_loss(n["G_A"](b), b) * s.lambda_b + F.l1_loss(n["G_B"](a), a) * s.lambda_a) * s.lambda_identity
+        self.logs = {"G_gan": gan.detach(), "cycle": cycle.detach(), "identity": identity.detach()}
+        yield "G", gan + cycle + identity
+        set_requires_grad([n["D_A"], n["D_B"]], True)
+        old_b, old_a = self.pools["B"].query(fake_b), self.pools["A"].query(fake_a)
+        loss_d = self.gan.discriminator(n["D_A"](b), n["D_A"](old_b)) + self.gan.discriminator(n["D_B"](a), n["D_B"](old_a))
+        self.logs["D"] = loss_d.detach()
+        yield "D", loss_d
+
+    def source(self, batch):
+        return batch["A"], None
+
+    def extra_state(self):
+        return {name: pool.state_dict() for name, pool in self.pools.items()}
+
+    def load_extra_state(self, state, device):
+        for name, pool in self.pools.items():
+            pool.load_state_dict(state[name], device)

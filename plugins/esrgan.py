@@ -2,9 +2,14 @@
 
 from dataclasses import dataclass
 
-from translator import Architecture, Family, Task, hookimpl, setting
+import torch
+import torch.nn.functional as F
 
-from . import sr_networks
+from translator import Architecture, Family, Task, hookimpl, setting
+from translator.losses import GAN_MODES, GANLoss, PerceptualLoss
+from translator.training import Recipe, halving, set_requires_grad
+
+from . import gan_networks, sr_networks
 
 
 @hookimpl
@@ -20,6 +25,13 @@ class ESRGANSettings:
     nb: int = setting(23, "RRDB blocks (rrdbnet)")
     gc: int = setting(32, "growth channels of the dense blocks (rrdbnet)")
     num_conv: int = setting(32, "body convolutions (srvgg)")
+    lr: float = setting(2e-4, "Adam learning rate (halved at 50% and 75% of the steps)")
+    pixel_weight: float = setting(1.0, "weight of the L1 loss against the high-resolution image")
+    perceptual_weight: float = setting(0.0, "weight of the VGG19 perceptual loss (needs torchvision's VGG19 weights file)")
+    vgg_weights: str = setting("", "path of vgg19-dcbb9e9d.pth (default: torch hub's cache)")
+    gan_weight: float = setting(0.0, "weight of the adversarial loss (0: no discriminator, PSNR-oriented training)")
+    gan_mode: str = setting("ragan", "adversarial objective (ragan: ESRGAN's relativistic average GAN)", choices=GAN_MODES)
+    ema_decay: float = setting(0.999, "decay of the generator's exponential moving average, which is what gets exported (0: off)")
 
 
 class ESRGAN(Family):
@@ -29,6 +41,8 @@ class ESRGAN(Family):
     architectures = ("rrdbnet", "srvgg")
     input_range = (0.0, 1.0)
     Settings = ESRGANSettings
+    # BasicSR's ESRGAN setup: 128px high-resolution patches, 16 per batch
+    train_defaults = {"crop_size": 128, "batch_size": 16}
 
     def recognise(self, state_dict):
         return sr_networks.recognise_rrdbnet(state_dict) or sr_networks.recognise_srvgg(state_dict)
@@ -50,3 +64,53 @@ class ESRGAN(Family):
         unshuffle = 4 // s.scale
         params = {"in_ch": 3, "out_ch": 3, "nf": s.nf, "nb": s.nb, "gc": s.gc, "unshuffle": unshuffle, "upsamples": 2}
         return Architecture("rrdbnet", params, scale=s.scale, multiple=unshuffle)
+
+    def recipe(self, generator, arch, settings, config, device):
+        return ESRGANRecipe(generator, settings, config, device)
+
+
+class ESRGANRecipe(Recipe):
+    """L1 (+ optional VGG perceptual and adversarial terms) on (low, high) resolution pairs, with
+    an EMA of the generator, as BasicSR trains ESRGAN and Real-ESRGAN models."""
+
+    def __init__(self, generator, s: ESRGANSettings, config, device):
+        super().__init__()
+        self.networks = {"G": generator}
+        self.optimizers = {"G": torch.optim.Adam(generator.parameters(), lr=s.lr, betas=(0.9, 0.99))}
+        if s.gan_weight > 0:
+            discriminator = gan_networks.NLayerDiscriminator(3, 64, 3, norm="batch")
+            gan_networks.init_weights(discriminator)
+            self.networks["D"] = discriminator
+            self.optimizers["D"] = torch.optim.Adam(discriminator.parameters(), lr=s.lr, betas=(0.9, 0.99))
+            self.gan = GANLoss(s.gan_mode)
+        self.schedulers = {name: halving(opt, config.steps) for name, opt in self.optimizers.items()}
+        self.perceptual = PerceptualLoss(s.vgg_weights or None).to(device) if s.perceptual_weight > 0 else None
+        self.ema_decay = s.ema_decay
+        self.s = s
+
+    def step(self, batch):
+        s = self.s
+        lr, hr = batch["lr"], batch["hr"]
+        sr = self.networks["G"](lr)
+        loss = F.l1_loss(sr, hr) * s.pixel_weight
+        self.logs = {"pixel": loss.detach()}
+        if self.perceptual is not None:
+            perceptual = self.perceptual(sr.float(), hr.float()) * s.perceptual_weight
+            self.logs["perceptual"] = perceptual.detach()
+            loss = loss + perceptual
+        d = self.networks.get("D")
+        if d is not None:
+            set_requires_grad([d], False)
+            real_score = d(hr) if self.gan.needs_real else None
+            gan = self.gan.generator(d(sr), real_score) * s.gan_weight
+            self.logs["G_gan"] = gan.detach()
+            loss = loss + gan
+        yield "G", loss
+        if d is not None:
+            set_requires_grad([d], True)
+            loss_d = self.gan.discriminator(d(hr), d(sr.detach()))
+            self.logs["D"] = loss_d.detach()
+            yield "D", loss_d
+
+    def source(self, batch):
+        return batch["lr"], batch["hr"]

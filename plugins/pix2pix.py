@@ -2,9 +2,13 @@
 
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-from translator import Family, Task, hookimpl, setting
+from translator import Task, hookimpl, setting
+from translator.losses import GAN_MODES, GANLoss
+from translator.training import Recipe, linear_decay, set_requires_grad
 
 from . import gan_networks
 from .cyclegan import CycleGAN
@@ -24,13 +28,18 @@ class Pix2PixSettings:
     )
     netG: str = setting("unet_256", "generator of a new network", choices=("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"))
     ngf: int = setting(64, "filters in the generator's first layer")
-    norm: str = setting("batch", "normalisation layers of a new network", choices=("batch", "instance"))
+    ndf: int = setting(64, "filters in the discriminator's first layer")
+    norm: str = setting("batch", "normalisation layers of new networks", choices=("batch", "instance"))
     dropout: bool = setting(True, "dropout in the generator (the paper's noise source)")
+    gan_mode: str = setting("vanilla", "adversarial objective", choices=GAN_MODES)
+    lambda_l1: float = setting(100.0, "weight of the L1 loss against the target")
+    lr: float = setting(2e-4, "Adam learning rate (constant for half the steps, then linearly to zero)")
+    beta1: float = setting(0.5, "Adam beta1")
 
 
 class Pix2Pix(CycleGAN):
     # Same generators as CycleGAN (the original code shares them); what differs is the task,
-    # the defaults and the sampling mode.
+    # the defaults, the training objective and the sampling mode.
     name = "pix2pix"
     task = Task.PAIRED
     description = "paired image-to-image translation (edges to photo, map to aerial, day to night)"
@@ -45,3 +54,38 @@ class Pix2Pix(CycleGAN):
                 if isinstance(layer, nn.BatchNorm2d):
                     # batch statistics are used, but the stored running ones must not drift
                     layer.momentum = 0.0
+
+    def recipe(self, generator, arch, settings, config, device):
+        return Pix2PixRecipe(generator, settings, config)
+
+
+class Pix2PixRecipe(Recipe):
+    def __init__(self, generator, s: Pix2PixSettings, config):
+        super().__init__()
+        # the discriminator judges (input, output) pairs: 6 channels
+        discriminator = gan_networks.NLayerDiscriminator(6, s.ndf, 3, norm=s.norm)
+        gan_networks.init_weights(discriminator)
+        self.networks = {"G": generator, "D": discriminator}
+        betas = (s.beta1, 0.999)
+        self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=s.lr, betas=betas) for name, net in self.networks.items()}
+        self.schedulers = {name: linear_decay(opt, config.steps) for name, opt in self.optimizers.items()}
+        self.gan = GANLoss(s.gan_mode)
+        self.s = s
+
+    def step(self, batch):
+        g, d = self.networks["G"], self.networks["D"]
+        a, b = batch["A"], batch["B"]
+        fake = g(a)
+        set_requires_grad([d], False)
+        real_score = d(torch.cat([a, b], 1)) if self.gan.needs_real else None
+        gan = self.gan.generator(d(torch.cat([a, fake], 1)), real_score)
+        l1 = F.l1_loss(fake, b) * self.s.lambda_l1
+        self.logs = {"G_gan": gan.detach(), "G_l1": l1.detach()}
+        yield "G", gan + l1
+        set_requires_grad([d], True)
+        loss_d = self.gan.discriminator(d(torch.cat([a, b], 1)), d(torch.cat([a, fake.detach()], 1)))
+        self.logs["D"] = loss_d.detach()
+        yield "D", loss_d
+
+    def source(self, batch):
+        return batch["A"], batch["B"]

@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family setting (see `translator models`)")
     translate.set_defaults(run=_translate)
 
+    train = commands.add_parser("train", help="train or fine-tune a family on a folder of images", add_help=False)
+    train.add_argument("family", help="family to train (see `translator models`)")
+    train.add_argument("--data", required=True, help="dataset folder (layout depends on the family's task; see --help)")
+    train.add_argument("--output", "-o", required=True, help="run folder: config, metrics, samples, checkpoints")
+    train.add_argument("--steps", type=int, help="optimizer steps in total")
+    train.add_argument("--batch-size", type=int, help="images per step")
+    train.add_argument("--checkpoint", "-c", help="start from these weights (fine-tuning)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family or training-loop setting")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    train.add_argument("-h", "--help", action=_TrainHelp, help="show this help, with every family's settings")
+    train.set_defaults(run=_train)
+
     convert = commands.add_parser("convert", help="convert a published checkpoint to the project's safetensors format")
     convert.add_argument("input", help="checkpoint to convert")
     convert.add_argument("--model", "-m", help="family name (inferred when unambiguous)")
@@ -133,6 +146,87 @@ def _translate(args) -> int:
         return 1
     if len(inputs) > 1:
         print(f"wrote {len(inputs)} images to {outputs[0].parent}")
+    return 0
+
+
+class _TrainHelp(argparse.Action):
+    """Help for `train`, listing each family's settings and the loop's (plugins load only here)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .plugins import registry
+        from .training import TrainConfig
+
+        parser.print_help()
+        print(DATA_LAYOUTS)
+        sections = [("training loop (every family)", TrainConfig, {})]
+        sections += [(f"{f.name} ({f.task.value})", f.Settings, f.train_defaults) for f in registry().families.values()]
+        for title, settings, defaults in sections:
+            print(f"\n{title} settings, as --set KEY=VALUE:")
+            for field in dataclasses.fields(settings):
+                choices = field.metadata.get("choices")
+                shown = f" [{'|'.join(map(str, choices))}]" if choices else ""
+                default = defaults.get(field.name, field.default)
+                print(f"  {field.name}={default}{shown}  {field.metadata.get('help', '')}")
+            if defaults and settings is not TrainConfig:
+                print("  (loop defaults for this family: " + ", ".join(f"{k}={v}" for k, v in defaults.items()) + ")")
+        parser.exit()
+
+
+DATA_LAYOUTS = """
+data layouts:
+  paired (pix2pix):   DATA/A/ and DATA/B/ with matching file names, or side-by-side A|B images
+                      in DATA (or DATA/train/, with DATA/val/ for validation)
+  unpaired (cyclegan): DATA/trainA/ and DATA/trainB/ (DATA/testA/, DATA/testB/ optional)
+  super-resolution:   high-resolution images in DATA (or DATA/train/, with DATA/val/ for PSNR/SSIM)"""
+
+
+def _train(args) -> int:
+    import signal
+
+    from tqdm import tqdm
+
+    from .plugins import registry
+    from .training import Trainer
+
+    overrides = _pairs(args.set)
+    if args.steps is not None:
+        overrides["steps"] = str(args.steps)
+    if args.batch_size is not None:
+        overrides["batch_size"] = str(args.batch_size)
+    family = registry().family(args.family)
+    bar = tqdm(unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def on_event(event: dict) -> None:
+        kind = event["event"]
+        if kind == "data":
+            tqdm.write(f"data: {event['summary']}", file=sys.stderr)
+        elif kind == "step":
+            bar.total = event["steps"]
+            bar.update(event["step"] - bar.n)
+            losses = {k: f"{v:.3g}" for k, v in event.items() if isinstance(v, float) and k not in ("time", "images_per_s")}
+            bar.set_postfix(losses | {"img/s": f"{event['images_per_s']:.1f}"}, refresh=False)
+        elif kind == "validation":
+            shown = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("event", "step"))
+            tqdm.write(f"step {event['step']} validation: {shown}", file=sys.stderr)
+
+    trainer = Trainer(family, args.data, args.output, overrides, args.checkpoint, args.resume, args.device, on_event)
+
+    def stop(signum, frame):
+        # first Ctrl-C: save and finish cleanly; a second one aborts
+        tqdm.write("stopping after this step and saving (Ctrl-C again to abort)", file=sys.stderr)
+        trainer.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    print(f"{result['status']} at step {result['step']}: {Path(args.output) / 'generator.safetensors'}")
     return 0
 
 

@@ -76,6 +76,8 @@ class Family:
     input_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     # a dataclass whose fields (made with ``setting``) are the family's options and their defaults
     Settings: ClassVar[type] = NoSettings
+    # defaults of the training loop's own settings that differ for this family (see TrainConfig)
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def recognise(self, state_dict: dict) -> Architecture | None:
         """The architecture of this family that ``state_dict`` fits, inferred from its keys and
@@ -98,6 +100,11 @@ class Family:
     def prepare(self, module, settings) -> None:
         """Put a loaded network into the state inference wants."""
         module.eval()
+
+    def recipe(self, generator, arch: Architecture, settings, config, device):
+        """A ``translator.training.Recipe`` training ``generator`` (new or fine-tuned) with the
+        family's other networks, losses and optimizers, created on ``device``."""
+        raise TranslatorError(f"the {self.name} family cannot be trained")
 
 
 def settings_fields(settings_class: type) -> list[dataclasses.Field]:

@@ -1,0 +1,201 @@
+"""Training data: folder layouts, checking them before training, and loading lazily.
+
+Layouts, by task:
+- paired: ``A/`` and ``B/`` with matching file names, or one folder of side-by-side ``A|B``
+  images (as pix2pix's datasets are); ``train/`` and ``val/`` subfolders are used when present.
+- unpaired: ``trainA/`` and ``trainB/`` (``testA/``/``testB/`` for samples when present).
+- super-resolution: one folder of high-resolution images (``train/`` and ``val/`` when present).
+
+Loader workers only decode and resize or crop to a fixed size; augmentation happens per batch
+on the device (see ``augment.py``). Every random choice made here comes from a seed the sampler
+hands out with the index, so data order and crops resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import TranslatorError
+from .family import Task
+from .images import EXTENSIONS, MAX_PIXELS
+
+
+@dataclass
+class Report:
+    """What was found, and what was left out and why."""
+
+    used: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    unpaired: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.used} training samples"]
+        if self.skipped:
+            shown = ", ".join(f"{name} ({why})" for name, why in self.skipped[:3])
+            parts.append(f"{len(self.skipped)} unreadable files skipped: {shown}{' ...' if len(self.skipped) > 3 else ''}")
+        if self.unpaired:
+            parts.append(f"{len(self.unpaired)} files without a partner skipped: {', '.join(self.unpaired[:5])}{' ...' if len(self.unpaired) > 5 else ''}")
+        return "; ".join(parts)
+
+
+def scan_images(folder: Path, report: Report) -> list[Path]:
+    """The readable images directly in ``folder``, by name; the rest go into the report."""
+    if not folder.is_dir():
+        raise TranslatorError(f"data folder not found: {folder}")
+    images = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if path.suffix.lower() not in EXTENSIONS:
+            report.skipped.append((path.name, "not an image file"))
+            continue
+        try:
+            with Image.open(path) as image:
+                image.verify()
+                if image.size[0] * image.size[1] > MAX_PIXELS:
+                    raise ValueError("over the pixel budget")
+        except Exception as error:
+            report.skipped.append((path.name, type(error).__name__ if not str(error) else str(error)[:60]))
+            continue
+        images.append(path)
+    return images
+
+
+class ImageFolderSet(torch.utils.data.Dataset):
+    """Samples made of one or more image files, loaded as uint8 tensors of one fixed size.
+
+    ``mode`` says how: "resize" scales each image to ``size`` x ``size`` (pix2pix/CycleGAN's
+    load size; the random crop follows on the device), "crop" cuts a random ``size`` patch at
+    full resolution (super-resolution must not resample its targets; size 0 keeps the whole
+    image), "split" halves a
+    side-by-side image into A and B and then resizes both.
+    """
+
+    def __init__(self, samples: list[tuple[Path, ...]], mode: str, size: int):
+        self.samples, self.mode, self.size = samples, mode, size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: tuple[int, int]) -> list[torch.Tensor]:
+        index, seed = item
+        rng = np.random.default_rng(seed)
+        images = [_load_rgb(path) for path in self.samples[index]]
+        if self.mode == "split":
+            whole = images[0]
+            half = whole.width // 2
+            images = [whole.crop((0, 0, half, whole.height)), whole.crop((half, 0, 2 * half, whole.height))]
+        if self.mode == "crop":
+            return [_random_crop(image, self.size, rng) for image in images]
+        return [_to_tensor(image.resize((self.size, self.size), Image.BICUBIC)) for image in images]
+
+
+class UnpairedSet(torch.utils.data.Dataset):
+    """An A image by index and a B image drawn at random (as CycleGAN's loader does)."""
+
+    def __init__(self, a: list[Path], b: list[Path], size: int):
+        self.a, self.b = ImageFolderSet([(p,) for p in a], "resize", size), ImageFolderSet([(p,) for p in b], "resize", size)
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, item: tuple[int, int]) -> list[torch.Tensor]:
+        index, seed = item
+        other = int(np.random.default_rng(seed).integers(len(self.b)))
+        return self.a[(index, seed)] + self.b[(other, seed + 1)]
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """(index, seed) pairs from per-epoch permutations, starting at any position.
+
+    Position N of the stream is the same whatever the run it is drawn in, which is what makes
+    resumed training continue exactly. With several processes each takes every world-th item.
+    """
+
+    def __init__(self, length: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
+        self.length, self.seed, self.start, self.rank, self.world = length, seed, start, rank, world
+
+    def __iter__(self):
+        position = self.start * self.world + self.rank
+        while True:
+            epoch, offset = divmod(position, self.length)
+            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            yield int(order[offset]), self.seed * 1_000_003 + position
+            position += self.world
+
+    def __len__(self) -> int:
+        return math.inf  # an endless stream
+
+
+@dataclass
+class TrainData:
+    train: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset | None
+    report: Report
+
+
+def open_data(root: str | Path, task: Task, load_size: int, crop_size: int) -> TrainData:
+    """Find the layout of ``root`` for ``task`` and check it; raises TranslatorError before
+    anything trains if there is nothing usable."""
+    root = Path(root)
+    if not root.is_dir():
+        raise TranslatorError(f"data folder not found: {root}")
+    report = Report()
+    if task == Task.UNPAIRED:
+        a, b = scan_images(root / "trainA", report), scan_images(root / "trainB", report)
+        if not a or not b:
+            raise TranslatorError(f"{root}: trainA/ and trainB/ must both hold images (found {len(a)} and {len(b)})")
+        val = None
+        if (root / "testA").is_dir() and (root / "testB").is_dir():
+            val = UnpairedSet(scan_images(root / "testA", Report()), scan_images(root / "testB", Report()), load_size)
+        report.used = len(a)
+        return TrainData(UnpairedSet(a, b, load_size), val if val and len(val.a) and len(val.b) else None, report)
+    base = root / "train" if (root / "train").is_dir() else root
+    val_base = root / "val" if (root / "val").is_dir() else None
+    if task == Task.PAIRED:
+        train = _paired(base, load_size, report)
+        val = _paired(val_base, load_size, Report()) if val_base else None
+    else:
+        train = ImageFolderSet([(p,) for p in scan_images(base, report)], "crop", crop_size)
+        val = ImageFolderSet([(p,) for p in scan_images(val_base, Report())], "crop", 0) if val_base else None
+    report.used = len(train)
+    if not len(train):
+        raise TranslatorError(f"no usable training images in {base} ({report.summary()})")
+    return TrainData(train, val if val is not None and len(val) else None, report)
+
+
+def _paired(base: Path, size: int, report: Report) -> ImageFolderSet:
+    if (base / "A").is_dir() and (base / "B").is_dir():
+        a = {p.stem: p for p in scan_images(base / "A", report)}
+        b = {p.stem: p for p in scan_images(base / "B", report)}
+        report.unpaired += [f"A/{a[k].name}" for k in sorted(a.keys() - b.keys())]
+        report.unpaired += [f"B/{b[k].name}" for k in sorted(b.keys() - a.keys())]
+        return ImageFolderSet([(a[k], b[k]) for k in sorted(a.keys() & b.keys())], "resize", size)
+    return ImageFolderSet([(p,) for p in scan_images(base, report)], "split", size)
+
+
+def _load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        image.draft("RGB", (image.width, image.height))
+        return image.convert("RGB")
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def _random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> torch.Tensor:
+    tensor = _to_tensor(image)
+    if size <= 0:
+        return tensor
+    height, width = tensor.shape[1:]
+    if height < size or width < size:
+        # too small for a patch: extend its edges rather than drop it
+        tensor = torch.nn.functional.pad(tensor[None].float(), (0, max(0, size - width), 0, max(0, size - height)), mode="replicate")[0].byte()
+        height, width = tensor.shape[1:]
+    top, left = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+    return tensor[:, top : top + size, left : left + size]

@@ -1,0 +1,443 @@
+"""The one training loop every family plugs into.
+
+A family contributes a ``Recipe``: its networks, optimizers, schedules and a ``step`` that
+yields one loss per optimizer phase. Everything else lives here once: devices and precision,
+data loading and augmentation, gradient accumulation, EMA, distributed gradient averaging,
+logging and events, samples and validation, atomic checkpoints and exact resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .augment import DEGRADATIONS, Augmenter, degrade
+from .checkpoints import load_checkpoint, save_checkpoint
+from .data import ResumableSampler, open_data
+from .errors import TranslatorError
+from .family import Family, Task, make_settings, setting
+from .files import atomic_write
+from .images import Picture, write_png
+from .inference import resolve_device, resolve_precision
+from .metrics import psnr_y, ssim_y
+
+RESUME_FILE = "resume.pt"
+Event = Callable[[dict], None]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the loop itself, shared by every family (a family may change the defaults)."""
+
+    steps: int = setting(1000, "optimizer steps to train for (in total, counting resumed ones)")
+    batch_size: int = setting(1, "images per step on each device")
+    accumulate: int = setting(1, "micro-batches whose gradients are summed before each step")
+    seed: int = setting(0, "seed of weights, data order, crops and augmentation")
+    load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping")
+    crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)")
+    flip: bool = setting(True, "random horizontal flips (and quarter turns for super-resolution)")
+    color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)")
+    degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)
+    workers: int = setting(2, "data loader processes (0: load in the training process)")
+    log_every: int = setting(10, "steps between metric log lines")
+    sample_every: int = setting(500, "steps between sample images (0: never)")
+    val_every: int = setting(500, "steps between validation runs (0: never)")
+    checkpoint_every: int = setting(1000, "steps between checkpoints (one is always written at the end)")
+    precision: str = setting("auto", "auto (bf16 on CUDA), fp32 or bf16", choices=("auto", "fp32", "bf16"))
+    sync_bn: bool = setting(False, "synchronise batch norm statistics across GPUs when distributed")
+
+
+class Recipe:
+    """What a family trains. Subclasses fill the dicts in ``__init__`` and implement ``step``."""
+
+    def __init__(self):
+        # every trained network, by name
+        self.networks: dict[str, nn.Module] = {}
+        # one optimizer per phase that ``step`` yields, by the same name
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        # generator files written for inference: file stem -> network name
+        self.exports: dict[str, str] = {"generator": "G"}
+        # keep an exponential moving average of the exported networks (0: off)
+        self.ema_decay: float = 0.0
+        # detached loss components of the last step, for the log
+        self.logs: dict[str, torch.Tensor] = {}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
+        """Compute the losses of one (micro-)batch, yielding ``(optimizer name, loss)`` per phase.
+        The loop backpropagates each loss as it is yielded and steps the optimizers afterwards."""
+        raise NotImplementedError
+
+    def source(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The exported generator's input and, where there is one, its target (network range)."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        """State beyond networks and optimizers that resume needs (an image pool, say)."""
+        return {}
+
+    def load_extra_state(self, state: dict, device: torch.device) -> None:
+        pass
+
+
+def linear_decay(optimizer: torch.optim.Optimizer, steps: int, constant_fraction: float = 0.5):
+    """The pix2pix/CycleGAN schedule: constant, then linearly down to zero."""
+    constant = int(steps * constant_fraction)
+    decay = max(1, steps - constant)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - max(0, step - constant) / decay)
+
+
+def halving(optimizer: torch.optim.Optimizer, steps: int, at: tuple[float, ...] = (0.5, 0.75)):
+    """ESRGAN-style: the learning rate halves at the given fractions of training."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(1, int(steps * f)) for f in at], gamma=0.5)
+
+
+def set_requires_grad(networks: list[nn.Module], flag: bool) -> None:
+    for net in networks:
+        net.requires_grad_(flag)
+
+
+class Trainer:
+    def __init__(
+        self,
+        family: Family,
+        data: str | os.PathLike,
+        run_dir: str | os.PathLike,
+        overrides: dict[str, str] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
+        device: str = "auto",
+        on_event: Event | None = None,
+    ):
+        self.family = family
+        self.data_dir = Path(data)
+        self.run_dir = Path(run_dir)
+        self.start_checkpoint = checkpoint
+        self.resume = resume
+        self.on_event = on_event or (lambda event: None)
+        self._stop = threading.Event()
+        family_overrides, loop_overrides = _split_overrides(family, overrides or {})
+        self.settings = make_settings(family.Settings, family_overrides, family.name)
+        defaults = {k: str(v) for k, v in family.train_defaults.items()}
+        self.config = make_settings(TrainConfig, {**defaults, **loop_overrides}, "training")
+        _check_config(self.config)
+        if family.task != Task.SUPER_RESOLUTION and self.config.crop_size > self.config.load_size:
+            raise TranslatorError(f"crop_size {self.config.crop_size} is larger than load_size {self.config.load_size}")
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(self.config.precision, self.device)
+        if self.dtype == torch.float16:
+            raise TranslatorError("fp16 training is not supported; use bf16 or fp32")
+
+    def stop(self) -> None:
+        """Ask the loop to save and finish after the current step (the app's Stop button)."""
+        self._stop.set()
+
+    def run(self) -> dict:
+        rank, world = _init_distributed(self.device)
+        main = rank == 0
+        cfg = self.config
+        resume_path = self.run_dir / RESUME_FILE
+        if self.resume and not resume_path.is_file():
+            raise TranslatorError(f"nothing to resume in {self.run_dir} (no {RESUME_FILE})")
+        if not self.resume and resume_path.exists():
+            raise TranslatorError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another folder")
+
+        data = open_data(self.data_dir, self.family.task, cfg.load_size, cfg.crop_size)
+        self._emit({"event": "data", "summary": data.report.summary()}, main)
+
+        torch.manual_seed(cfg.seed)  # identical initial weights on every process
+        if self.start_checkpoint is not None:
+            loaded = load_checkpoint(self.start_checkpoint, self.family.name)
+            arch, generator = loaded.arch, loaded.module
+        else:
+            arch = self.family.architecture(self.settings)
+            generator = self.family.build(arch)
+        _check_sizes(self.family.task, cfg, arch)
+        recipe = self.recipe = self.family.recipe(generator, arch, self.settings, cfg, self.device)
+        nets = recipe.networks
+        for name, net in nets.items():
+            if world > 1 and cfg.sync_bn and self.device.type == "cuda":
+                nets[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            net.to(self.device).train()
+            if self.device.type == "cuda":
+                net.to(memory_format=torch.channels_last)
+        ema = {stem: copy.deepcopy(nets[name]).eval().requires_grad_(False) for stem, name in recipe.exports.items()} if recipe.ema_decay else {}
+        scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # bf16 and fp32 need no loss scaling
+
+        step = 0
+        if self.resume:
+            step = self._load_resume(resume_path, recipe, ema, scaler)
+        else:
+            torch.manual_seed(cfg.seed * 7919 + rank + 1)  # augmentation and dropout differ per process
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config(arch, data.report.summary())
+
+        augmenter = Augmenter(self.family.task, cfg.crop_size, cfg.flip, cfg.color_jitter, arch.scale, cfg.degradation)
+        sampler = ResumableSampler(len(data.train), cfg.seed, start=step * cfg.batch_size * cfg.accumulate, rank=rank, world=world)
+        loader = torch.utils.data.DataLoader(
+            data.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0,
+        )
+        batches = iter(loader)
+        sample_batch = self._sample_batch(data, augmenter)
+        low, high = self.family.input_range
+        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else contextlib.nullcontext()
+
+        status, started, images_since, clock = "done", step, 0, time.perf_counter()
+        while step < cfg.steps:
+            if self._stop.is_set():
+                status = "stopped"
+                break
+            for optimizer in recipe.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            for _ in range(cfg.accumulate):
+                raw = [t.to(self.device, non_blocking=True) for t in next(batches)]
+                batch = {k: v * (high - low) + low for k, v in augmenter(raw).items()}
+                with autocast:
+                    for _, loss in recipe.step(batch):
+                        scaler.scale(loss / cfg.accumulate).backward()
+            if world > 1:
+                _average_gradients(nets.values(), world)
+            for optimizer in recipe.optimizers.values():
+                scaler.step(optimizer)
+            scaler.update()
+            for scheduler in recipe.schedulers.values():
+                scheduler.step()
+            if world > 1:
+                _broadcast_buffers(nets.values())
+            for stem, copy_ in ema.items():
+                _ema_update(copy_, nets[recipe.exports[stem]], recipe.ema_decay)
+            step += 1
+            images_since += cfg.batch_size * cfg.accumulate * world
+
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                record = {"event": "step", "step": step, "steps": cfg.steps, "time": time.time()}
+                record.update({k: round(float(v), 6) for k, v in recipe.logs.items()})
+                record["lr"] = {name: opt.param_groups[0]["lr"] for name, opt in recipe.optimizers.items()}
+                record["images_per_s"] = round(images_since / max(now - clock, 1e-9), 3)
+                images_since, clock = 0, now
+                self._emit(record, main, log=True)
+            if main and cfg.sample_every and step % cfg.sample_every == 0:
+                self._write_sample(step, recipe, ema, sample_batch)
+            if main and cfg.val_every and step % cfg.val_every == 0 and data.val is not None:
+                self._validate(step, recipe, ema, data.val, arch.scale)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                self._save(step, recipe, ema, scaler, arch, main)
+
+        self._save(step, recipe, ema, scaler, arch, main)
+        if status == "done" and main and data.val is not None and cfg.val_every:
+            self._validate(step, recipe, ema, data.val, arch.scale)
+        self._emit({"event": status, "step": step, "run_dir": str(self.run_dir), "steps_this_run": step - started}, main, log=True)
+        return {"status": status, "step": step}
+
+    # ---- pieces of the loop ----
+
+    def _emit(self, record: dict, main: bool, log: bool = False) -> None:
+        if not main:
+            return
+        if log:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.on_event(record)
+
+    def _write_config(self, arch, data_summary: str) -> None:
+        config = {
+            "family": self.family.name,
+            "architecture": dataclasses.asdict(arch),
+            "settings": dataclasses.asdict(self.settings),
+            "training": dataclasses.asdict(self.config),
+            "data": str(self.data_dir.resolve()),
+            "data_summary": data_summary,
+            "start_checkpoint": str(self.start_checkpoint) if self.start_checkpoint else None,
+        }
+        atomic_write(self.run_dir / "config.json", json.dumps(config, indent=2).encode())
+
+    def _sample_batch(self, data, augmenter: Augmenter) -> dict[str, torch.Tensor]:
+        # a fixed batch, made with its own generator so it costs the training stream nothing
+        source = data.val if data.val is not None and self.family.task != Task.SUPER_RESOLUTION else data.train
+        state = torch.get_rng_state()
+        torch.manual_seed(12345)
+        items = [source[(i % len(source), 12345 + i)] for i in range(min(2, len(source)))]
+        raw = [torch.stack([item[k] for item in items]).to(self.device) for k in range(len(items[0]))]
+        batch = augmenter(raw)
+        torch.set_rng_state(state)
+        low, high = self.family.input_range
+        return {k: v * (high - low) + low for k, v in batch.items()}
+
+    def _write_sample(self, step: int, recipe: Recipe, ema: dict, batch: dict) -> None:
+        low, high = self.family.input_range
+        x, target = recipe.source(batch)
+        generator = _exported(recipe, ema)
+        with torch.no_grad():
+            was_training = generator.training
+            generator.eval()
+            y = generator(x).float()
+            generator.train(was_training)
+        scale = y.shape[-1] // x.shape[-1]
+        panels = [torch.nn.functional.interpolate(x.float(), scale_factor=scale, mode="nearest") if scale > 1 else x.float(), y]
+        if target is not None:
+            panels.append(target.float())
+        grid = torch.cat([torch.cat(list(p), dim=1) for p in panels], dim=2)
+        grid = ((grid - low) / (high - low)).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        path = self.run_dir / "samples" / f"step_{step:07d}.png"
+        path.parent.mkdir(exist_ok=True)
+        write_png(Picture(grid), path)
+        self._emit({"event": "sample", "step": step, "path": str(path)}, True)
+
+    def _validate(self, step: int, recipe: Recipe, ema: dict, val, scale: int) -> None:
+        generator = _exported(recipe, ema)
+        low, high = self.family.input_range
+        scores: dict[str, list[float]] = {}
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            for index in range(min(len(val), 20)):
+                images = [t[None].to(self.device).float() / 255 for t in val[(index, index)]]
+                if self.family.task == Task.SUPER_RESOLUTION:
+                    hr = images[0][:, :, : images[0].shape[2] // scale * scale, : images[0].shape[3] // scale * scale]
+                    if min(hr.shape[2:]) < 4 * scale:
+                        continue
+                    lr = degrade(hr, scale)
+                    out = generator(lr * (high - low) + low).float()
+                    sr = ((out - low) / (high - low)).clamp(0, 1)
+                    bicubic = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+                    scores.setdefault("psnr", []).append(psnr_y(sr, hr, scale))
+                    scores.setdefault("ssim", []).append(ssim_y(sr, hr, scale))
+                    scores.setdefault("psnr_bicubic", []).append(psnr_y(bicubic, hr, scale))
+                elif self.family.task == Task.PAIRED:
+                    a, b = (torch.nn.functional.interpolate(t, size=(self.config.crop_size,) * 2, mode="bicubic", align_corners=False).clamp(0, 1) for t in images)
+                    out = ((generator(a * (high - low) + low).float() - low) / (high - low)).clamp(0, 1)
+                    scores.setdefault("l1", []).append(float((out - b).abs().mean()))
+                    scores.setdefault("psnr", []).append(psnr_y(out, b, 0))
+        generator.train(was_training)
+        if scores:
+            record = {"event": "validation", "step": step}
+            record.update({k: round(sum(v) / len(v), 4) for k, v in scores.items()})
+            self._emit(record, True, log=True)
+
+    def _save(self, step: int, recipe: Recipe, ema: dict, scaler, arch, main: bool) -> None:
+        if not main:
+            return
+        extra = {"steps": str(step), "data": self.data_dir.name, "run": self.run_dir.name}
+        for stem, name in recipe.exports.items():
+            weights = ema[stem] if stem in ema else recipe.networks[name]
+            save_checkpoint(self.run_dir / f"{stem}.safetensors", self.family, arch, weights.state_dict(), extra)
+        state = {
+            "step": step,
+            "networks": {k: v.state_dict() for k, v in recipe.networks.items()},
+            "optimizers": {k: v.state_dict() for k, v in recipe.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in recipe.schedulers.items()},
+            "scaler": scaler.state_dict(),
+            "ema": {k: v.state_dict() for k, v in ema.items()},
+            "recipe": recipe.extra_state(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write(self.run_dir / RESUME_FILE, buffer.getvalue())
+        self._emit({"event": "checkpoint", "step": step, "path": str(self.run_dir / RESUME_FILE)}, True)
+
+    def _load_resume(self, path: Path, recipe: Recipe, ema: dict, scaler) -> int:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            for name, net in recipe.networks.items():
+                net.load_state_dict(state["networks"][name])
+            for name, optimizer in recipe.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+            for name, scheduler in recipe.schedulers.items():
+                scheduler.load_state_dict(state["schedulers"][name])
+            scaler.load_state_dict(state["scaler"])
+            for stem, copy_ in ema.items():
+                copy_.load_state_dict(state["ema"][stem])
+            recipe.load_extra_state(state["recipe"], self.device)
+            torch.set_rng_state(state["rng"]["torch"])
+            if state["rng"]["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise TranslatorError(f"cannot resume from {path}: it does not match this family and settings ({str(error)[:120]})") from None
+        return int(state["step"])
+
+
+def _split_overrides(family: Family, overrides: dict[str, str]) -> tuple[dict, dict]:
+    loop_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    family_keys = {f.name for f in dataclasses.fields(family.Settings)}
+    unknown = set(overrides) - loop_keys - family_keys
+    if unknown:
+        known = ", ".join(sorted(family_keys | loop_keys))
+        raise TranslatorError(f"unknown setting {sorted(unknown)[0]!r} for training {family.name} (known: {known})")
+    return ({k: v for k, v in overrides.items() if k in family_keys}, {k: v for k, v in overrides.items() if k in loop_keys})
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    for name in ("steps", "batch_size", "accumulate", "crop_size", "load_size", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise TranslatorError(f"training setting {name!r} must be at least 1")
+    if cfg.workers < 0:
+        raise TranslatorError("training setting 'workers' must not be negative")
+
+
+def _check_sizes(task: Task, cfg: TrainConfig, arch) -> None:
+    if task == Task.SUPER_RESOLUTION:
+        low = cfg.crop_size // arch.scale
+        if cfg.crop_size % arch.scale or low % arch.multiple or low < 4:
+            raise TranslatorError(
+                f"crop_size {cfg.crop_size} must be a multiple of {arch.scale * arch.multiple} (the scale times the network's size multiple), at least {4 * arch.scale}"
+            )
+    elif cfg.crop_size % arch.multiple:
+        raise TranslatorError(f"crop_size {cfg.crop_size} must be a multiple of {arch.multiple} for {arch.describe()}")
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _average_gradients(networks, world: int) -> None:
+    # What DDP does after backward: every process ends the step with the same mean gradient.
+    for net in networks:
+        for p in net.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad.div_(world)
+
+
+def _broadcast_buffers(networks) -> None:
+    # batch-norm running statistics follow process 0, as DDP's broadcast_buffers does
+    for net in networks:
+        for buffer in net.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+@torch.no_grad()
+def _ema_update(average: nn.Module, current: nn.Module, decay: float) -> None:
+    for a, c in zip(average.parameters(), current.parameters()):
+        a.lerp_(c, 1 - decay)
+    for a, c in zip(average.buffers(), current.buffers()):
+        a.copy_(c)
+
+
+def _exported(recipe: Recipe, ema: dict) -> nn.Module:
+    """The first exported generator, as its EMA when there is one."""
+    stem, name = next(iter(recipe.exports.items()))
+    return ema[stem] if stem in ema else recipe.networks[name]
