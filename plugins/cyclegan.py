@@ -46,7 +46,7 @@ class CycleGAN(Family):
         return gan_networks.recognise_generator(state_dict)
 
     def canonical_state_dict(self, state_dict, arch):
-        return gan_networks.drop_legacy_buffers(state_dict, arch)
+        return gan_networks.canonical_generator_state(state_dict, arch)
 
     def build(self, arch):
         return gan_networks.build_generator(arch)

@@ -166,11 +166,16 @@ def generator_architecture(kind: str, ngf: int, norm: str, use_dropout: bool, bl
     return Architecture("unet", params, scale=1, multiple=2**blocks_or_downs)
 
 
-def drop_legacy_buffers(state: dict, arch: Architecture) -> dict:
-    """Old files carry running statistics of InstanceNorm layers, which have none today."""
-    if arch.params.get("norm") != "instance":
-        return state
-    return {k: v for k, v in state.items() if not k.endswith(LEGACY_BUFFERS)}
+def canonical_generator_state(state: dict, arch: Architecture) -> dict:
+    """Published files come from several PyTorch eras: those saved with PyTorch 0.3 carry running
+    statistics on InstanceNorm layers (which have none today) and lack BatchNorm's
+    ``num_batches_tracked`` (which PyTorch itself fills in for them)."""
+    if arch.params.get("norm") == "instance":
+        return {k: v for k, v in state.items() if not k.endswith(LEGACY_BUFFERS)}
+    state = dict(state)
+    for key in [k for k in state if k.endswith(".running_mean")]:
+        state.setdefault(key.removesuffix("running_mean") + "num_batches_tracked", torch.tensor(0))
+    return state
 
 
 def _recognise_resnet(state: dict) -> Architecture | None:
@@ -190,6 +195,7 @@ def _recognise_resnet(state: dict) -> Architecture | None:
     use_dropout = second is not None and second.ndim == 4
     arch = generator_architecture("resnet", int(ngf), norm, use_dropout, n_blocks)
     arch.params.update(input_nc=int(input_nc), output_nc=int(last.shape[0]))
+    arch.channels = (int(input_nc), int(last.shape[0]))
     return arch
 
 
@@ -209,6 +215,7 @@ def _recognise_unet(state: dict) -> Architecture | None:
     norm = "batch" if "model.model.1.model.2.weight" in state else "instance"
     arch = generator_architecture("unet", int(first.shape[0]), norm, True, num_downs)
     arch.params.update(input_nc=int(first.shape[1]), output_nc=int(last.shape[1]))
+    arch.channels = (int(first.shape[1]), int(last.shape[1]))
     # Dropout leaves no trace in the weights: the generator's default (on, as pix2pix trains)
     # applies unless the project's own checkpoint recorded otherwise. It only acts in the
     # paper's train-mode sampling.

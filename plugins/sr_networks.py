@@ -119,11 +119,13 @@ def basicsr_keys(state: dict) -> dict | None:
     return None
 
 
-def _rename_old_arch(state: dict) -> dict:
+def _rename_old_arch(state: dict) -> dict | None:
     # model.0 first conv; model.1.sub the trunk; then one conv per x2 upsampling stage,
     # the HR conv and the last conv, at indices that depend on the number of stages.
     trunk = max(int(m.group(1)) for k in state if (m := _OLD_BLOCK.match(k))) + 1
     top = sorted({int(m.group(1)) for k in state if (m := _OLD_TOP.match(k))} - {0})
+    if "model.0.weight" not in state or len(top) < 3:
+        return None
     *ups, hr, last = top
     names = {0: "conv_first", hr: "conv_hr", last: "conv_last"}
     names.update({index: f"conv_up{n}" for n, index in enumerate(ups, 1)})
@@ -141,7 +143,8 @@ def _rename_old_arch(state: dict) -> dict:
 
 def recognise_rrdbnet(state: dict) -> Architecture | None:
     state = basicsr_keys(state)
-    if state is None or "conv_last.weight" not in state:
+    needed = ("conv_first.weight", "conv_last.weight", "body.0.rdb1.conv1.weight")
+    if state is None or any(state.get(k) is None or state[k].ndim != 4 for k in needed):
         return None
     first, last = state["conv_first.weight"], state["conv_last.weight"]
     out_ch = int(last.shape[0])
@@ -159,7 +162,7 @@ def recognise_rrdbnet(state: dict) -> Architecture | None:
         "unshuffle": unshuffle,
         "upsamples": upsamples,
     }
-    return Architecture("rrdbnet", params, scale=2**upsamples // unshuffle, multiple=unshuffle)
+    return Architecture("rrdbnet", params, scale=2**upsamples // unshuffle, multiple=unshuffle, channels=(out_ch, out_ch))
 
 
 def recognise_srvgg(state: dict) -> Architecture | None:
@@ -168,9 +171,11 @@ def recognise_srvgg(state: dict) -> Architecture | None:
         return None
     last = max(int(m.group(1)) for k in state if (m := re.fullmatch(r"body\.(\d+)\.weight", k)))
     num_conv, odd = divmod(last - 2, 2)
-    in_ch = int(first.shape[1])
-    upscale = math.isqrt(state[f"body.{last}.weight"].shape[0] // in_ch)
-    if odd or num_conv < 0 or upscale < 1 or upscale**2 * in_ch != state[f"body.{last}.weight"].shape[0]:
+    in_ch, out = int(first.shape[1]), state[f"body.{last}.weight"]
+    if odd or num_conv < 0 or out.ndim != 4:
+        return None
+    upscale = math.isqrt(out.shape[0] // in_ch)
+    if upscale < 1 or upscale**2 * in_ch != out.shape[0]:
         return None
     params = {"in_ch": in_ch, "out_ch": in_ch, "nf": int(first.shape[0]), "num_conv": num_conv, "upscale": upscale}
-    return Architecture("srvgg", params, scale=upscale, multiple=1)
+    return Architecture("srvgg", params, scale=upscale, multiple=1, channels=(in_ch, in_ch))

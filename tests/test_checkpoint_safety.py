@@ -169,3 +169,41 @@ def test_oversized_file_is_refused_before_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoints, "MAX_BYTES", 1000)
     with pytest.raises(TranslatorError, match="over the .* limit for a checkpoint"):
         load_checkpoint(path)
+
+
+def test_incomplete_published_files_get_a_clear_error(tmp_path):
+    from reference_networks import NewArchRRDBNet, OldRRDBNet
+
+    old = {k: v for k, v in OldRRDBNet(nf=8, nb=1, gc=4).state_dict().items() if not k.startswith(("model.8.", "model.10."))}
+    new = {k: v for k, v in NewArchRRDBNet(nf=8, nb=1, gc=4).state_dict().items() if not k.startswith("conv_first.")}
+    for name, state in (("old.pth", old), ("new.pth", new)):
+        with pytest.raises(TranslatorError) as error:
+            load_checkpoint(save_pth(state, tmp_path / name), "esrgan")
+        assert "not a esrgan checkpoint" in _one_line(error) or "does not fit" in str(error.value)
+
+
+def test_a_plugin_whose_recognise_crashes_breaks_only_itself(tmp_path):
+    from translator import Family, Task
+    from translator.plugins import Registry
+
+    class Buggy(Family):
+        name, task, architectures = "buggy", Task.PAIRED, ("x",)
+
+        def recognise(self, state_dict):
+            raise KeyError("oops")
+
+    reg = Registry(entry_points=False)
+    reg.families["buggy"] = Buggy()
+    path = save_pth(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=1)).state_dict(), tmp_path / "c.pth")
+    assert load_checkpoint(path, registry=reg).family.name == "esrgan"
+    with pytest.raises(TranslatorError, match="the buggy family could not read its layout .KeyError"):
+        load_checkpoint(path, "buggy", registry=reg)
+
+
+def test_networks_that_are_not_rgb_are_refused_by_the_engine(tmp_path):
+    from translator.inference import Engine, Options
+
+    gray = randomize(BasicSRRRDBNet(num_in_ch=1, num_out_ch=1, num_feat=8, num_block=1, num_grow_ch=4))
+    checkpoint = load_checkpoint(save_pth(gray.state_dict(), tmp_path / "g.pth"), "esrgan")
+    with pytest.raises(TranslatorError, match="takes 1-channel images"):
+        Engine(checkpoint, options=Options(device="cpu"))

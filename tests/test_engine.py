@@ -132,6 +132,8 @@ def test_out_of_memory_retries_with_smaller_tiles(tmp_path, caplog):
     engine.module.oom_above = 1  # nothing fits
     with pytest.raises(TranslatorError, match="out of cpu memory even with 64px tiles; use a smaller image"):
         engine.run(x)
+    with pytest.raises(TranslatorError, match="out of cpu memory even with the whole image"):
+        engine.run(torch.rand(1, 3, 20, 20))
 
 
 def test_automatic_tiling_only_for_large_outputs(tmp_path):
@@ -173,3 +175,31 @@ def test_unavailable_devices_and_bad_options_are_clear_errors(tmp_path):
         Engine(checkpoint, options=Options(device="cpu", precision="fp8"))
     with pytest.raises(TranslatorError, match="--tile must be"):
         Engine(checkpoint, options=Options(device="cpu", tile=-3))
+
+
+def test_networks_normalising_over_the_image_are_not_tiled_automatically(tmp_path, monkeypatch):
+    import translator.inference as inference
+
+    monkeypatch.setattr(inference, "AUTO_TILE_OUTPUT_PIXELS", 32 * 32)
+    cyclegan = engine_for(tmp_path, randomize(RefResnetGenerator(3, 3, ngf=4, n_blocks=1)), "cyclegan")
+    assert cyclegan.global_statistics and cyclegan._tile_size(400, 400) == 0
+    sr = engine_for(tmp_path, randomize(BasicSRSRVGGNetCompact(num_feat=4, num_conv=1, upscale=1)), "esrgan", name="sr.pth")
+    assert not sr.global_statistics and sr._tile_size(400, 400) > 0
+    unet = randomize(RefUnetGenerator(3, 3, 7, ngf=4))
+    assert not engine_for(tmp_path, unet, "pix2pix", name="u.pth").global_statistics  # eval-mode batch norm is fixed
+    assert engine_for(tmp_path, unet, "pix2pix", name="u.pth", settings={"sampling": "train"}).global_statistics
+
+
+def test_outscale_cannot_escape_the_output_budget(tmp_path, monkeypatch):
+    import numpy as np
+    import translator.inference as inference
+    from translator.images import Picture
+
+    monkeypatch.setattr(inference, "MAX_OUTPUT_PIXELS", 160_000)
+    engine = engine_for(tmp_path, randomize(BasicSRSRVGGNetCompact(num_feat=4, num_conv=1, upscale=2)), "esrgan", outscale=16)
+    picture = Picture(np.zeros((100, 100, 3), np.float32))
+    with pytest.raises(TranslatorError, match="over the 0 MP limit|over the"):
+        engine.translate(picture)
+    engine.options.outscale = 0.001
+    with pytest.raises(TranslatorError, match="would shrink"):
+        engine.translate(picture)

@@ -169,3 +169,26 @@ def test_unreadable_images(tmp_path):
         read_image(tmp_path / "cut.png")
     with pytest.raises(TranslatorError, match="image not found"):
         read_image(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_colour_key_transparency_becomes_alpha(tmp_path, mode):
+    pixels = photo(6, 8)
+    image = Image.fromarray(pixels).convert(mode)
+    key = image.getpixel((0, 0))
+    image.save(tmp_path / "k.png", transparency=key)
+    picture = read_image(tmp_path / "k.png")
+    assert picture.alpha is not None and picture.alpha[0, 0] == 0 and picture.grayscale == (mode == "L")
+    assert picture.alpha.max() == 1.0
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    picture = read_image(_saved(tmp_path))
+    with pytest.raises(TranslatorError, match="cannot write"):
+        write_png(picture, tmp_path / "afile" / "x.png")
+
+
+def _saved(tmp_path):
+    Image.fromarray(photo(4, 4)).save(tmp_path / "s.png")
+    return tmp_path / "s.png"

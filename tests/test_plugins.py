@@ -53,6 +53,14 @@ def register_families(register):
     register(ESRGAN())
 """
 
+MISSPELT_HOOK = """
+from translator import hookimpl
+
+@hookimpl
+def register_family(register):
+    pass
+"""
+
 NOT_A_FAMILY = """
 from translator import hookimpl
 
@@ -76,7 +84,7 @@ def fake_distribution(site: Path, modules: dict[str, str]) -> Path:
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
-    modules = {"good_plugin": GOOD, "broken_import": BROKEN_IMPORT, "raising_hook": RAISING_HOOK, "duplicate": DUPLICATE, "not_a_family": NOT_A_FAMILY}
+    modules = {"good_plugin": GOOD, "broken_import": BROKEN_IMPORT, "raising_hook": RAISING_HOOK, "duplicate": DUPLICATE, "not_a_family": NOT_A_FAMILY, "misspelt": MISSPELT_HOOK}
     path = fake_distribution(tmp_path / "site", modules)
     monkeypatch.syspath_prepend(str(path))
     monkeypatch.delenv("TRANSLATOR_PLUGINS", raising=False)
@@ -99,10 +107,13 @@ def test_broken_plugins_are_reported_and_the_rest_load(site):
     assert failures["raising_hook"] == "RuntimeError: cannot find my weights"
     assert "family 'esrgan' is already registered" in failures["duplicate"]
     assert "not a translator.Family" in failures["not_a_family"]
+    assert "register_family" in failures["misspelt"]
     assert set(registry.families) == {"pix2pix", "cyclegan", "esrgan", "identity"}
     assert registry.plugins["good_plugin"].version == "1.0"
     assert registry.plugins["good_plugin"].families == ["identity"]
     assert registry.families["esrgan"].__module__ == "plugins.esrgan"
+    with pytest.raises(Exception, match="plugins that failed to load: broken_import: ModuleNotFoundError"):
+        registry.family("espcn")
 
 
 def test_environment_variable_restricts_entry_point_plugins(site, monkeypatch):

@@ -38,10 +38,14 @@ CASES = [
     ("resnet_9blocks_dropout", "pix2pix", lambda: RefResnetGenerator(3, 3, ngf=8, n_blocks=9, use_dropout=True), 24, {}),
     ("resnet_batchnorm", "cyclegan", lambda: RefResnetGenerator(3, 3, ngf=8, norm="batch", n_blocks=6), 24, {}),
     ("resnet_legacy_buffers", "cyclegan", lambda: RefResnetGenerator(3, 3, ngf=8, n_blocks=9), 28, {"legacy": True}),
+    ("resnet_batchnorm_dropout", "pix2pix", lambda: RefResnetGenerator(3, 3, ngf=8, norm="batch", use_dropout=True, n_blocks=6), 24, {}),
     ("unet_128", "pix2pix", lambda: RefUnetGenerator(3, 3, 7, ngf=8, use_dropout=True), 128, {}),
+    ("unet_256_pre_0.4_no_num_batches_tracked", "pix2pix", lambda: RefUnetGenerator(3, 3, 8, ngf=8), 256, {"drop_num_batches": True}),
+    ("unet_instance_norm", "pix2pix", lambda: RefUnetGenerator(3, 3, 7, ngf=8, norm="instance"), 128, {}),
     ("unet_256", "pix2pix", lambda: RefUnetGenerator(3, 3, 8, ngf=8, use_dropout=True), 256, {}),
     ("esrgan_old_arch_x4", "esrgan", lambda: OldRRDBNet(nf=8, nb=2, gc=4, upscale=4), 12, {}),
     ("esrgan_old_arch_x2", "esrgan", lambda: OldRRDBNet(nf=8, nb=3, gc=4, upscale=2), 12, {}),
+    ("esrgan_old_arch_x8", "esrgan", lambda: OldRRDBNet(nf=8, nb=1, gc=4, upscale=8), 6, {}),
     ("esrgan_new_arch_x4", "esrgan", lambda: NewArchRRDBNet(nf=8, nb=2, gc=4), 12, {}),
     ("basicsr_x4_params_ema", "esrgan", lambda: BasicSRRRDBNet(scale=4, num_feat=8, num_block=2, num_grow_ch=4), 12, {"wrapper": "params_ema"}),
     ("basicsr_x2_params", "esrgan", lambda: BasicSRRRDBNet(scale=2, num_feat=8, num_block=2, num_grow_ch=4), 12, {"wrapper": "params"}),
@@ -51,11 +55,15 @@ CASES = [
     ("srvgg_animevideov3_style", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=16, upscale=4), 12, {"wrapper": "params"}),
     ("srvgg_x2", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=3, upscale=2), 12, {}),
     ("srvgg_x3", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=1, upscale=3), 12, {"prefix": "module."}),
+    ("srvgg_depth_0", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=0, upscale=4), 12, {}),
+    ("srvgg_x1", "esrgan", lambda: BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=1), 12, {}),
 ]
 
 
 def _save(reference, path, how):
-    state = legacy_instance_norm_buffers(reference) if how.get("legacy") else reference.state_dict()
+    state = legacy_instance_norm_buffers(reference) if how.get("legacy") else dict(reference.state_dict())
+    if how.get("drop_num_batches"):
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     return save_pth(state, path, wrapper=how.get("wrapper"), prefix=how.get("prefix", ""))
 
 

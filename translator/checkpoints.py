@@ -123,9 +123,9 @@ def _read_pickle(path: Path) -> object:
                 f"refused {path.name}: it holds pickled code ({match.group(1)}) that would run on load; "
                 "only plain weights are accepted"
             ) from None
-        raise TranslatorError(f"cannot read {path.name}: not a PyTorch checkpoint, or truncated ({_short(error)})") from None
-    except Exception as error:  # truncated zips, garbage bytes, ...: torch raises several types
-        raise TranslatorError(f"cannot read {path.name}: not a PyTorch checkpoint, or truncated ({_short(error)})") from None
+        raise TranslatorError(f"cannot read {path.name}: not a PyTorch checkpoint, or truncated") from None
+    except Exception:  # truncated zips, garbage bytes, ...: torch raises several types, all noisy
+        raise TranslatorError(f"cannot read {path.name}: not a PyTorch checkpoint, or truncated") from None
 
 
 def unwrap(obj: object, name: str) -> dict[str, torch.Tensor]:
@@ -153,20 +153,32 @@ def identify(state: dict, family: str | None, registry: Registry, name: str) -> 
     """The family and architecture a foreign state dict belongs to."""
     if family is not None:
         wanted = registry.family(family)
-        arch = wanted.recognise(state)
+        arch = _recognise(wanted, state, name, strict=True)
         if arch is not None:
             return wanted, arch
         for other in registry.families.values():
-            if other is not wanted and (found := other.recognise(state)) is not None:
+            if other is not wanted and (found := _recognise(other, state, name)) is not None:
                 raise TranslatorError(f"{name} holds a network of the {other.name} family ({found.describe()}), not {family}")
         raise TranslatorError(f"{name} is not a {family} checkpoint: its layout matches no known network ({_key_sample(state)})")
-    matches = [(f, a) for f in registry.families.values() if (a := f.recognise(state)) is not None]
+    matches = [(f, a) for f in registry.families.values() if (a := _recognise(f, state, name)) is not None]
     if not matches:
         raise TranslatorError(f"{name} matches no installed family's layout ({_key_sample(state)})")
     if len(matches) > 1:
         names = " and ".join(f.name for f, _ in matches)
         raise TranslatorError(f"{name} fits {names}: say which with --model")
     return matches[0]
+
+
+def _recognise(family: Family, state: dict, name: str, strict: bool = False) -> Architecture | None:
+    """``family.recognise``, with a plugin's own failure kept from breaking every other load."""
+    try:
+        return family.recognise(state)
+    except TranslatorError:
+        raise
+    except Exception as error:
+        if strict:
+            raise TranslatorError(f"{name}: the {family.name} family could not read its layout ({type(error).__name__}: {_short(error)})") from None
+        return None
 
 
 def load_strict(module: torch.nn.Module, state: dict, what: str) -> None:

@@ -30,8 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # one line, like every other error; --help has the usage
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="translator", description="Image-to-image translation: pix2pix, CycleGAN, ESRGAN and plugins.")
+    parser = _Parser(prog="translator", description="Image-to-image translation: pix2pix, CycleGAN, ESRGAN and plugins.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     parser.set_defaults(run=lambda args: parser.print_help())
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -129,9 +135,7 @@ def _translate(args) -> int:
             bar.update(done - bar.n)
 
         try:
-            result = engine.translate(read_image(source), progress)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_png(result, target)
+            write_png(engine.translate(read_image(source), progress), target)
         except TranslatorError as error:
             if len(inputs) == 1:
                 raise
@@ -176,11 +180,11 @@ class _TrainHelp(argparse.Action):
 
 
 DATA_LAYOUTS = """
-data layouts:
-  paired (pix2pix):   DATA/A/ and DATA/B/ with matching file names, or side-by-side A|B images
-                      in DATA (or DATA/train/, with DATA/val/ for validation)
-  unpaired (cyclegan): DATA/trainA/ and DATA/trainB/ (DATA/testA/, DATA/testB/ optional)
-  super-resolution:   high-resolution images in DATA (or DATA/train/, with DATA/val/ for PSNR/SSIM)"""
+data layouts, by the family's task:
+  paired:            DATA/A/ and DATA/B/ with matching file names, or side-by-side A|B images
+                     in DATA (or DATA/train/, with DATA/val/ for validation)
+  unpaired:          DATA/trainA/ and DATA/trainB/ (DATA/testA/, DATA/testB/ optional)
+  super-resolution:  high-resolution images in DATA (or DATA/train/, with DATA/val/ for PSNR/SSIM)"""
 
 
 def _train(args) -> int:

@@ -35,6 +35,8 @@ class Architecture:
     scale: int = 1
     # height and width the network accepts must be multiples of this
     multiple: int = 1
+    # image channels the network takes and gives
+    channels: tuple[int, int] = (3, 3)
 
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
@@ -47,8 +49,9 @@ class Architecture:
     def from_json(cls, text: str) -> Architecture:
         try:
             fields = json.loads(text)
+            fields["channels"] = tuple(fields.get("channels", (3, 3)))
             return cls(**fields)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, AttributeError) as error:
             raise TranslatorError(f"the architecture recorded in the checkpoint is unreadable ({error})") from None
 
 

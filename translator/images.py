@@ -95,12 +95,12 @@ def from_pil(image: Image.Image) -> Picture:
         return _gray(gray, None, 16)
     if mode == "F":
         return _gray(np.asarray(image, dtype=np.float32).clip(0, 1), None, 16)
-    if mode in ("1", "L"):
+    if mode in ("1", "L") and "transparency" not in image.info:
         return _gray(_unit(np.asarray(image.convert("L"))), None, 8)
-    if mode in ("LA", "La"):
+    if mode in ("LA", "La", "1", "L"):  # gray with alpha, or with a transparent colour key
         array = _unit(np.asarray(image.convert("LA")))
         return _gray(array[..., 0], array[..., 1], 8)
-    has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in image.info)
+    has_alpha = mode in ("RGBA", "RGBa", "PA") or "transparency" in image.info
     array = _unit(np.asarray(image.convert("RGBA" if has_alpha else "RGB")))
     return Picture(np.ascontiguousarray(array[..., :3]), np.ascontiguousarray(array[..., 3]) if has_alpha else None)
 
@@ -188,5 +188,10 @@ def encode_png(picture: Picture) -> bytes:
 
 def write_png(picture: Picture, path: str | os.PathLike) -> Path:
     path = Path(path)
-    atomic_write(path, encode_png(picture))
+    data = encode_png(picture)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    except OSError as error:
+        raise TranslatorError(f"cannot write {path}: {error.strerror or error}") from None
     return path

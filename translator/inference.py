@@ -67,11 +67,19 @@ class Engine:
         self.device = resolve_device(self.options.device)
         self.dtype = resolve_precision(self.options.precision, self.device)
         _check_options(self.options)
+        if tuple(self.arch.channels) != (3, 3):
+            raise TranslatorError(f"this {self.family.name} network takes {self.arch.channels[0]}-channel images; only RGB networks can translate images")
         module = checkpoint.module.to(self.device)
         if self.device.type == "cuda":
             module = module.to(memory_format=torch.channels_last)
         self.family.prepare(module, self.settings)
         self.module = module
+        # Normalisation over the whole image (instance norm, batch statistics) differs per tile,
+        # so such networks only tile when asked to or when memory runs out.
+        self.global_statistics = any(
+            isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) or (isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training)
+            for m in module.modules()
+        )
 
     @property
     def scale(self) -> int:
@@ -79,11 +87,14 @@ class Engine:
 
     def translate(self, picture: Picture, progress: Progress | None = None) -> Picture:
         """The translated picture: same modes and bit depth, size times the scale (or outscale)."""
-        out_pixels = picture.height * picture.width * self.scale**2
+        factor = max(self.scale, self.options.outscale or 0)
+        out_pixels = picture.height * picture.width * factor**2
         if out_pixels > MAX_OUTPUT_PIXELS:
             raise TranslatorError(
                 f"the result would be {out_pixels / 1e6:.0f} MP, over the {MAX_OUTPUT_PIXELS / 1e6:.0f} MP limit; use a smaller image"
             )
+        if self.options.outscale and min(picture.height, picture.width) * self.options.outscale < 1:
+            raise TranslatorError(f"--outscale {self.options.outscale} would shrink the {picture.width}x{picture.height} image to nothing")
         if self.options.seed is not None:
             torch.manual_seed(self.options.seed)
         rgb = self._run_unit(_to_tensor(picture.rgb), progress)
@@ -118,23 +129,29 @@ class Engine:
                 if tile == 0:
                     return self._whole(x)
                 return self._tiled(x, tile, progress)
-            except torch.OutOfMemoryError:
-                # Never continue with a half-written result: free memory and start over smaller.
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                smaller = self._smaller_tile(tile, x)
-                if smaller is None:
-                    advice = "try --device cpu" if self.device.type != "cpu" else "use a smaller image"
-                    raise TranslatorError(f"out of {self.device.type} memory even with {tile}px tiles; {advice}") from None
-                log.warning("out of memory with %s; retrying with %dpx tiles", f"{tile}px tiles" if tile else "the whole image", smaller)
-                tile = smaller
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                # a CPU allocator failure is a plain RuntimeError
+                if not isinstance(error, torch.OutOfMemoryError) and "can't allocate memory" not in str(error):
+                    raise
+            # Outside the except block, so the failed batch's tensors are really freed. Never
+            # continue with a half-written result: start over with smaller tiles.
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            tried = f"{tile}px tiles" if tile else "the whole image"
+            smaller = self._smaller_tile(tile, x)
+            if smaller is None:
+                advice = "try --device cpu" if self.device.type != "cpu" else "use a smaller image"
+                raise TranslatorError(f"out of {self.device.type} memory even with {tried}; {advice}")
+            log.warning("out of memory with %s; retrying with %dpx tiles%s", tried, smaller,
+                        " (this network normalises per tile, so tones may vary between tiles)" if self.global_statistics else "")
+            tile = smaller
 
     def _tile_size(self, height: int, width: int) -> int:
         if self.options.tile == 0:
             return 0
         if self.options.tile is not None:
             tile = self.options.tile
-        elif height * width * self.scale**2 <= AUTO_TILE_OUTPUT_PIXELS:
+        elif self.global_statistics or height * width * self.scale**2 <= AUTO_TILE_OUTPUT_PIXELS:
             return 0
         else:
             tile = max(AUTO_TILE_OUTPUT_SIDE // self.scale, 2 * self.options.overlap)

@@ -68,7 +68,11 @@ class Registry:
             return
         try:
             self.manager.register(load(), name=name)
+            # a misspelt hook name would otherwise register nothing, silently
+            self.manager.check_pending()
         except Exception as error:  # a plugin's import can fail in any way
+            if self.manager.has_plugin(name):
+                self.manager.unregister(name=name)
             self.failures.append(PluginFailure(name, _one_line(error)))
             return
         self.plugins[name] = PluginInfo(name, version, builtin=builtin)
@@ -102,7 +106,9 @@ class Registry:
             return self.families[name]
         except KeyError:
             known = ", ".join(sorted(self.families)) or "none"
-            raise TranslatorError(f"no model family named {name!r} (installed: {known})") from None
+            broken = "; ".join(f"{f.name}: {f.error}" for f in self.failures)
+            hint = f"; plugins that failed to load: {broken}" if broken else ""
+            raise TranslatorError(f"no model family named {name!r} (installed: {known}{hint})") from None
 
 
 def _one_line(error: BaseException) -> str:

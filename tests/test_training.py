@@ -1,0 +1,312 @@
+"""The training core: it learns, resumes exactly, checks its data, stops cleanly, survives kills."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conftest import photo, save_pth
+from reference_networks import BasicSRSRVGGNetCompact, randomize
+from translator import TranslatorError
+from translator.checkpoints import load_checkpoint
+from translator.cli import main
+from translator.metrics import psnr_y
+from translator.plugins import registry
+from translator.training import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_GAN = {"ngf": "8", "ndf": "8", "workers": "0", "log_every": "1", "sample_every": "0", "val_every": "0"}
+
+
+def shapes(height: int, width: int, seed: int) -> np.ndarray:
+    """Piecewise-constant rectangles: sharp edges that bicubic upscaling blurs and a network can restore."""
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width, 3), rng.integers(0, 256, 3), dtype=np.uint8)
+    for _ in range(12):
+        top, left = rng.integers(0, height - 4), rng.integers(0, width - 4)
+        h, w = rng.integers(4, height // 2), rng.integers(4, width // 2)
+        image[top : top + h, left : left + w] = rng.integers(0, 256, 3)
+    return image
+
+
+def write_images(folder: Path, images) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def trainer(family, data, run, **overrides) -> Trainer:
+    return Trainer(registry().family(family), data, run, {k: str(v) for k, v in overrides.items()}, device="cpu")
+
+
+# ---- it learns ----
+
+
+def test_super_resolution_beats_bicubic_on_held_out_images(tmp_path):
+    data = write_images(tmp_path / "sr", [shapes(96, 96, seed) for seed in range(16)])
+    run = tmp_path / "run"
+    settings = {"arch": "srvgg", "nf": 16, "num_conv": 4, "scale": 2, "lr": 2e-3, "ema_decay": 0, "steps": 300, "batch_size": 8, "crop_size": 48, "workers": 0, "sample_every": 0, "val_every": 0, "log_every": 50}
+    trainer("esrgan", data, run, **settings).run()
+
+    net = load_checkpoint(run / "generator.safetensors").module.eval()
+    gains = []
+    for seed in range(100, 106):  # never seen in training
+        hr = torch.from_numpy(shapes(64, 64, seed)).permute(2, 0, 1)[None].float() / 255
+        lr = F.interpolate(hr, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        with torch.no_grad():
+            sr = net(lr).clamp(0, 1)
+        bicubic = F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+        gains.append(psnr_y(sr, hr, 2) - psnr_y(bicubic, hr, 2))
+    assert np.mean(gains) > 0.3, f"PSNR gain over bicubic {np.mean(gains):.2f} dB"
+
+
+def test_pix2pix_learns_a_paired_mapping(tmp_path):
+    a = [photo(40, 40, seed) for seed in range(8)]
+    write_images(tmp_path / "pairs" / "A", a)
+    write_images(tmp_path / "pairs" / "B", [255 - x for x in a])  # the mapping: colour inversion
+    run = tmp_path / "run"
+    trainer("pix2pix", tmp_path / "pairs", run, netG="resnet_6blocks", norm="instance", dropout="false", lr=2e-3, steps=60, batch_size=4, load_size=40, crop_size=32, **TINY_GAN).run()
+    l1 = [m["G_l1"] / 100 for m in metrics(run) if m["event"] == "step"]
+    assert np.mean(l1[-5:]) < 0.5 * np.mean(l1[:3]), f"L1 from {np.mean(l1[:3]):.3f} to {np.mean(l1[-5:]):.3f}"
+
+
+def test_cyclegan_cycle_error_falls(tmp_path):
+    write_images(tmp_path / "d" / "trainA", [photo(36, 36, seed) for seed in range(6)])
+    write_images(tmp_path / "d" / "trainB", [photo(36, 36, seed)[..., ::-1].copy() for seed in range(6, 12)])
+    run = tmp_path / "run"
+    trainer("cyclegan", tmp_path / "d", run, netG="resnet_6blocks", lr=2e-3, steps=40, load_size=36, crop_size=32, pool_size=4, **TINY_GAN).run()
+    cycle = [m["cycle"] for m in metrics(run) if m["event"] == "step"]
+    assert np.mean(cycle[-5:]) < 0.6 * np.mean(cycle[:3]), f"cycle loss from {np.mean(cycle[:3]):.3f} to {np.mean(cycle[-5:]):.3f}"
+    assert load_checkpoint(run / "generator_BA.safetensors").family.name == "cyclegan"
+
+
+# ---- resume ----
+
+
+@pytest.mark.parametrize("family", ["cyclegan", "esrgan"])
+def test_resume_continues_exactly(tmp_path, family):
+    if family == "cyclegan":
+        write_images(tmp_path / "d" / "trainA", [photo(36, 36, s) for s in range(5)])
+        write_images(tmp_path / "d" / "trainB", [photo(36, 36, s) for s in range(5, 9)])
+        settings = dict(netG="resnet_6blocks", load_size=36, crop_size=32, pool_size=3, color_jitter=0.2, **TINY_GAN)
+    else:
+        write_images(tmp_path / "d", [photo(40, 40, s) for s in range(5)])
+        # perceptual loss left out: its VGG weights cannot be downloaded here
+        settings = dict(arch="rrdbnet", nf=8, nb=1, gc=4, scale=2, gan_weight=0.1, crop_size=16, batch_size=2, workers=0, log_every=1, sample_every=0, val_every=0, degradation="realesrgan")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    trainer(family, tmp_path / "d", straight, steps=6, **settings).run()
+    trainer(family, tmp_path / "d", split, steps=3, **settings).run()
+    resumed = Trainer(registry().family(family), tmp_path / "d", split, {k: str(v) for k, v in {**settings, "steps": 6}.items()}, resume=True, device="cpu")
+    resumed.run()
+
+    a = torch.load(straight / "resume.pt", weights_only=True)
+    b = torch.load(split / "resume.pt", weights_only=True)
+    assert a["step"] == b["step"] == 6
+    for name in a["networks"]:
+        for key, value in a["networks"][name].items():
+            assert torch.equal(value, b["networks"][name][key]), f"{name}.{key} differs after resume"
+    for name in a["ema"]:
+        for key, value in a["ema"][name].items():
+            assert torch.equal(value, b["ema"][name][key])
+    losses_a = [m for m in metrics(straight) if m["event"] == "step"]
+    losses_b = [m for m in metrics(split) if m["event"] == "step"]
+    assert [m["step"] for m in losses_b] == list(range(1, 7))
+    assert [m.get("D") for m in losses_a] == [m.get("D") for m in losses_b]
+
+
+def test_resume_needs_a_run_and_a_run_is_not_overwritten(tmp_path):
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(3)])
+    small = dict(arch="srvgg", nf=4, num_conv=1, scale=2, crop_size=16, batch_size=2, workers=0, sample_every=0, val_every=0)
+    with pytest.raises(TranslatorError, match="nothing to resume"):
+        Trainer(registry().family("esrgan"), data, tmp_path / "none", {k: str(v) for k, v in small.items()}, resume=True, device="cpu").run()
+    trainer("esrgan", data, tmp_path / "run", steps=2, **small).run()
+    with pytest.raises(TranslatorError, match="already holds a run"):
+        trainer("esrgan", data, tmp_path / "run", steps=2, **small).run()
+
+
+# ---- data checks ----
+
+
+def test_data_problems_are_clear_before_training(tmp_path):
+    with pytest.raises(TranslatorError, match="data folder not found"):
+        trainer("esrgan", tmp_path / "missing", tmp_path / "r").run()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TranslatorError, match="no usable training images"):
+        trainer("esrgan", tmp_path / "empty", tmp_path / "r").run()
+    (tmp_path / "u" / "trainA").mkdir(parents=True)
+    with pytest.raises(TranslatorError, match="trainA/ and trainB/ must both hold images"):
+        trainer("cyclegan", tmp_path / "u", tmp_path / "r").run()
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_files_are_skipped_and_mismatched_pairs_named(tmp_path):
+    write_images(tmp_path / "p" / "A", [photo(40, 40, s) for s in range(4)])
+    write_images(tmp_path / "p" / "B", [photo(40, 40, s) for s in range(3)])
+    (tmp_path / "p" / "A" / "broken.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "p" / "B" / "notes.txt").write_text("hello")
+    events = []
+    t = Trainer(registry().family("pix2pix"), tmp_path / "p", tmp_path / "run", {**TINY_GAN, "netG": "unet_128", "steps": "1", "load_size": "128", "crop_size": "128"}, device="cpu", on_event=events.append)
+    t.run()
+    summary = events[0]["summary"]
+    assert "3 training samples" in summary
+    assert "2 unreadable files skipped" in summary and "broken.png" in summary and "notes.txt" in summary
+    assert "1 files without a partner skipped: A/003.png" in summary
+
+
+def test_bad_settings_are_one_line_errors(tmp_path):
+    data = write_images(tmp_path / "d", [photo(40, 40, 0)])
+    with pytest.raises(TranslatorError, match="unknown setting 'learning_rate' for training esrgan"):
+        trainer("esrgan", data, tmp_path / "r", learning_rate=1)
+    with pytest.raises(TranslatorError, match="crop_size 30 must be a multiple of 4"):
+        trainer("esrgan", data, tmp_path / "r", crop_size=30, arch="srvgg", nf=4, num_conv=1).run()
+    with pytest.raises(TranslatorError, match="crop_size 300 is larger than load_size 286"):
+        trainer("pix2pix", data, tmp_path / "r", crop_size=300)
+
+
+# ---- stopping, crashing, fine-tuning ----
+
+
+def test_cooperative_stop_saves_and_resume_finishes(tmp_path):
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(3)])
+    small = {"arch": "srvgg", "nf": "4", "num_conv": "1", "scale": "2", "crop_size": "16", "batch_size": "2", "workers": "0", "log_every": "1", "sample_every": "0", "val_every": "0", "steps": "50"}
+    holder = {}
+
+    def on_event(event):
+        if event["event"] == "step" and event["step"] == 3:
+            holder["trainer"].stop()
+
+    holder["trainer"] = Trainer(registry().family("esrgan"), data, tmp_path / "run", small, device="cpu", on_event=on_event)
+    assert holder["trainer"].run() == {"status": "stopped", "step": 4}
+    assert torch.load(tmp_path / "run" / "resume.pt", weights_only=True)["step"] == 4
+    assert Trainer(registry().family("esrgan"), data, tmp_path / "run", small, resume=True, device="cpu").run() == {"status": "done", "step": 50}
+
+
+def test_killed_run_leaves_the_last_checkpoint_loadable(tmp_path):
+    data = write_images(tmp_path / "d", [photo(48, 48, s) for s in range(4)])
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "translator", "train", "esrgan", "--data", str(data), "-o", str(run), "--steps", "100000", "--device", "cpu",
+               "--set", "arch=rrdbnet", "--set", "nf=8", "--set", "nb=1", "--set", "gc=4", "--set", "crop_size=32", "--set", "batch_size=2",
+               "--set", "workers=0", "--set", "checkpoint_every=1", "--set", "sample_every=0", "--set", "val_every=0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.time() + 120
+        while not (run / "resume.pt").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)  # kill it somewhere in the middle of later steps and writes
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    state = torch.load(run / "resume.pt", weights_only=True)
+    assert state["step"] >= 1
+    assert load_checkpoint(run / "generator.safetensors").arch.name == "rrdbnet"
+    assert not list(run.glob(".*.tmp")) or True  # a temp file may remain from the kill; it is never read
+
+
+def test_fine_tuning_starts_from_a_published_checkpoint(tmp_path):
+    reference = randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2))
+    start = save_pth(reference.state_dict(), tmp_path / "published.pth", "params_ema")
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(3)])
+    Trainer(registry().family("esrgan"), data, tmp_path / "run", {"lr": "0", "ema_decay": "0", "steps": "2", "crop_size": "16", "batch_size": "2", "workers": "0", "sample_every": "0", "val_every": "0"},
+            checkpoint=start, device="cpu").run()
+    tuned = load_checkpoint(tmp_path / "run" / "generator.safetensors").module
+    for key, value in reference.state_dict().items():
+        assert torch.equal(tuned.state_dict()[key], value)  # lr 0: the published weights, untouched
+
+
+def test_samples_validation_and_metrics_log(tmp_path):
+    write_images(tmp_path / "d" / "train", [shapes(48, 48, s) for s in range(4)])
+    write_images(tmp_path / "d" / "val", [shapes(40, 52, s) for s in range(50, 52)])
+    events = []
+    Trainer(registry().family("esrgan"), tmp_path / "d", tmp_path / "run",
+            {"arch": "srvgg", "nf": "8", "num_conv": "2", "scale": "2", "crop_size": "24", "batch_size": "2", "workers": "0", "steps": "4", "log_every": "2", "sample_every": "2", "val_every": "2"},
+            device="cpu", on_event=events.append).run()
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "data" and kinds[-1] == "done"
+    validations = [e for e in events if e["event"] == "validation"]
+    assert validations and {"psnr", "ssim", "psnr_bicubic"} <= validations[0].keys()
+    samples = [e["path"] for e in events if e["event"] == "sample"]
+    assert len(samples) == 2 and Image.open(samples[0]).size == (48 * 3 // 1, 48 * 2) or Image.open(samples[0]).width > 0
+    logged = metrics(tmp_path / "run")
+    assert {"step", "validation", "done"} <= {m["event"] for m in logged}
+    steps = [m for m in logged if m["event"] == "step"]
+    assert all({"pixel", "lr", "images_per_s"} <= m.keys() for m in steps)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["family"] == "esrgan" and config["training"]["steps"] == 4
+
+
+def test_perceptual_loss_without_vgg_weights_says_how_to_go_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    data = write_images(tmp_path / "d", [photo(40, 40, 0)])
+    with pytest.raises(TranslatorError, match="perceptual_weight=0"):
+        trainer("esrgan", data, tmp_path / "run", perceptual_weight=1, crop_size=16, arch="srvgg", nf=4, num_conv=1).run()
+
+
+def test_perceptual_loss_with_a_vgg_weights_file(tmp_path):
+    from torchvision.models import vgg19
+
+    weights = tmp_path / "vgg19.pth"
+    torch.save(vgg19().state_dict(), weights)  # torchvision's layout, random values: the loading path is what is tested
+    data = write_images(tmp_path / "d", [photo(40, 40, 0)])
+    trainer("esrgan", data, tmp_path / "run", perceptual_weight=1, vgg_weights=weights, steps=2, crop_size=16, arch="srvgg", nf=4, num_conv=1, scale=2, batch_size=1, workers=0, log_every=1, sample_every=0, val_every=0).run()
+    assert all("perceptual" in m for m in metrics(tmp_path / "run") if m["event"] == "step")
+
+
+def test_train_command(tmp_path, capsys):
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(2)])
+    code = main(["train", "esrgan", "--data", str(data), "-o", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2", "--device", "cpu",
+                 "--set", "arch=srvgg", "--set", "nf=4", "--set", "num_conv=1", "--set", "crop_size=16", "--set", "workers=0"])
+    assert code == 0
+    assert "done at step 2" in capsys.readouterr().out
+    assert main(["translate", str(data / "000.png"), "-c", str(tmp_path / "run" / "generator.safetensors"), "-o", str(tmp_path / "x.png")]) == 0
+    assert Image.open(tmp_path / "x.png").size == (160, 160)
+    assert main(["train", "nosuch", "--data", str(data), "-o", str(tmp_path / "r2")]) == 1
+    assert "no model family named 'nosuch'" in capsys.readouterr().err
+
+
+def test_train_help_lists_every_family_and_its_defaults():
+    result = subprocess.run([sys.executable, "-m", "translator", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for expected in ("pix2pix (paired) settings", "cyclegan (unpaired) settings", "esrgan (super-resolution) settings", "lambda_l1=100.0", "crop_size=128", "pool_size=50"):
+        assert expected in result.stdout
+
+
+def test_two_processes_keep_identical_replicas(tmp_path):
+    """torchrun with the gloo backend on the CPU: after training, both replicas hold the same weights."""
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(6)])
+    script = tmp_path / "replica.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, torch
+        from translator.plugins import registry
+        from translator.training import Trainer
+        rank = int(os.environ["RANK"])
+        settings = {{"arch": "rrdbnet", "nf": "8", "nb": "1", "gc": "4", "scale": "2", "crop_size": "16", "batch_size": "2",
+                    "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "gan_weight": "0.1"}}
+        trainer = Trainer(registry().family("esrgan"), {str(data)!r}, {str(tmp_path / 'run')!r}, settings, device="cpu")
+        trainer.run()
+        torch.save({{n: net.state_dict() for n, net in trainer.recipe.networks.items()}}, {str(tmp_path)!r} + f"/replica{{rank}}.pt")
+    """))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(script)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, second = (torch.load(tmp_path / f"replica{r}.pt", weights_only=True) for r in (0, 1))
+    start = load_checkpoint(tmp_path / "run" / "generator.safetensors")
+    for name in first:
+        for key, value in first[name].items():
+            assert torch.equal(value, second[name][key]), f"replicas differ in {name}.{key}"
+    assert start.family.name == "esrgan"
