@@ -65,6 +65,7 @@ class CycleGANRecipe(Recipe):
 
     def __init__(self, g_a, g_b, s: CycleGANSettings, config):
         super().__init__()
+        gan_networks.check_discriminator_input(config.crop_size)
         d_a = gan_networks.NLayerDiscriminator(3, s.ndf, 3, norm=s.norm)
         d_b = gan_networks.NLayerDiscriminator(3, s.ndf, 3, norm=s.norm)
         for net in (d_a, d_b):

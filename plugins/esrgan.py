@@ -78,6 +78,7 @@ class ESRGANRecipe(Recipe):
         self.networks = {"G": generator}
         self.optimizers = {"G": torch.optim.Adam(generator.parameters(), lr=s.lr, betas=(0.9, 0.99))}
         if s.gan_weight > 0:
+            gan_networks.check_discriminator_input(config.crop_size)
             discriminator = gan_networks.NLayerDiscriminator(3, 64, 3, norm="batch")
             gan_networks.init_weights(discriminator)
             self.networks["D"] = discriminator

@@ -128,6 +128,12 @@ class NLayerDiscriminator(nn.Module):
         return self.model(x)
 
 
+def check_discriminator_input(crop_size: int, n_layers: int = 3) -> None:
+    """The PatchGAN's stride-2 and 4x4 layers need at least 2**(n_layers + 2) pixels."""
+    if crop_size < 2 ** (n_layers + 2):
+        raise TranslatorError(f"the PatchGAN discriminator needs crop_size of at least {2 ** (n_layers + 2)}, got {crop_size}")
+
+
 def init_weights(net: nn.Module, gain: float = 0.02) -> None:
     """The original release's default initialisation: N(0, 0.02) convs, N(1, 0.02) norm scales."""
     for m in net.modules():

@@ -62,6 +62,7 @@ class Pix2Pix(CycleGAN):
 class Pix2PixRecipe(Recipe):
     def __init__(self, generator, s: Pix2PixSettings, config):
         super().__init__()
+        gan_networks.check_discriminator_input(config.crop_size)
         # the discriminator judges (input, output) pairs: 6 channels
         discriminator = gan_networks.NLayerDiscriminator(6, s.ndf, 3, norm=s.norm)
         gan_networks.init_weights(discriminator)

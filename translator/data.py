@@ -146,6 +146,8 @@ def open_data(root: str | Path, task: Task, load_size: int, crop_size: int) -> T
         raise TranslatorError(f"data folder not found: {root}")
     report = Report()
     if task == Task.UNPAIRED:
+        if not (root / "trainA").is_dir() or not (root / "trainB").is_dir():
+            raise TranslatorError(f"{root}: unpaired training needs trainA/ and trainB/ folders")
         a, b = scan_images(root / "trainA", report), scan_images(root / "trainB", report)
         if not a or not b:
             raise TranslatorError(f"{root}: trainA/ and trainB/ must both hold images (found {len(a)} and {len(b)})")

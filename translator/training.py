@@ -191,6 +191,8 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             data.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
             pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0,
+            # its own generator: creating the iterator must not draw from the global one
+            generator=torch.Generator().manual_seed(cfg.seed),
         )
         batches = iter(loader)
         sample_batch = self._sample_batch(data, augmenter)
