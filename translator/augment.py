@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .errors import TranslatorError
 from .family import Task
 
-DEGRADATIONS = ("bicubic", "realesrgan")
+DEGRADATIONS = ("bicubic", "realesrgan", "mixed")
 
 
 class Augmenter:
@@ -59,8 +59,11 @@ def degrade(hr: torch.Tensor, scale: int, kind: str = "bicubic") -> torch.Tensor
     "bicubic" is the classic antialiased downscale. "realesrgan" follows Real-ESRGAN's recipe in
     one stage: random Gaussian blur, a random intermediate resize, Gaussian noise, the final
     resize, and JPEG compression, so that real photos, not only downscaled ones, improve.
+    "mixed" picks one of the two for each batch.
     """
     size = (hr.shape[2] // scale, hr.shape[3] // scale)
+    if kind == "mixed":  # half the batches each way: robust to real photos, still sharp on clean ones
+        kind = "bicubic" if torch.rand(()) < 0.5 else "realesrgan"
     if kind == "bicubic":
         return _resize(hr, size, "bicubic")
     n = hr.shape[0]

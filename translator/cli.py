@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate = commands.add_parser("translate", help="translate images and write PNG")
     translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     translate.add_argument("--model", "-m", help="family name (read from the checkpoint when it says)")
-    translate.add_argument("--checkpoint", "-c", required=True, help="weights file (.safetensors, .pth, .pt, .ckpt)")
+    translate.add_argument("--checkpoint", "-c", help="weights file (.safetensors, .pth, .pt, .ckpt); default: the family's shipped model")
     translate.add_argument("--output", "-o", default="results", help="PNG file (one input) or folder (default: results)")
     translate.add_argument("--tile", type=int, help="tile side in input pixels (0: never tile; default: automatic)")
     translate.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-h", "--help", action=_TrainHelp, help="show this help, with every family's settings")
     train.set_defaults(run=_train)
 
+    evaluate = commands.add_parser("evaluate", help="PSNR/SSIM of super-resolution checkpoints against bicubic on held-out photos")
+    evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoints to compare (one scale)")
+    evaluate.add_argument("--data", required=True, help="folder of high-resolution photos the models never saw")
+    evaluate.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    evaluate.add_argument("--json", help="also write per-photo scores to this JSON file")
+    evaluate.set_defaults(run=_evaluate)
+
     convert = commands.add_parser("convert", help="convert a published checkpoint to the project's safetensors format")
     convert.add_argument("input", help="checkpoint to convert")
     convert.add_argument("--model", "-m", help="family name (inferred when unambiguous)")
@@ -93,6 +100,8 @@ def _models(args) -> None:
             family = reg.families[name]
             print(f"  {family.name}: {family.description}")
             print(f"    task: {family.task.value}; architectures: {', '.join(family.architectures)}; input range: {list(family.input_range)}")
+            default = family.default_checkpoint or "none shipped (pass --checkpoint)"
+            print(f"    default checkpoint: {default}")
             for field in dataclasses.fields(family.Settings):
                 choices = field.metadata.get("choices")
                 shown = f" [{'|'.join(map(str, choices))}]" if choices else ""
@@ -112,7 +121,7 @@ def _translate(args) -> int:
 
     inputs = collect_inputs(args.inputs)
     outputs = output_paths(inputs, Path(args.output))
-    checkpoint = load_checkpoint(args.checkpoint, args.model)
+    checkpoint = load_checkpoint(args.checkpoint or _default_checkpoint(args.model), args.model)
     settings = make_settings(checkpoint.family.Settings, _pairs(args.set), checkpoint.family.name)
     options = Options(
         device=args.device,
@@ -232,6 +241,32 @@ def _train(args) -> int:
         bar.close()
     print(f"{result['status']} at step {result['step']}: {Path(args.output) / 'generator.safetensors'}")
     return 0
+
+
+def _default_checkpoint(family_name: str | None) -> Path:
+    from .plugins import registry
+
+    if family_name is None:
+        raise TranslatorError("say which model: --checkpoint FILE, or --model NAME for its shipped default")
+    family = registry().family(family_name)
+    if family.default_checkpoint is None:
+        raise TranslatorError(f"{family.name} ships no default model; pass --checkpoint (a file or one from the Hub)")
+    path = Path(family.default_checkpoint)
+    if not path.is_file():
+        raise TranslatorError(f"the default {family.name} model is missing: {path} (run from a full checkout of the repository)")
+    return path
+
+
+def _evaluate(args) -> None:
+    import json
+
+    from .evaluate import evaluate, report
+
+    names, scores = evaluate(args.checkpoints, args.data, args.device)
+    print(report(names, scores))
+    if args.json:
+        rows = {name: {"psnr": score.psnr, "ssim": score.ssim, "mean_psnr": score.mean()[0], "mean_ssim": score.mean()[1]} for name, score in scores.items()}
+        Path(args.json).write_text(json.dumps({"photos": names, "scores": rows}, indent=2))
 
 
 def _convert(args) -> None:

@@ -13,6 +13,7 @@ hands out with the index, so data order and crops resume exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,11 @@ class ImageFolderSet(torch.utils.data.Dataset):
     side-by-side image into A and B and then resizes both.
     """
 
-    def __init__(self, samples: list[tuple[Path, ...]], mode: str, size: int):
+    def __init__(self, samples: list[tuple[Path, ...]], mode: str, size: int, cache: int = 0):
         self.samples, self.mode, self.size = samples, mode, size
+        # decoded images kept per loader process: a few large photos cut into many small crops
+        # would otherwise be decoded again for every crop
+        self._load = functools.lru_cache(maxsize=cache)(_load_rgb) if cache else _load_rgb
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -84,7 +88,7 @@ class ImageFolderSet(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple[int, int]) -> list[torch.Tensor]:
         index, seed = item
         rng = np.random.default_rng(seed)
-        images = [_load_rgb(path) for path in self.samples[index]]
+        images = [self._load(path) for path in self.samples[index]]
         if self.mode == "split":
             whole = images[0]
             half = whole.width // 2
@@ -138,7 +142,7 @@ class TrainData:
     report: Report
 
 
-def open_data(root: str | Path, task: Task, load_size: int, crop_size: int) -> TrainData:
+def open_data(root: str | Path, task: Task, load_size: int, crop_size: int, cache: int = 0) -> TrainData:
     """Find the layout of ``root`` for ``task`` and check it; raises TranslatorError before
     anything trains if there is nothing usable."""
     root = Path(root)
@@ -162,7 +166,7 @@ def open_data(root: str | Path, task: Task, load_size: int, crop_size: int) -> T
         train = _paired(base, load_size, report)
         val = _paired(val_base, load_size, Report()) if val_base else None
     else:
-        train = ImageFolderSet([(p,) for p in scan_images(base, report)], "crop", crop_size)
+        train = ImageFolderSet([(p,) for p in scan_images(base, report)], "crop", crop_size, cache)
         val = ImageFolderSet([(p,) for p in scan_images(val_base, Report())], "crop", 0) if val_base else None
     report.used = len(train)
     if not len(train):

@@ -81,6 +81,8 @@ class Family:
     Settings: ClassVar[type] = NoSettings
     # defaults of the training loop's own settings that differ for this family (see TrainConfig)
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # path of the model used when no checkpoint is given, if the plugin ships one
+    default_checkpoint: ClassVar[str | None] = None
 
     def recognise(self, state_dict: dict) -> Architecture | None:
         """The architecture of this family that ``state_dict`` fits, inferred from its keys and

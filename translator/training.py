@@ -52,6 +52,7 @@ class TrainConfig:
     color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)")
     degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)
     workers: int = setting(2, "data loader processes (0: load in the training process)")
+    cache_images: int = setting(0, "decoded super-resolution images kept in memory by each loader process (0: none)")
     log_every: int = setting(10, "steps between metric log lines")
     sample_every: int = setting(500, "steps between sample images (0: never)")
     val_every: int = setting(500, "steps between validation runs (0: never)")
@@ -155,7 +156,7 @@ class Trainer:
         if not self.resume and resume_path.exists():
             raise TranslatorError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another folder")
 
-        data = open_data(self.data_dir, self.family.task, cfg.load_size, cfg.crop_size)
+        data = open_data(self.data_dir, self.family.task, cfg.load_size, cfg.crop_size, cfg.cache_images)
         self._emit({"event": "data", "summary": data.report.summary()}, main)
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
@@ -389,8 +390,9 @@ def _check_config(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size", "accumulate", "crop_size", "load_size", "log_every"):
         if getattr(cfg, name) < 1:
             raise TranslatorError(f"training setting {name!r} must be at least 1")
-    if cfg.workers < 0:
-        raise TranslatorError("training setting 'workers' must not be negative")
+    for name in ("workers", "cache_images", "sample_every", "val_every", "checkpoint_every"):
+        if getattr(cfg, name) < 0:
+            raise TranslatorError(f"training setting {name!r} must not be negative")
 
 
 def _check_sizes(task: Task, cfg: TrainConfig, arch) -> None:
