@@ -1,0 +1,106 @@
+"""The quality report and the shipped default model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import photo, save_pth
+from reference_networks import BasicSRSRVGGNetCompact, randomize
+from translator import TranslatorError
+from translator.checkpoints import load_checkpoint
+from translator.cli import main
+from translator.evaluate import evaluate
+from translator.plugins import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def zero_body(scale: int) -> dict:
+    net = BasicSRSRVGGNetCompact(num_feat=4, num_conv=1, upscale=scale)
+    for p in net.parameters():
+        torch.nn.init.zeros_(p)
+    return net.state_dict()  # computes exactly a nearest-neighbour upscale
+
+
+def test_evaluate_compares_against_bicubic(tmp_path, capsys):
+    photos = tmp_path / "held-out"
+    photos.mkdir()
+    for seed in range(3):
+        Image.fromarray(photo(48, 64, seed)).save(photos / f"{seed}.png")
+    nearest = save_pth(zero_body(2), tmp_path / "nearest.pth")
+    names, scores = evaluate([nearest], photos)
+    assert names == ["0.png", "1.png", "2.png"]
+    # the same numbers computed independently: numpy, BT.601 luma, 2-pixel border cropped
+    for i in range(3):
+        hr = np.asarray(Image.open(photos / f"{i}.png"), dtype=np.float64) / 255
+        lr = torch.nn.functional.interpolate(torch.from_numpy(hr).permute(2, 0, 1)[None].float(), scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        up = {
+            "nearest.pth": lr[0].numpy().repeat(2, axis=1).repeat(2, axis=2).transpose(1, 2, 0),
+            "bicubic": torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)[0].permute(1, 2, 0).numpy(),
+        }
+        for name, image in up.items():
+            luma = lambda x: (x.astype(np.float64) @ np.array([65.481, 128.553, 24.966]) / 255 + 16 / 255)[2:-2, 2:-2]
+            expected = 10 * np.log10(1 / np.mean((luma(image) - luma(hr)) ** 2))
+            assert abs(scores[name].psnr[i] - expected) < 0.02, (name, scores[name].psnr[i], expected)
+        assert 0 < scores["bicubic"].ssim[i] <= 1
+
+    assert main(["evaluate", str(nearest), "--data", str(photos), "--json", str(tmp_path / "scores.json")]) == 0
+    out = capsys.readouterr().out
+    assert "bicubic" in out and "nearest.pth" in out and "vs bicubic" in out
+    saved = json.loads((tmp_path / "scores.json").read_text())
+    assert len(saved["scores"]["nearest.pth"]["psnr"]) == 3
+
+
+def test_evaluate_refuses_mixed_scales_and_other_tasks(tmp_path):
+    (tmp_path / "p").mkdir()
+    Image.fromarray(photo(32, 32)).save(tmp_path / "p" / "a.png")
+    x2, x4 = save_pth(zero_body(2), tmp_path / "x2.pth"), save_pth(zero_body(4), tmp_path / "x4.pth")
+    with pytest.raises(TranslatorError, match="different factors"):
+        evaluate([x2, x4], tmp_path / "p")
+    from reference_networks import RefResnetGenerator
+
+    family = registry().family("cyclegan")
+    from translator.checkpoints import save_checkpoint
+
+    g = RefResnetGenerator(3, 3, ngf=4, n_blocks=1)
+    own = save_checkpoint(tmp_path / "g.safetensors", family, family.recognise(g.state_dict()), g.state_dict())
+    with pytest.raises(TranslatorError, match="evaluation measures super-resolution"):
+        evaluate([own], tmp_path / "p")
+
+
+def test_shipped_default_model_is_used_without_a_checkpoint(tmp_path):
+    default = Path(registry().family("esrgan").default_checkpoint)
+    assert default.is_file() and default.parent == ROOT / "checkpoints"
+    loaded = load_checkpoint(default)
+    assert loaded.family.name == "esrgan" and loaded.arch.scale == 4
+    assert loaded.metadata["description"] and loaded.metadata["data"]
+
+    result = subprocess.run([sys.executable, "-m", "translator", "translate", str(ROOT / "examples" / "chelsea.png"), "--model", "esrgan", "-o", str(tmp_path / "x4.png")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    out, source = Image.open(tmp_path / "x4.png"), Image.open(ROOT / "examples" / "chelsea.png")
+    assert out.size == (source.width * 4, source.height * 4)
+    # a trained model, not a resampler: it differs from bicubic, and stays close to it on average
+    bicubic = np.asarray(source.convert("RGB").resize(out.size, Image.BICUBIC), dtype=np.float32)
+    difference = np.abs(np.asarray(out, dtype=np.float32) - bicubic).mean()
+    assert 0.5 < difference < 15
+
+
+def test_families_without_a_shipped_model_say_so(capsys):
+    assert main(["translate", str(ROOT / "examples" / "chelsea.png"), "--model", "cyclegan"]) == 1
+    assert "cyclegan ships no default model; pass --checkpoint" in capsys.readouterr().err
+    assert main(["translate", str(ROOT / "examples" / "chelsea.png")]) == 1
+    assert "say which model" in capsys.readouterr().err
+
+
+def test_models_lists_each_default(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "default checkpoint: " + str(ROOT / "checkpoints" / "compact-sr-x4.safetensors") in out
+    assert "default checkpoint: none shipped" in out
