@@ -205,23 +205,11 @@ class Trainer:
             if self._stop.is_set():
                 status = "stopped"
                 break
-            for optimizer in recipe.optimizers.values():
-                optimizer.zero_grad(set_to_none=True)
-            for _ in range(cfg.accumulate):
-                raw = [t.to(self.device, non_blocking=True) for t in next(batches)]
-                batch = {k: v * (high - low) + low for k, v in augmenter(raw).items()}
-                with autocast:
-                    for _, loss in recipe.step(batch):
-                        scaler.scale(loss / cfg.accumulate).backward()
-            if world > 1:
-                _average_gradients(nets.values(), world)
-            for optimizer in recipe.optimizers.values():
-                scaler.step(optimizer)
-            scaler.update()
-            for scheduler in recipe.schedulers.values():
-                scheduler.step()
-            if world > 1:
-                _broadcast_buffers(nets.values())
+            micro_batches = (
+                {k: v * (high - low) + low for k, v in augmenter([t.to(self.device, non_blocking=True) for t in next(batches)]).items()}
+                for _ in range(cfg.accumulate)
+            )
+            train_step(recipe, micro_batches, cfg.accumulate, scaler, autocast, world)
             for stem, copy_ in ema.items():
                 _ema_update(copy_, nets[recipe.exports[stem]], recipe.ema_decay)
             step += 1
@@ -374,6 +362,30 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as error:
             raise TranslatorError(f"cannot resume from {path}: it does not match this family and settings ({str(error)[:120]})") from None
         return int(state["step"])
+
+
+def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int = 1) -> None:
+    """One optimizer step of ``recipe`` over ``count`` micro-batches whose gradients add up.
+
+    Each phase's loss is backpropagated as ``step`` yields it; the optimizers step once all
+    phases and micro-batches are done (equivalent to stepping between phases, since a later
+    phase only sees detached outputs of an earlier one).
+    """
+    for optimizer in recipe.optimizers.values():
+        optimizer.zero_grad(set_to_none=True)
+    for batch in batches:
+        with autocast:
+            for _, loss in recipe.step(batch):
+                scaler.scale(loss / count).backward()
+    if world > 1:
+        _average_gradients(recipe.networks.values(), world)
+    for optimizer in recipe.optimizers.values():
+        scaler.step(optimizer)
+    scaler.update()
+    for scheduler in recipe.schedulers.values():
+        scheduler.step()
+    if world > 1:
+        _broadcast_buffers(recipe.networks.values())
 
 
 def _split_overrides(family: Family, overrides: dict[str, str]) -> tuple[dict, dict]:
