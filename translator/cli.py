@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import TranslatorError
@@ -136,24 +137,46 @@ def _translate(args) -> int:
     engine = Engine(checkpoint, settings, options)
     failed = 0
     files = tqdm(list(zip(inputs, outputs)), unit="image", disable=len(inputs) < 2, file=sys.stderr)
-    for source, target in files:
-        tiles = tqdm(unit="tile", leave=False, file=sys.stderr, desc=source.name, disable=None)
 
-        def progress(done: int, total: int, bar=tiles) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    def finish(job) -> int:
+        """Wait for a background write; 1 if it failed."""
+        if job is None:
+            return 0
+        source, future = job
         try:
-            write_png(engine.translate(read_image(source), progress), target)
+            future.result()
+            return 0
         except TranslatorError as error:
             if len(inputs) == 1:
                 raise
-            failed += 1
             tqdm.write(f"skipped {source}: {error}", file=sys.stderr)
-        finally:
-            tiles.close()
-        if len(inputs) == 1:
-            print(target)
+            return 1
+
+    # PNG encoding of one result overlaps the next translation; one write waits at most
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for source, target in files:
+            tiles = tqdm(unit="tile", leave=False, file=sys.stderr, desc=source.name, disable=None)
+
+            def progress(done: int, total: int, bar=tiles) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                result = engine.translate(read_image(source), progress)
+            except TranslatorError as error:
+                if len(inputs) == 1:
+                    raise
+                failed += 1
+                tqdm.write(f"skipped {source}: {error}", file=sys.stderr)
+                continue
+            finally:
+                tiles.close()
+            failed += finish(pending)
+            pending = (source, writer.submit(write_png, result, target))
+        failed += finish(pending)
+    if len(inputs) == 1:
+        print(outputs[0])
     if failed:
         print(f"error: {failed} of {len(inputs)} images failed", file=sys.stderr)
         return 1

@@ -85,6 +85,7 @@ class Engine:
     def scale(self) -> int:
         return self.arch.scale
 
+    @torch.inference_mode()
     def translate(self, picture: Picture, progress: Progress | None = None) -> Picture:
         """The translated picture: same modes and bit depth, size times the scale (or outscale)."""
         factor = max(self.scale, self.options.outscale or 0)
@@ -111,8 +112,10 @@ class Engine:
 
     def _run_unit(self, x: torch.Tensor, progress: Progress | None) -> torch.Tensor:
         low, high = self.family.input_range
+        if (low, high) == (0.0, 1.0):  # no copies of a large image for an identity mapping
+            return self.run(x, progress).clamp_(0, 1)
         y = self.run(x * (high - low) + low, progress)
-        return ((y - low) / (high - low)).clamp_(0, 1)
+        return y.sub_(low).div_(high - low).clamp_(0, 1)
 
     def _upscale_alpha(self, alpha: torch.Tensor, progress: Progress | None) -> torch.Tensor:
         if self.scale == 1:
@@ -121,6 +124,7 @@ class Engine:
             return self._run_unit(alpha.expand(-1, 3, -1, -1), progress).mean(1, keepdim=True)
         return _resize(alpha, (alpha.shape[2] * self.scale, alpha.shape[3] * self.scale))
 
+    @torch.inference_mode()
     def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
         """The network applied to ``x`` (N x C x H x W, CPU, network range) at any size."""
         tile = self._tile_size(x.shape[2], x.shape[3])
@@ -171,7 +175,7 @@ class Engine:
         autocast = (
             torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else contextlib.nullcontext()
         )
-        with torch.inference_mode(), autocast:
+        with autocast:
             out = self.module(batch)
         return out.float().cpu()
 

@@ -1,0 +1,248 @@
+"""Benchmarks: the project's training step and inference engine against the reference
+implementations' way of running the same networks, in one run on one machine.
+
+    python bench/run.py --quick                 # CPU-sized inputs, a few minutes
+    python bench/run.py --device cuda           # the full table on a GPU
+    python bench/run.py --quick --json bench/results.json
+
+Every (row, variant) runs in a fresh process so that its peak memory is its own. Ratios are
+reference time over ours: above 1 means we are faster. The FLOP floor is the time the counted
+FLOPs would take at the device's measured peak (a large matmul in the precision used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+# name: (what, unit, full size, quick size, full batch, quick batch)
+ROWS = {
+    "cyclegan_train_b1": ("CycleGAN training step, resnet_9blocks", "img/s", 256, 128, 1, 1),
+    "cyclegan_train_b8": ("CycleGAN training step, resnet_9blocks", "img/s", 256, 128, 8, 2),
+    "pix2pix_train_b1": ("pix2pix training step, unet_256", "img/s", 256, 256, 1, 1),
+    "rrdbnet_x4_256": ("RRDBNet x4 inference", "ms/img", 256, 48, 1, 1),
+    "rrdbnet_x4_512": ("RRDBNet x4 inference", "ms/img", 512, 96, 1, 1),
+    "compact_x4_256": ("compact SR (general-x4v3 size) inference", "ms/img", 256, 128, 1, 1),
+    "compact_x4_512": ("compact SR (general-x4v3 size) inference", "ms/img", 512, 256, 1, 1),
+    "cyclegan_gen_1024": ("CycleGAN generator inference", "ms/img", 1024, 512, 1, 1),
+    "translate_e2e": ("translate of a photo (PNG in, PNG out) vs bare forward, general-x4v3 size", "ms/img", 768, 384, 1, 1),
+    "upscale_2000x1500_memory": ("x4 upscale of 2000x1500, tiled (general-x4v3 size)", "ms/img", 2000, 2000, 1, 1),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small inputs for the CPU")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS))
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--row", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.row:  # a child process: one measurement, printed as JSON
+        print(json.dumps(measure(args.row, args.variant, args.quick, torch.device(args.device))))
+        return
+
+    peak = device_peak(torch.device(args.device))
+    results = {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "device_peak_tflops": peak / 1e12, "rows": {}}
+    for row in args.rows:
+        variants = ["ours"] if row == "upscale_2000x1500_memory" else ["reference", "ours"]
+        results["rows"][row] = {v: child(row, v, args) for v in variants}
+        print(format_row(row, results["rows"][row], peak, args.quick), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def child(row: str, variant: str, args) -> dict:
+    command = [sys.executable, __file__, "--row", row, "--variant", variant, "--device", args.device] + (["--quick"] if args.quick else [])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def format_row(row: str, result: dict, peak: float, quick: bool) -> str:
+    what, unit, full, small, batch, small_batch = ROWS[row]
+    size, batch = (small, small_batch) if quick else (full, batch)
+    label = f"{row:<26} {size}px b{batch}"
+    if any("error" in r for r in result.values()):
+        return f"{label}  failed: {[r.get('error') for r in result.values()]}"
+    ours = result["ours"]
+    floor_ms = ours["flops"] / peak * 1e3 / batch if ours.get("flops") else float("nan")
+    shown = lambda r: f"{batch / r['seconds']:8.2f} img/s" if unit == "img/s" else f"{r['seconds'] * 1e3 / batch:9.1f} ms"
+    text = f"{label}  ours {shown(ours)}  peak {ours['peak_mb']:7.0f} MB  floor {floor_ms:8.1f} ms/img"
+    if "reference" in result:
+        ref = result["reference"]
+        text += f"  | reference {shown(ref)}  peak {ref['peak_mb']:7.0f} MB  ratio ref/ours {ref['seconds'] / ours['seconds']:.2f}x"
+    return text
+
+
+def machine(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def device_peak(device: torch.device) -> float:
+    """Achieved FLOP/s of a large matmul in the precision the rows use."""
+    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    seconds = timed(lambda: a @ b, device, warmup=2, reps=5)
+    return 2 * n**3 / seconds
+
+
+def timed(fn, device: torch.device, warmup: int, reps: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def count_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def measure(row: str, variant: str, quick: bool, device: torch.device) -> dict:
+    _, _, full, small, batch, small_batch = ROWS[row]
+    size, batch = (small, small_batch) if quick else (full, batch)
+    reps = 2 if quick and device.type == "cpu" else 10
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats()
+    fn = (training if "train" in row else inference)(row, variant, size, batch, device)
+    once = row == "upscale_2000x1500_memory"  # minutes on a CPU, and its memory is the point
+    seconds = timed(fn, device, warmup=0 if once else 1, reps=1 if once else reps)
+    flops = count_flops(fn) if variant == "ours" and row != "upscale_2000x1500_memory" else 0
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "flops": flops, "peak_mb": peak_mb, "size": size, "batch": batch}
+
+
+def training(row: str, variant: str, size: int, batch: int, device: torch.device):
+    import contextlib
+
+    from reference import ReferenceCycleGAN, ReferencePix2Pix
+    from translator.family import make_settings
+    from translator.plugins import registry
+    from translator.training import TrainConfig, train_step
+
+    name = row.split("_")[0]
+    family = registry().family(name)
+    settings = make_settings(family.Settings, {}, name)
+    arch = family.architecture(settings)
+    config = make_settings(TrainConfig, {"crop_size": str(size), "load_size": str(size)}, "training")
+    recipe = family.recipe(family.build(arch), arch, settings, config, device)
+    a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    b = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    nets = recipe.networks
+    for net in nets.values():
+        net.to(device).train()
+    if variant == "reference":
+        ref = ReferenceCycleGAN(nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]) if name == "cyclegan" else ReferencePix2Pix(nets["G"], nets["D"])
+        return lambda: ref.step(a, b)
+    if device.type == "cuda":
+        for net in nets.values():
+            net.to(memory_format=torch.channels_last)
+        a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    return lambda: train_step(recipe, [{"A": a, "B": b}], 1, scaler, autocast)
+
+
+def inference(row: str, variant: str, size: int, batch: int, device: torch.device):
+    from reference import reference_upscale
+    from translator.checkpoints import Checkpoint
+    from translator.family import make_settings
+    from translator.images import read_image, write_png
+    from translator.inference import Engine, Options
+    from translator.plugins import registry
+
+    if row == "translate_e2e":
+        family = registry().family("esrgan")
+        arch = family.architecture(make_settings(family.Settings, {"arch": "srvgg", "scale": "4", "num_conv": "32"}, "esrgan"))
+        checkpoint = Checkpoint(family, arch, family.build(arch), Path("bench"))
+        folder = Path(tempfile.mkdtemp())
+        photo = (np.random.default_rng(0).random((size * 3 // 4, size, 3)) * 255).astype(np.uint8)
+        from PIL import Image
+
+        Image.fromarray(photo).save(folder / "in.png")
+        module = checkpoint.module.eval().to(device)
+        if variant == "reference":  # the bare forward of the same network on the same pixels
+            x = torch.from_numpy(photo).permute(2, 0, 1)[None].float().div(255).to(device)
+
+            def bare():
+                with torch.inference_mode():
+                    module(x)
+
+            return bare
+        engine = Engine(checkpoint, options=Options(device=device.type))
+        return lambda: write_png(engine.translate(read_image(folder / "in.png")), folder / "out.png")
+
+    family = registry().family("cyclegan" if row.startswith("cyclegan") else "esrgan")
+    overrides = {
+        "rrdbnet": {"arch": "rrdbnet", "scale": "4"},
+        "compact": {"arch": "srvgg", "scale": "4", "num_conv": "32"},
+        "upscale": {"arch": "srvgg", "scale": "4", "num_conv": "32"},
+        "cyclegan": {},
+    }[row.split("_")[0]]
+    arch = family.architecture(make_settings(family.Settings, overrides, family.name))
+    module = family.build(arch).eval()
+    if row == "upscale_2000x1500_memory":
+        engine = Engine(Checkpoint(family, arch, module, Path("bench")), options=Options(device=device.type))
+        from translator.images import Picture
+
+        picture = Picture(np.random.default_rng(0).random((1500, 2000, 3), dtype=np.float32))
+        return lambda: engine.translate(picture)
+    image = (np.random.default_rng(0).random((size, size, 3)) * 255).astype(np.uint8)
+    if variant == "reference":
+        net = module.to(device)
+        if device.type == "cuda":
+            net = net.half()
+        low, high = family.input_range
+        if low < 0:  # the original test.py's transform for tanh generators: same shapes of work
+            x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+
+            def original_test():
+                with torch.no_grad():
+                    net(x.half() if device.type == "cuda" else x).float().add(1).div(2).cpu()
+
+            return original_test
+        return lambda: reference_upscale(net, image, device, arch.multiple)
+    engine = Engine(Checkpoint(family, arch, module, Path("bench")), make_settings(family.Settings, {}, family.name), Options(device=device.type, tile=0))
+    from translator.images import Picture
+
+    picture = Picture(image.astype(np.float32) / 255)
+    return lambda: engine.translate(picture)
+
+
+if __name__ == "__main__":
+    main()
