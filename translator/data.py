@@ -14,7 +14,6 @@ hands out with the index, so data order and crops resume exactly.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +113,7 @@ class UnpairedSet(torch.utils.data.Dataset):
 
 
 class ResumableSampler(torch.utils.data.Sampler):
-    """(index, seed) pairs from per-epoch permutations, starting at any position.
+    """An endless stream of (index, seed) pairs from per-epoch permutations, starting at any position.
 
     Position N of the stream is the same whatever the run it is drawn in, which is what makes
     resumed training continue exactly. With several processes each takes every world-th item.
@@ -130,9 +129,6 @@ class ResumableSampler(torch.utils.data.Sampler):
             order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
             yield int(order[offset]), self.seed * 1_000_003 + position
             position += self.world
-
-    def __len__(self) -> int:
-        return math.inf  # an endless stream
 
 
 @dataclass

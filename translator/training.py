@@ -261,12 +261,11 @@ class Trainer:
     def _sample_batch(self, data, augmenter: Augmenter) -> dict[str, torch.Tensor]:
         # a fixed batch, made with its own generator so it costs the training stream nothing
         source = data.val if data.val is not None and self.family.task != Task.SUPER_RESOLUTION else data.train
-        state = torch.get_rng_state()
-        torch.manual_seed(12345)
-        items = [source[(i % len(source), 12345 + i)] for i in range(min(2, len(source)))]
-        raw = [torch.stack([item[k] for item in items]).to(self.device) for k in range(len(items[0]))]
-        batch = augmenter(raw)
-        torch.set_rng_state(state)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(12345)
+            items = [source[(i % len(source), 12345 + i)] for i in range(min(2, len(source)))]
+            raw = [torch.stack([item[k] for item in items]).to(self.device) for k in range(len(items[0]))]
+            batch = augmenter(raw)
         low, high = self.family.input_range
         return {k: v * (high - low) + low for k, v in batch.items()}
 
