@@ -21,17 +21,19 @@ def register_families(register):
 @dataclass
 class CycleGANSettings:
     netG: str = setting("resnet_9blocks", "generator of a new network", choices=("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"))
-    ngf: int = setting(64, "filters in the generator's first layer")
-    ndf: int = setting(64, "filters in the discriminator's first layer")
+    ngf: int = setting(64, "filters in the generator's first layer", low=1)
+    ndf: int = setting(64, "filters in the discriminator's first layer", low=1)
     norm: str = setting("instance", "normalisation layers of new networks", choices=("instance", "batch"))
     dropout: bool = setting(False, "dropout in the generator's residual blocks")
     gan_mode: str = setting("lsgan", "adversarial objective", choices=GAN_MODES)
-    lambda_a: float = setting(10.0, "weight of the cycle loss A->B->A")
-    lambda_b: float = setting(10.0, "weight of the cycle loss B->A->B")
-    lambda_identity: float = setting(0.5, "weight of the identity loss, relative to the cycle weights")
-    pool_size: int = setting(50, "generated images remembered for the discriminators (0: none)")
-    lr: float = setting(2e-4, "Adam learning rate (constant for half the steps, then linearly to zero)")
-    beta1: float = setting(0.5, "Adam beta1")
+    lambda_a: float = setting(10.0, "weight of the cycle loss A->B->A", low=0.0)
+    lambda_b: float = setting(10.0, "weight of the cycle loss B->A->B", low=0.0)
+    lambda_identity: float = setting(0.5, "weight of the identity loss, relative to the cycle weights", low=0.0)
+    pool_size: int = setting(50, "generated images remembered for the discriminators (0: none)", low=0)
+    lr: float = setting(2e-4, "Adam learning rate", low=0.0)
+    lr_constant_steps: int = setting(100_000, "steps at the full learning rate (the original's 100 epochs of horse2zebra)", low=0)
+    lr_decay_steps: int = setting(100_000, "steps over which it then falls linearly to zero", low=1)
+    beta1: float = setting(0.5, "Adam beta1", low=0.0, high=0.999)
 
 
 class CycleGAN(Family):
@@ -76,7 +78,7 @@ class CycleGANRecipe(Recipe):
             "G": torch.optim.Adam(itertools.chain(g_a.parameters(), g_b.parameters()), lr=s.lr, betas=betas),
             "D": torch.optim.Adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr=s.lr, betas=betas),
         }
-        self.schedulers = {name: linear_decay(opt, config.steps) for name, opt in self.optimizers.items()}
+        self.schedulers = {name: linear_decay(opt, s.lr_constant_steps, s.lr_decay_steps) for name, opt in self.optimizers.items()}
         self.exports = {"generator": "G_A", "generator_BA": "G_B"}
         self.gan = GANLoss(s.gan_mode)
         self.pools = {"A": ImagePool(s.pool_size), "B": ImagePool(s.pool_size)}

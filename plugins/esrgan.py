@@ -22,17 +22,18 @@ def register_families(register):
 class ESRGANSettings:
     arch: str = setting("rrdbnet", "network of a new model: rrdbnet (ESRGAN) or srvgg (compact)", choices=("rrdbnet", "srvgg"))
     scale: int = setting(4, "upscaling factor of a new model", choices=(1, 2, 4))
-    nf: int = setting(64, "feature channels")
-    nb: int = setting(23, "RRDB blocks (rrdbnet)")
-    gc: int = setting(32, "growth channels of the dense blocks (rrdbnet)")
-    num_conv: int = setting(32, "body convolutions (srvgg)")
-    lr: float = setting(2e-4, "Adam learning rate (halved at 50% and 75% of the steps)")
-    pixel_weight: float = setting(1.0, "weight of the L1 loss against the high-resolution image")
-    perceptual_weight: float = setting(0.0, "weight of the VGG19 perceptual loss (needs torchvision's VGG19 weights file)")
+    nf: int = setting(64, "feature channels", low=1)
+    nb: int = setting(23, "RRDB blocks (rrdbnet)", low=1)
+    gc: int = setting(32, "growth channels of the dense blocks (rrdbnet)", low=1)
+    num_conv: int = setting(32, "body convolutions (srvgg)", low=0)
+    lr: float = setting(2e-4, "Adam learning rate of the generator", low=0.0)
+    lr_halve_every: int = setting(200_000, "steps between halvings of the learning rate", low=1)
+    pixel_weight: float = setting(1.0, "weight of the L1 loss against the high-resolution image", low=0.0)
+    perceptual_weight: float = setting(0.0, "weight of the VGG19 perceptual loss (needs torchvision's VGG19 weights file)", low=0.0)
     vgg_weights: str = setting("", "path of vgg19-dcbb9e9d.pth (default: torch hub's cache)")
-    gan_weight: float = setting(0.0, "weight of the adversarial loss (0: no discriminator, PSNR-oriented training)")
+    gan_weight: float = setting(0.0, "weight of the adversarial loss (0: no discriminator, PSNR-oriented training)", low=0.0)
     gan_mode: str = setting("ragan", "adversarial objective (ragan: ESRGAN's relativistic average GAN)", choices=GAN_MODES)
-    ema_decay: float = setting(0.999, "decay of the generator's exponential moving average, which is what gets exported (0: off)")
+    ema_decay: float = setting(0.999, "decay of the generator's exponential moving average, which is what gets exported (0: off)", low=0.0, high=0.99999)
 
 
 class ESRGAN(Family):
@@ -87,7 +88,7 @@ class ESRGANRecipe(Recipe):
             self.networks["D"] = discriminator
             self.optimizers["D"] = torch.optim.Adam(discriminator.parameters(), lr=s.lr, betas=(0.9, 0.99))
             self.gan = GANLoss(s.gan_mode)
-        self.schedulers = {name: halving(opt, config.steps) for name, opt in self.optimizers.items()}
+        self.schedulers = {name: halving(opt, s.lr_halve_every) for name, opt in self.optimizers.items()}
         self.perceptual = PerceptualLoss(s.vgg_weights or None).to(device) if s.perceptual_weight > 0 else None
         self.ema_decay = s.ema_decay
         self.s = s

@@ -27,14 +27,16 @@ class Pix2PixSettings:
         choices=("eval", "train"),
     )
     netG: str = setting("unet_256", "generator of a new network", choices=("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"))
-    ngf: int = setting(64, "filters in the generator's first layer")
-    ndf: int = setting(64, "filters in the discriminator's first layer")
+    ngf: int = setting(64, "filters in the generator's first layer", low=1)
+    ndf: int = setting(64, "filters in the discriminator's first layer", low=1)
     norm: str = setting("batch", "normalisation layers of new networks", choices=("batch", "instance"))
     dropout: bool = setting(True, "dropout in the generator (the paper's noise source)")
     gan_mode: str = setting("vanilla", "adversarial objective", choices=GAN_MODES)
-    lambda_l1: float = setting(100.0, "weight of the L1 loss against the target")
-    lr: float = setting(2e-4, "Adam learning rate (constant for half the steps, then linearly to zero)")
-    beta1: float = setting(0.5, "Adam beta1")
+    lambda_l1: float = setting(100.0, "weight of the L1 loss against the target", low=0.0)
+    lr: float = setting(2e-4, "Adam learning rate", low=0.0)
+    lr_constant_steps: int = setting(40_000, "steps at the full learning rate (the original's 100 epochs of facades)", low=0)
+    lr_decay_steps: int = setting(40_000, "steps over which it then falls linearly to zero", low=1)
+    beta1: float = setting(0.5, "Adam beta1", low=0.0, high=0.999)
 
 
 class Pix2Pix(CycleGAN):
@@ -69,24 +71,27 @@ class Pix2PixRecipe(Recipe):
         self.networks = {"G": generator, "D": discriminator}
         betas = (s.beta1, 0.999)
         self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=s.lr, betas=betas) for name, net in self.networks.items()}
-        self.schedulers = {name: linear_decay(opt, config.steps) for name, opt in self.optimizers.items()}
+        self.schedulers = {name: linear_decay(opt, s.lr_constant_steps, s.lr_decay_steps) for name, opt in self.optimizers.items()}
         self.gan = GANLoss(s.gan_mode)
         self.s = s
 
     def step(self, batch):
+        # The original order: the discriminator learns from this batch first, then the
+        # generator is trained against the updated discriminator.
         g, d = self.networks["G"], self.networks["D"]
         a, b = batch["A"], batch["B"]
         fake = g(a)
+        set_requires_grad([d], True)
+        loss_d = self.gan.discriminator(d(torch.cat([a, b], 1)), d(torch.cat([a, fake.detach()], 1)))
+        self.logs = {"D": loss_d.detach()}
+        yield "D", loss_d
         set_requires_grad([d], False)
         real_score = d(torch.cat([a, b], 1)) if self.gan.needs_real else None
         gan = self.gan.generator(d(torch.cat([a, fake], 1)), real_score)
         l1 = F.l1_loss(fake, b) * self.s.lambda_l1
-        self.logs = {"G_gan": gan.detach(), "G_l1": l1.detach()}
+        self.logs.update(G_gan=gan.detach(), G_l1=l1.detach())
         yield "G", gan + l1
         set_requires_grad([d], True)
-        loss_d = self.gan.discriminator(d(torch.cat([a, b], 1)), d(torch.cat([a, fake.detach()], 1)))
-        self.logs["D"] = loss_d.detach()
-        yield "D", loss_d
 
     def source(self, batch):
         return batch["A"], batch["B"]

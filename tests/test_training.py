@@ -60,7 +60,7 @@ def trainer(family, data, run, **overrides) -> Trainer:
 def test_super_resolution_beats_bicubic_on_held_out_images(tmp_path):
     data = write_images(tmp_path / "sr", [shapes(96, 96, seed) for seed in range(16)])
     run = tmp_path / "run"
-    settings = {"arch": "srvgg", "nf": 32, "num_conv": 2, "scale": 2, "lr": 4e-3, "ema_decay": 0, "steps": 800, "batch_size": 16, "crop_size": 16, "workers": 0, "sample_every": 0, "val_every": 0, "log_every": 100}
+    settings = {"arch": "srvgg", "nf": 32, "num_conv": 2, "scale": 2, "lr": 4e-3, "lr_halve_every": 400, "ema_decay": 0, "steps": 800, "batch_size": 16, "crop_size": 16, "workers": 0, "sample_every": 0, "val_every": 0, "log_every": 100}
     trainer("esrgan", data, run, **settings).run()
 
     net = load_checkpoint(run / "generator.safetensors").module.eval()
@@ -80,7 +80,7 @@ def test_pix2pix_learns_a_paired_mapping(tmp_path):
     write_images(tmp_path / "pairs" / "A", a)
     write_images(tmp_path / "pairs" / "B", [255 - x for x in a])  # the mapping: colour inversion
     run = tmp_path / "run"
-    trainer("pix2pix", tmp_path / "pairs", run, netG="resnet_6blocks", norm="batch", dropout="false", lr=2e-3, steps=150, batch_size=4, load_size=40, crop_size=32, **TINY_GAN).run()
+    trainer("pix2pix", tmp_path / "pairs", run, netG="resnet_6blocks", norm="batch", dropout="false", lr=2e-3, lr_constant_steps=75, lr_decay_steps=75, steps=150, batch_size=4, load_size=40, crop_size=32, **TINY_GAN).run()
     l1 = [m["G_l1"] / 100 for m in metrics(run) if m["event"] == "step"]
     assert np.mean(l1[-5:]) < 0.5 * np.mean(l1[:3]), f"L1 from {np.mean(l1[:3]):.3f} to {np.mean(l1[-5:]):.3f}"
 
@@ -89,7 +89,7 @@ def test_cyclegan_cycle_error_falls(tmp_path):
     write_images(tmp_path / "d" / "trainA", [photo(36, 36, seed) for seed in range(6)])
     write_images(tmp_path / "d" / "trainB", [photo(36, 36, seed)[..., ::-1].copy() for seed in range(6, 12)])
     run = tmp_path / "run"
-    trainer("cyclegan", tmp_path / "d", run, netG="resnet_6blocks", lr=2e-3, steps=40, load_size=36, crop_size=32, pool_size=4, **TINY_GAN).run()
+    trainer("cyclegan", tmp_path / "d", run, netG="resnet_6blocks", lr=2e-3, lr_constant_steps=20, lr_decay_steps=20, steps=40, load_size=36, crop_size=32, pool_size=4, **TINY_GAN).run()
     cycle = [m["cycle"] for m in metrics(run) if m["event"] == "step"]
     assert np.mean(cycle[-5:]) < 0.8 * np.mean(cycle[:5]), f"cycle loss from {np.mean(cycle[:5]):.3f} to {np.mean(cycle[-5:]):.3f}"
     assert load_checkpoint(run / "generator_BA.safetensors").family.name == "cyclegan"

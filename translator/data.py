@@ -13,7 +13,7 @@ hands out with the index, so data order and crops resume exactly.
 
 from __future__ import annotations
 
-import functools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from PIL import Image
 
 from .errors import TranslatorError
 from .family import Task
-from .images import EXTENSIONS, MAX_PIXELS
+from .images import EXTENSIONS, MAX_PIXELS, quantize, read_image
 
 
 @dataclass
@@ -76,10 +76,25 @@ class ImageFolderSet(torch.utils.data.Dataset):
     """
 
     def __init__(self, samples: list[tuple[Path, ...]], mode: str, size: int, cache: int = 0):
-        self.samples, self.mode, self.size = samples, mode, size
+        self.samples, self.mode, self.size, self.cache = samples, mode, size, cache
         # decoded images kept per loader process: a few large photos cut into many small crops
         # would otherwise be decoded again for every crop
-        self._load = functools.lru_cache(maxsize=cache)(_load_rgb) if cache else _load_rgb
+        self._store: OrderedDict[Path, Image.Image] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        # loader processes start with an empty cache (and a cheap pickle, where they spawn)
+        return {**self.__dict__, "_store": OrderedDict()}
+
+    def _load(self, path: Path) -> Image.Image:
+        if path in self._store:
+            self._store.move_to_end(path)
+            return self._store[path]
+        image = _load_rgb(path)
+        if self.cache:
+            self._store[path] = image
+            if len(self._store) > self.cache:
+                self._store.popitem(last=False)
+        return image
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -104,12 +119,12 @@ class UnpairedSet(torch.utils.data.Dataset):
         self.a, self.b = ImageFolderSet([(p,) for p in a], "resize", size), ImageFolderSet([(p,) for p in b], "resize", size)
 
     def __len__(self) -> int:
-        return len(self.a)
+        return max(len(self.a), len(self.b))
 
     def __getitem__(self, item: tuple[int, int]) -> list[torch.Tensor]:
         index, seed = item
         other = int(np.random.default_rng(seed).integers(len(self.b)))
-        return self.a[(index, seed)] + self.b[(other, seed + 1)]
+        return self.a[(index % len(self.a), seed)] + self.b[(other, seed + 1)]
 
 
 class ResumableSampler(torch.utils.data.Sampler):
@@ -181,9 +196,8 @@ def _paired(base: Path, size: int, report: Report) -> ImageFolderSet:
 
 
 def _load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        image.draft("RGB", (image.width, image.height))
-        return image.convert("RGB")
+    """8-bit RGB through the same decoder as translation: every mode, 16-bit, EXIF orientation."""
+    return Image.fromarray(quantize(read_image(path).rgb, 8))
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:

@@ -55,9 +55,10 @@ class Architecture:
             raise TranslatorError(f"the architecture recorded in the checkpoint is unreadable ({error})") from None
 
 
-def setting(default: Any, help: str, choices: tuple | None = None) -> Any:
-    """A field of a family's Settings dataclass, with the help text the CLI and app show."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def setting(default: Any, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None) -> Any:
+    """A field of a family's Settings dataclass, with the help text the CLI and app show, and
+    the values it accepts (``choices``, or a range from ``low`` to ``high`` inclusive)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
 
 
 @dataclass
@@ -125,7 +126,12 @@ def make_settings(settings_class: type, overrides: dict[str, str], family_name: 
         if key not in known:
             names = ", ".join(known) or "none"
             raise TranslatorError(f"unknown setting {key!r} for {family_name or 'this family'} (known: {names})")
-        values[key] = _parse_value(key, text, hints[key], known[key].metadata.get("choices"))
+        meta = known[key].metadata
+        values[key] = _parse_value(key, text, hints[key], meta.get("choices"))
+        low, high = meta.get("low"), meta.get("high")
+        if (low is not None and values[key] < low) or (high is not None and values[key] > high):
+            bounds = f"from {low} to {high}" if low is not None and high is not None else (f"at least {low}" if low is not None else f"at most {high}")
+            raise TranslatorError(f"setting {key!r} must be {bounds}, got {text!r}")
     return settings_class(**values)
 
 

@@ -28,13 +28,15 @@ from .augment import DEGRADATIONS, Augmenter, degrade
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import ResumableSampler, open_data
 from .errors import TranslatorError
-from .family import Family, Task, make_settings, setting
+from .family import Architecture, Family, Task, make_settings, setting
 from .files import atomic_write
 from .images import Picture, write_png
 from .inference import resolve_device, resolve_precision
 from .metrics import psnr_y, ssim_y
 
 RESUME_FILE = "resume.pt"
+# settings a resumed run may change; any other change would make it a different run
+RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every"})
 Event = Callable[[dict], None]
 
 
@@ -49,14 +51,14 @@ class TrainConfig:
     load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping")
     crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)")
     flip: bool = setting(True, "random horizontal flips (and quarter turns for super-resolution)")
-    color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)")
+    color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)", low=0.0, high=1.0)
     degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)
     workers: int = setting(2, "data loader processes (0: load in the training process)")
     cache_images: int = setting(0, "decoded super-resolution images kept in memory by each loader process (0: none)")
     log_every: int = setting(10, "steps between metric log lines")
     sample_every: int = setting(500, "steps between sample images (0: never)")
     val_every: int = setting(500, "steps between validation runs (0: never)")
-    checkpoint_every: int = setting(1000, "steps between checkpoints (one is always written at the end)")
+    checkpoint_every: int = setting(500, "steps between checkpoints (one is always written at the end, and on an error)")
     precision: str = setting("auto", "auto (bf16 on CUDA), fp32 or bf16", choices=("auto", "fp32", "bf16"))
     sync_bn: bool = setting(False, "synchronise batch norm statistics across GPUs when distributed")
 
@@ -94,16 +96,17 @@ class Recipe:
         pass
 
 
-def linear_decay(optimizer: torch.optim.Optimizer, steps: int, constant_fraction: float = 0.5):
-    """The pix2pix/CycleGAN schedule: constant, then linearly down to zero."""
-    constant = int(steps * constant_fraction)
-    decay = max(1, steps - constant)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - max(0, step - constant) / decay)
+def linear_decay(optimizer: torch.optim.Optimizer, constant_steps: int, decay_steps: int):
+    """The pix2pix/CycleGAN schedule: constant for ``constant_steps``, then linearly to zero over
+    ``decay_steps``. Counted in steps from the start, never from ``--steps``, so a run stopped
+    and resumed (or extended) follows the same curve as one that never stopped."""
+    decay = max(1, decay_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - max(0, step - constant_steps) / decay))
 
 
-def halving(optimizer: torch.optim.Optimizer, steps: int, at: tuple[float, ...] = (0.5, 0.75)):
-    """ESRGAN-style: the learning rate halves at the given fractions of training."""
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(1, int(steps * f)) for f in at], gamma=0.5)
+def halving(optimizer: torch.optim.Optimizer, every: int):
+    """ESRGAN-style: the learning rate halves every ``every`` steps."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, every), gamma=0.5)
 
 
 def set_requires_grad(networks: list[nn.Module], flag: bool) -> None:
@@ -139,8 +142,8 @@ class Trainer:
             raise TranslatorError(f"crop_size {self.config.crop_size} is larger than load_size {self.config.load_size}")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(self.config.precision, self.device)
-        if self.dtype == torch.float16:
-            raise TranslatorError("fp16 training is not supported; use bf16 or fp32")
+        if self.dtype == torch.float16:  # auto on a GPU without bf16: fp16 would need loss scaling
+            self.dtype = torch.float32
 
     def stop(self) -> None:
         """Ask the loop to save and finish after the current step (the app's Stop button)."""
@@ -155,12 +158,16 @@ class Trainer:
             raise TranslatorError(f"nothing to resume in {self.run_dir} (no {RESUME_FILE})")
         if not self.resume and resume_path.exists():
             raise TranslatorError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another folder")
+        state = self._read_resume(resume_path) if self.resume else None
 
         data = open_data(self.data_dir, self.family.task, cfg.load_size, cfg.crop_size, cfg.cache_images)
         self._emit({"event": "data", "summary": data.report.summary()}, main)
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
-        if self.start_checkpoint is not None:
+        if state is not None:  # the run's own architecture, whatever it was started from
+            arch = Architecture.from_json(state["architecture"])
+            generator = self.family.build(arch)
+        elif self.start_checkpoint is not None:
             loaded = load_checkpoint(self.start_checkpoint, self.family.name)
             arch, generator = loaded.arch, loaded.module
         else:
@@ -179,13 +186,17 @@ class Trainer:
         scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # bf16 and fp32 need no loss scaling
 
         step = 0
-        if self.resume:
-            step = self._load_resume(resume_path, recipe, ema, scaler)
+        if state is not None:
+            step = self._load_resume(state, recipe, ema, scaler)
+            if world > 1:  # only process 0's generator state was saved; keep the others apart
+                torch.manual_seed(cfg.seed * 7919 + rank + 1 + step)
         else:
             torch.manual_seed(cfg.seed * 7919 + rank + 1)  # augmentation and dropout differ per process
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_config(arch, data.report.summary())
+            if state is not None:
+                _drop_metrics_after(self.run_dir / "metrics.jsonl", step)
 
         augmenter = Augmenter(self.family.task, cfg.crop_size, cfg.flip, cfg.color_jitter, arch.scale, cfg.degradation)
         sampler = ResumableSampler(len(data.train), cfg.seed, start=step * cfg.batch_size * cfg.accumulate, rank=rank, world=world)
@@ -201,38 +212,47 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else contextlib.nullcontext()
 
         status, started, images_since, clock = "done", step, 0, time.perf_counter()
-        while step < cfg.steps:
-            if self._stop.is_set():
-                status = "stopped"
-                break
-            micro_batches = (
-                {k: v * (high - low) + low for k, v in augmenter([t.to(self.device, non_blocking=True) for t in next(batches)]).items()}
-                for _ in range(cfg.accumulate)
-            )
-            train_step(recipe, micro_batches, cfg.accumulate, scaler, autocast, world)
-            for stem, copy_ in ema.items():
-                _ema_update(copy_, nets[recipe.exports[stem]], recipe.ema_decay)
-            step += 1
-            images_since += cfg.batch_size * cfg.accumulate * world
+        consistent = True  # networks, optimizers and step agree: safe to save on an error
+        try:
+            while step < cfg.steps:
+                if _any_rank(self._stop.is_set(), world, self.device):
+                    status = "stopped"
+                    break
+                micro_batches = (
+                    {k: v * (high - low) + low for k, v in augmenter([t.to(self.device, non_blocking=True) for t in _next(batches)]).items()}
+                    for _ in range(cfg.accumulate)
+                )
+                consistent = False
+                train_step(recipe, micro_batches, cfg.accumulate, scaler, autocast, world)
+                for stem, copy_ in ema.items():
+                    _ema_update(copy_, nets[recipe.exports[stem]], recipe.ema_decay)
+                step += 1
+                consistent = True
+                images_since += cfg.batch_size * cfg.accumulate * world
 
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                now = time.perf_counter()
-                record = {"event": "step", "step": step, "steps": cfg.steps, "time": time.time()}
-                record.update({k: round(float(v), 6) for k, v in recipe.logs.items()})
-                record["lr"] = {name: opt.param_groups[0]["lr"] for name, opt in recipe.optimizers.items()}
-                record["images_per_s"] = round(images_since / max(now - clock, 1e-9), 3)
-                images_since, clock = 0, now
-                self._emit(record, main, log=True)
-            if main and cfg.sample_every and step % cfg.sample_every == 0:
-                self._write_sample(step, recipe, ema, sample_batch)
-            if main and cfg.val_every and step % cfg.val_every == 0 and data.val is not None:
-                self._validate(step, recipe, ema, data.val, arch.scale)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    record = {"event": "step", "step": step, "steps": cfg.steps, "time": time.time()}
+                    record.update({k: round(float(v), 6) for k, v in recipe.logs.items()})
+                    record["lr"] = {name: opt.param_groups[0]["lr"] for name, opt in recipe.optimizers.items()}
+                    record["images_per_s"] = round(images_since / max(now - clock, 1e-9), 3)
+                    images_since, clock = 0, now
+                    self._emit(record, main, log=True)
+                if main and cfg.sample_every and step % cfg.sample_every == 0:
+                    self._write_sample(step, recipe, ema, sample_batch)
+                if main and cfg.val_every and step % cfg.val_every == 0 and data.val is not None:
+                    self._validate(step, recipe, ema, data.val, arch)
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                    self._save(step, recipe, ema, scaler, arch, main)
+        except Exception:
+            # keep what was learnt since the last checkpoint, then report the error
+            if consistent and step > started:
                 self._save(step, recipe, ema, scaler, arch, main)
+            raise
 
         self._save(step, recipe, ema, scaler, arch, main)
         if status == "done" and main and data.val is not None and cfg.val_every:
-            self._validate(step, recipe, ema, data.val, arch.scale)
+            self._validate(step, recipe, ema, data.val, arch)
         self._emit({"event": status, "step": step, "run_dir": str(self.run_dir), "steps_this_run": step - started}, main, log=True)
         return {"status": status, "step": step}
 
@@ -289,7 +309,8 @@ class Trainer:
         write_png(Picture(grid), path)
         self._emit({"event": "sample", "step": step, "path": str(path)}, True)
 
-    def _validate(self, step: int, recipe: Recipe, ema: dict, val, scale: int) -> None:
+    def _validate(self, step: int, recipe: Recipe, ema: dict, val, arch) -> None:
+        scale, unit = arch.scale, arch.scale * arch.multiple
         generator = _exported(recipe, ema)
         low, high = self.family.input_range
         scores: dict[str, list[float]] = {}
@@ -299,7 +320,7 @@ class Trainer:
             for index in range(min(len(val), 20)):
                 images = [t[None].to(self.device).float() / 255 for t in val[(index, index)]]
                 if self.family.task == Task.SUPER_RESOLUTION:
-                    hr = images[0][:, :, : images[0].shape[2] // scale * scale, : images[0].shape[3] // scale * scale]
+                    hr = images[0][:, :, : images[0].shape[2] // unit * unit, : images[0].shape[3] // unit * unit]
                     if min(hr.shape[2:]) < 4 * scale:
                         continue
                     lr = degrade(hr, scale)
@@ -329,6 +350,9 @@ class Trainer:
             save_checkpoint(self.run_dir / f"{stem}.safetensors", self.family, arch, weights.state_dict(), extra)
         state = {
             "step": step,
+            "architecture": arch.to_json(),
+            "settings": dataclasses.asdict(self.settings),
+            "config": dataclasses.asdict(self.config),
             "networks": {k: v.state_dict() for k, v in recipe.networks.items()},
             "optimizers": {k: v.state_dict() for k, v in recipe.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in recipe.schedulers.items()},
@@ -342,9 +366,27 @@ class Trainer:
         atomic_write(self.run_dir / RESUME_FILE, buffer.getvalue())
         self._emit({"event": "checkpoint", "step": step, "path": str(self.run_dir / RESUME_FILE)}, True)
 
-    def _load_resume(self, path: Path, recipe: Recipe, ema: dict, scaler) -> int:
+    def _read_resume(self, path: Path) -> dict:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or "step" not in state:
+                raise ValueError("not a resume state")
+        except Exception:
+            raise TranslatorError(f"cannot resume: {path} is corrupt or truncated (the run's generator*.safetensors may still be usable)") from None
+        changed = [
+            f"{key} {now!r} (was {before.get(key)!r})"
+            for now_values, before in ((dataclasses.asdict(self.settings), state.get("settings", {})), (dataclasses.asdict(self.config), state.get("config", {})))
+            for key, now in now_values.items()
+            if key not in RESUME_MAY_CHANGE and before.get(key) != now
+        ]
+        if changed:
+            raise TranslatorError(
+                "cannot resume with changed settings: " + "; ".join(changed) + f" (only {', '.join(sorted(RESUME_MAY_CHANGE))} may change)"
+            )
+        return state
+
+    def _load_resume(self, state: dict, recipe: Recipe, ema: dict, scaler) -> int:
+        try:
             for name, net in recipe.networks.items():
                 net.load_state_dict(state["networks"][name])
             for name, optimizer in recipe.optimizers.items():
@@ -358,27 +400,35 @@ class Trainer:
             torch.set_rng_state(state["rng"]["torch"])
             if state["rng"]["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        except (KeyError, RuntimeError, ValueError) as error:
-            raise TranslatorError(f"cannot resume from {path}: it does not match this family and settings ({str(error)[:120]})") from None
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            raise TranslatorError(f"cannot resume: the saved state does not fit this family's networks ({type(error).__name__})") from None
         return int(state["step"])
 
 
 def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int = 1) -> None:
     """One optimizer step of ``recipe`` over ``count`` micro-batches whose gradients add up.
 
-    Each phase's loss is backpropagated as ``step`` yields it; the optimizers step once all
-    phases and micro-batches are done (equivalent to stepping between phases, since a later
-    phase only sees detached outputs of an earlier one).
+    Phases run in the order ``step`` yields them, and each phase's optimizer steps as soon as
+    that phase's gradients from every micro-batch are in, as the original training loops do
+    (pix2pix updates D and then trains G against the updated D).
     """
     for optimizer in recipe.optimizers.values():
         optimizer.zero_grad(set_to_none=True)
-    for batch in batches:
-        with autocast:
-            for _, loss in recipe.step(batch):
-                scaler.scale(loss / count).backward()
-    if world > 1:
-        _average_gradients(recipe.networks.values(), world)
-    for optimizer in recipe.optimizers.values():
+    phases = [recipe.step(batch) for batch in batches]
+    while True:
+        name = None
+        for phase in phases:
+            with autocast:
+                item = next(phase, None)
+            if item is None:
+                break
+            name, loss = item
+            scaler.scale(loss / count).backward()
+        if name is None:
+            break
+        optimizer = recipe.optimizers[name]
+        if world > 1:
+            _average_gradients([p for group in optimizer.param_groups for p in group["params"]], world)
         scaler.step(optimizer)
     scaler.update()
     for scheduler in recipe.schedulers.values():
@@ -428,13 +478,48 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _average_gradients(networks, world: int) -> None:
-    # What DDP does after backward: every process ends the step with the same mean gradient.
-    for net in networks:
-        for p in net.parameters():
-            if p.grad is not None:
-                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-                p.grad.div_(world)
+def _average_gradients(params, world: int) -> None:
+    # What DDP does after backward: every process ends with the same mean gradient. One flat
+    # buffer per call, like DDP's buckets, instead of one collective per tensor.
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat.div_(world)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _next(batches):
+    """The next loader batch; a file that fails to load stops training with its own one-line
+    error rather than the loader's traceback-laden one."""
+    try:
+        return next(batches)
+    except TranslatorError:
+        raise
+    except Exception as error:
+        last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+        raise TranslatorError(f"training data: {last.removeprefix('translator.errors.TranslatorError: ')}") from None
+
+
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """True on every process if it is true on any: a stop must stop all, or the rest would wait."""
+    if world <= 1:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _drop_metrics_after(path: Path, step: int) -> None:
+    """A resumed run repeats the steps after its last checkpoint; their old records go."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
+    atomic_write(path, ("\n".join(kept) + "\n").encode() if kept else b"")
 
 
 def _broadcast_buffers(networks) -> None:
