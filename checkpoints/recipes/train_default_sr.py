@@ -88,7 +88,7 @@ def main() -> None:
         run = Path(args.keep) if args.keep else Path(tmp) / "run"
         settings = {
             "arch": "srvgg", **SIZES[args.size], "scale": str(args.scale), "steps": str(args.steps),
-            "batch_size": "16", "crop_size": str(24 * args.scale), "lr": "5e-4", "degradation": "mixed",
+            "batch_size": "16", "crop_size": str(24 * args.scale), "lr": "5e-4", "lr_halve_every": str(max(1, args.steps // 2)), "degradation": "mixed",
             "ema_decay": "0.999", "workers": "1", "cache_images": "16", "log_every": "100", "sample_every": "2000", "val_every": "0",
             "checkpoint_every": "1000",
         }
