@@ -303,7 +303,7 @@ def test_two_processes_keep_identical_replicas(tmp_path):
         from translator.training import Trainer
         rank = int(os.environ["RANK"])
         settings = {{"arch": "rrdbnet", "nf": "8", "nb": "1", "gc": "4", "scale": "2", "crop_size": "32", "batch_size": "2",
-                    "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "gan_weight": "0.1"}}
+                    "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "flip": "false", "ema_decay": "0"}}
         trainer = Trainer(registry().family("esrgan"), {str(data)!r}, {str(tmp_path / 'run')!r}, settings, device="cpu")
         trainer.run()
         torch.save({{n: net.state_dict() for n, net in trainer.recipe.networks.items()}}, {str(tmp_path)!r} + f"/replica{{rank}}.pt")
@@ -313,11 +313,17 @@ def test_two_processes_keep_identical_replicas(tmp_path):
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     first, second = (torch.load(tmp_path / f"replica{r}.pt", weights_only=True) for r in (0, 1))
-    start = load_checkpoint(tmp_path / "run" / "generator.safetensors")
     for name in first:
         for key, value in first[name].items():
             assert torch.equal(value, second[name][key]), f"replicas differ in {name}.{key}"
-    assert start.family.name == "esrgan"
+    # and they learnt what one process with both halves of every batch learns: averaged, not
+    # summed, gradients, each process on its own share of the data
+    single = {"arch": "rrdbnet", "nf": "8", "nb": "1", "gc": "4", "scale": "2", "crop_size": "32", "batch_size": "4",
+              "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "flip": "false", "ema_decay": "0"}
+    Trainer(registry().family("esrgan"), data, tmp_path / "single", single, device="cpu").run()
+    reference = load_checkpoint(tmp_path / "single" / "generator.safetensors").module.state_dict()
+    for key, value in reference.items():
+        torch.testing.assert_close(first["G"][key], value, rtol=1e-4, atol=1e-5)
 
 
 def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
@@ -330,3 +336,140 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
     acc = load_checkpoint(tmp_path / "acc" / "generator.safetensors").module.state_dict()
     for key in big:
         torch.testing.assert_close(acc[key], big[key], rtol=1e-4, atol=1e-5)
+
+
+def test_resume_then_extend_equals_one_longer_run(tmp_path):
+    """The issue's wording literally: --steps N, then --resume --steps 2N, equals --steps 2N.
+    pix2pix brings dropout, batch norm and two optimizers; loader processes are used."""
+    a = [photo(40, 40, s) for s in range(5)]
+    write_images(tmp_path / "p" / "A", a)
+    write_images(tmp_path / "p" / "B", [255 - x for x in a])
+    settings = {**TINY_GAN, "workers": "1", "netG": "unet_128", "load_size": "140", "crop_size": "128", "batch_size": "2",
+                "lr_constant_steps": "2", "lr_decay_steps": "4", "color_jitter": "0.2"}
+    family = registry().family("pix2pix")
+    Trainer(family, tmp_path / "p", tmp_path / "long", {**settings, "steps": "4"}, device="cpu").run()
+    Trainer(family, tmp_path / "p", tmp_path / "short", {**settings, "steps": "2"}, device="cpu").run()
+    Trainer(family, tmp_path / "p", tmp_path / "short", {**settings, "steps": "4"}, resume=True, device="cpu").run()
+    a_state, b_state = (torch.load(tmp_path / r / "resume.pt", weights_only=True) for r in ("long", "short"))
+    for name in a_state["networks"]:
+        for key, value in a_state["networks"][name].items():
+            assert torch.equal(value, b_state["networks"][name][key]), f"{name}.{key}"
+    lrs = [m["lr"]["G"] for m in metrics(tmp_path / "short") if m["event"] == "step"]
+    assert lrs == pytest.approx([2e-4, 2e-4, 1.5e-4, 1e-4])  # constant 2 steps, then linear decay over 4
+
+
+def test_resume_refuses_changed_settings_and_corrupt_state(tmp_path):
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(3)])
+    small = {"arch": "srvgg", "nf": "4", "num_conv": "1", "scale": "2", "crop_size": "16", "batch_size": "2", "workers": "0", "sample_every": "0", "val_every": "0", "steps": "2"}
+    family = registry().family("esrgan")
+    Trainer(family, data, tmp_path / "run", small, device="cpu").run()
+    with pytest.raises(TranslatorError, match=r"cannot resume with changed settings: batch_size 4 \(was 2\)"):
+        Trainer(family, data, tmp_path / "run", {**small, "batch_size": "4"}, resume=True, device="cpu").run()
+    Trainer(family, data, tmp_path / "run", {**small, "steps": "3", "log_every": "1"}, resume=True, device="cpu").run()  # allowed
+    (tmp_path / "run" / "resume.pt").write_bytes((tmp_path / "run" / "resume.pt").read_bytes()[:100])
+    with pytest.raises(TranslatorError, match="resume.pt is corrupt or truncated"):
+        Trainer(family, data, tmp_path / "run", {**small, "steps": "4"}, resume=True, device="cpu").run()
+
+
+def test_resuming_a_fine_tuned_run_needs_no_checkpoint_again(tmp_path):
+    start = save_pth(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)).state_dict(), tmp_path / "published.pth", "params")
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(3)])
+    small = {"crop_size": "16", "batch_size": "2", "workers": "0", "sample_every": "0", "val_every": "0", "steps": "2"}
+    Trainer(registry().family("esrgan"), data, tmp_path / "run", small, checkpoint=start, device="cpu").run()
+    # the family's default settings describe an RRDBNet; the run is an SRVGG and resumes as one
+    assert Trainer(registry().family("esrgan"), data, tmp_path / "run", {**small, "steps": "3"}, resume=True, device="cpu").run()["step"] == 3
+
+
+def test_train_step_sums_micro_batch_gradients(tmp_path):
+    """Gradients (not Adam-normalised updates) of 4 micro-batches of 1 equal those of one batch of 4."""
+    import contextlib
+
+    from translator.family import make_settings
+    from translator.training import TrainConfig, train_step
+
+    family = registry().family("esrgan")
+    settings = make_settings(family.Settings, {"arch": "srvgg", "nf": "8", "num_conv": "2", "scale": "2", "lr": "0", "ema_decay": "0"}, "esrgan")
+    arch = family.architecture(settings)
+    torch.manual_seed(0)
+    net = family.build(arch)
+    lr, hr = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 16, 16)
+    grads = []
+    for batches in ([{"lr": lr, "hr": hr}], [{"lr": lr[i : i + 1], "hr": hr[i : i + 1]} for i in range(4)]):
+        recipe = family.recipe(net, arch, settings, TrainConfig(), torch.device("cpu"))
+        train_step(recipe, batches, len(batches), torch.amp.GradScaler("cpu", enabled=False), contextlib.nullcontext())
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for whole, summed in zip(*grads):
+        torch.testing.assert_close(summed, whole, rtol=1e-5, atol=1e-7)
+
+
+def test_paired_augmentation_is_identical_on_both_sides():
+    from translator.augment import Augmenter
+    from translator.family import Task
+
+    image = torch.from_numpy(photo(40, 40, 3)).permute(2, 0, 1)[None].repeat(4, 1, 1, 1)
+    out = Augmenter(Task.PAIRED, 32, flip=True, color_jitter=0.5)([image, image.clone()])
+    assert out["A"].shape == (4, 3, 32, 32) and torch.equal(out["A"], out["B"])
+    assert not all(torch.equal(out["A"][0], out["A"][i]) for i in range(1, 4))  # each sample its own draw
+
+
+def test_realesrgan_degradation_shapes_and_range():
+    from translator.augment import degrade
+
+    hr = torch.rand(3, 3, 64, 48)
+    for kind in ("bicubic", "realesrgan", "mixed"):
+        lr = degrade(hr, 4, kind)
+        assert lr.shape == (3, 3, 16, 12) and lr.min() >= 0 and lr.max() <= 1
+    torch.manual_seed(1)
+    noisy = degrade(hr, 4, "realesrgan")
+    assert (noisy - degrade(hr, 4, "bicubic")).abs().mean() > 0.005
+
+
+def test_gan_objectives_on_known_scores():
+    from translator.losses import GANLoss
+
+    high, low = torch.full((2, 1, 3, 3), 5.0), torch.full((2, 1, 3, 3), -5.0)
+    for mode in ("vanilla", "lsgan", "hinge", "ragan"):
+        gan = GANLoss(mode)
+        # a discriminator that is right scores a small loss; the generator it fools gets a small loss
+        assert gan.discriminator(high, low) < gan.discriminator(low, high)
+        assert gan.generator(high, low if gan.needs_real else None) < gan.generator(low, high if gan.needs_real else None)
+    assert GANLoss("lsgan").discriminator(torch.ones(1), torch.zeros(1)) == 0
+    assert GANLoss("hinge").discriminator(torch.full((1,), 2.0), torch.full((1,), -2.0)) == 0
+    with pytest.raises(TranslatorError):
+        GANLoss("wasserstein")
+
+
+def test_learning_rate_schedules():
+    from translator.training import halving, linear_decay
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule, seen = linear_decay(opt, 3, 4), []
+    for _ in range(8):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert seen == pytest.approx([1, 1, 1, 1, 0.75, 0.5, 0.25, 0])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule, seen = halving(opt, 2), []
+    for _ in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert seen == [1, 1, 0.5, 0.5, 0.25]
+
+
+def test_training_images_share_the_translation_decoder(tmp_path):
+    import pickle
+
+    from translator.data import ImageFolderSet
+
+    gray16 = (np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40)
+    Image.fromarray(gray16).save(tmp_path / "g16.png")
+    (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 50)
+    dataset = ImageFolderSet([(tmp_path / "g16.png",), (tmp_path / "cut.jpg",)], "crop", 0, cache=4)
+    (image,) = dataset[(0, 0)]
+    expected = np.round(gray16.astype(np.float64) / 65535 * 255)
+    assert np.abs(image[0].numpy().astype(float) - expected).max() <= 1  # not clipped to white
+    assert pickle.loads(pickle.dumps(dataset)).cache == 4  # spawn-started loader processes need this
+    with pytest.raises(TranslatorError, match="cut.jpg"):
+        dataset[(1, 0)]

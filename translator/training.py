@@ -81,7 +81,8 @@ class Recipe:
 
     def step(self, batch: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
         """Compute the losses of one (micro-)batch, yielding ``(optimizer name, loss)`` per phase.
-        The loop backpropagates each loss as it is yielded and steps the optimizers afterwards."""
+        The loop backpropagates each loss as it is yielded and steps that phase's optimizer before
+        asking for the next phase, so a later phase sees the networks already updated."""
         raise NotImplementedError
 
     def source(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
