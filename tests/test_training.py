@@ -184,6 +184,14 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         trainer("esrgan", data, tmp_path / "r", crop_size=30, arch="srvgg", nf=4, num_conv=1).run()
     with pytest.raises(TranslatorError, match="crop_size 300 is larger than load_size 286"):
         trainer("pix2pix", data, tmp_path / "r", crop_size=300)
+    with pytest.raises(TranslatorError, match="setting 'pool_size' must be at least 0, got '-1'"):
+        trainer("cyclegan", data, tmp_path / "r", pool_size=-1)
+    with pytest.raises(TranslatorError, match="setting 'steps' must be at least 1"):
+        trainer("esrgan", data, tmp_path / "r", steps=0)
+    with pytest.raises(TranslatorError, match="setting 'ema_decay' must be from 0.0 to 0.99999"):
+        trainer("esrgan", data, tmp_path / "r", ema_decay=1.5)
+    with pytest.raises(TranslatorError, match="setting 'color_jitter' must be from 0.0 to 1.0"):
+        trainer("pix2pix", data, tmp_path / "r", color_jitter=2)
 
 
 # ---- stopping, crashing, fine-tuning ----

@@ -44,21 +44,21 @@ Event = Callable[[dict], None]
 class TrainConfig:
     """Settings of the loop itself, shared by every family (a family may change the defaults)."""
 
-    steps: int = setting(1000, "optimizer steps to train for (in total, counting resumed ones)")
-    batch_size: int = setting(1, "images per step on each device")
-    accumulate: int = setting(1, "micro-batches whose gradients are summed before each step")
+    steps: int = setting(1000, "optimizer steps to train for (in total, counting resumed ones)", low=1)
+    batch_size: int = setting(1, "images per step on each device", low=1)
+    accumulate: int = setting(1, "micro-batches whose gradients are summed before each step", low=1)
     seed: int = setting(0, "seed of weights, data order, crops and augmentation")
-    load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping")
-    crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)")
+    load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping", low=1)
+    crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)", low=1)
     flip: bool = setting(True, "random horizontal flips (and quarter turns for super-resolution)")
     color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)", low=0.0, high=1.0)
     degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)
-    workers: int = setting(2, "data loader processes (0: load in the training process)")
-    cache_images: int = setting(0, "decoded super-resolution images kept in memory by each loader process (0: none)")
-    log_every: int = setting(10, "steps between metric log lines")
-    sample_every: int = setting(500, "steps between sample images (0: never)")
-    val_every: int = setting(500, "steps between validation runs (0: never)")
-    checkpoint_every: int = setting(500, "steps between checkpoints (one is always written at the end, and on an error)")
+    workers: int = setting(2, "data loader processes (0: load in the training process)", low=0)
+    cache_images: int = setting(0, "decoded super-resolution images kept in memory by each loader process (0: none)", low=0)
+    log_every: int = setting(10, "steps between metric log lines", low=1)
+    sample_every: int = setting(500, "steps between sample images (0: never)", low=0)
+    val_every: int = setting(500, "steps between validation runs (0: never)", low=0)
+    checkpoint_every: int = setting(500, "steps between checkpoints (one is always written at the end, and on an error)", low=0)
     precision: str = setting("auto", "auto (bf16 on CUDA), fp32 or bf16", choices=("auto", "fp32", "bf16"))
     sync_bn: bool = setting(False, "synchronise batch norm statistics across GPUs when distributed")
 
@@ -138,7 +138,6 @@ class Trainer:
         self.settings = make_settings(family.Settings, family_overrides, family.name)
         defaults = {k: str(v) for k, v in family.train_defaults.items()}
         self.config = make_settings(TrainConfig, {**defaults, **loop_overrides}, "training")
-        _check_config(self.config)
         if family.task != Task.SUPER_RESOLUTION and self.config.crop_size > self.config.load_size:
             raise TranslatorError(f"crop_size {self.config.crop_size} is larger than load_size {self.config.load_size}")
         self.device = resolve_device(device)
@@ -446,15 +445,6 @@ def _split_overrides(family: Family, overrides: dict[str, str]) -> tuple[dict, d
         known = ", ".join(sorted(family_keys | loop_keys))
         raise TranslatorError(f"unknown setting {sorted(unknown)[0]!r} for training {family.name} (known: {known})")
     return ({k: v for k, v in overrides.items() if k in family_keys}, {k: v for k, v in overrides.items() if k in loop_keys})
-
-
-def _check_config(cfg: TrainConfig) -> None:
-    for name in ("steps", "batch_size", "accumulate", "crop_size", "load_size", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise TranslatorError(f"training setting {name!r} must be at least 1")
-    for name in ("workers", "cache_images", "sample_every", "val_every", "checkpoint_every"):
-        if getattr(cfg, name) < 0:
-            raise TranslatorError(f"training setting {name!r} must not be negative")
 
 
 def _check_sizes(task: Task, cfg: TrainConfig, arch) -> None:
