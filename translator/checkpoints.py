@@ -47,9 +47,12 @@ class Checkpoint:
 
 
 def load_checkpoint(path: str | os.PathLike, family: str | None = None, registry: Registry | None = None) -> Checkpoint:
-    """Read ``path``, find its family and architecture, and build the network with its weights."""
+    """Read ``path`` (a file, or an ``hf://`` reference fetched through the Hugging Face cache),
+    find its family and architecture, and build the network with its weights."""
+    from .hub import resolve
+
     registry = registry or default_registry()
-    path = Path(path)
+    path = resolve(path)
     tensors, metadata = read_weights(path)
     if metadata.get("format") == FORMAT:
         # The metadata names the family; the architecture still comes from the weights themselves.

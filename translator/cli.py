@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate = commands.add_parser("translate", help="translate images and write PNG")
     translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     translate.add_argument("--model", "-m", help="family name (read from the checkpoint when it says)")
-    translate.add_argument("--checkpoint", "-c", help="weights file (.safetensors, .pth, .pt, .ckpt); default: the family's shipped model")
+    translate.add_argument("--checkpoint", "-c", help="weights file (.safetensors, .pth, .pt, .ckpt) or hf://ORG/NAME[@REV]/FILE; default: the family's shipped model")
     translate.add_argument("--output", "-o", default="results", help="PNG file (one input) or folder (default: results)")
     translate.add_argument("--tile", type=int, help="tile side in input pixels (0: never tile; default: automatic)")
     translate.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
@@ -68,12 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", "-o", required=True, help="run folder: config, metrics, samples, checkpoints")
     train.add_argument("--steps", type=int, help="optimizer steps in total")
     train.add_argument("--batch-size", type=int, help="images per step")
-    train.add_argument("--checkpoint", "-c", help="start from these weights (fine-tuning)")
+    train.add_argument("--checkpoint", "-c", help="start from these weights (fine-tuning): a file or hf://ORG/NAME[@REV]/FILE")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family or training-loop setting")
     train.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     train.add_argument("-h", "--help", action=_TrainHelp, help="show this help, with every family's settings")
     train.set_defaults(run=_train)
+
+    pull = commands.add_parser("pull", help="download a checkpoint from the Hugging Face Hub into its cache")
+    pull.add_argument("reference", help="hf://ORG/NAME[@REVISION]/FILE")
+    pull.add_argument("--sha256", help="refuse the file unless it has this sha256")
+    pull.set_defaults(run=_pull)
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM of super-resolution checkpoints against bicubic on held-out photos")
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoints to compare (one scale)")
@@ -278,6 +283,14 @@ def _default_checkpoint(family_name: str | None) -> Path:
     if not path.is_file():
         raise TranslatorError(f"the default {family.name} model is missing: {path} (run from a full checkout of the repository)")
     return path
+
+
+def _pull(args) -> None:
+    from .hub import fetch, is_hub_ref
+
+    if not is_hub_ref(args.reference):
+        raise TranslatorError(f"{args.reference!r} is not a Hub reference (hf://ORG/NAME[@REVISION]/FILE)")
+    print(fetch(args.reference, args.sha256))
 
 
 def _evaluate(args) -> None:

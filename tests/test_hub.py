@@ -1,0 +1,166 @@
+"""Hub references through the real huggingface_hub code paths, without reaching the Hub.
+
+Offline: a cache seeded in the documented layout, with HF_HUB_OFFLINE=1. Online: a small local
+HTTP server stands in for the Hub through HF_ENDPOINT and answers as the Hub does (commit and
+ETag headers, X-Error-Code on errors), so downloads, errors and timeouts run for real.
+huggingface_hub reads its environment at import, so each case runs the CLI in a fresh process.
+"""
+
+import hashlib
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import photo
+from translator import TranslatorError
+from translator.hub import parse
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "checkpoints" / "compact-sr-x2.safetensors"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def cli(*args, env: dict, cwd):
+    full = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1", **env}
+    return subprocess.run([sys.executable, "-m", "translator", *map(str, args)], capture_output=True, text=True, env=full, cwd=cwd, timeout=120)
+
+
+def seed_cache(cache: Path, repo: str, filename: str, data: bytes, commit: str = COMMIT, branch: str = "main") -> Path:
+    """The documented cache layout: refs/{branch} holds the commit, snapshots/{commit}/{file}."""
+    folder = cache / ("models--" + repo.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / branch).write_text(commit)
+    target = folder / "snapshots" / commit / filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def test_references_are_validated():
+    assert str(parse("hf://org/name@v1.0/sub/model.safetensors")) == "hf://org/name@v1.0/sub/model.safetensors"
+    for bad, message in [
+        ("hf://noslash", "not a valid Hub reference"),
+        ("hf://org/name", "names a repository but no file"),
+        ("hf://org/name/../../../etc/passwd", "must stay inside the repository"),
+        ("hf://datasets/org/name/x.pth", "model repositories"),
+    ]:
+        with pytest.raises(TranslatorError, match=message):
+            parse(bad)
+
+
+def test_offline_pull_from_a_seeded_cache(tmp_path):
+    cache = tmp_path / "hub-cache"
+    seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
+    seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes(), commit="f" * 40, branch="v2")
+    Image.fromarray(photo(10, 12)).save(tmp_path / "in.png")
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
+
+    for ref in ("hf://someone/upscalers/x2.safetensors", f"hf://someone/upscalers@{COMMIT}/x2.safetensors", "hf://someone/upscalers@v2/x2.safetensors"):
+        result = cli("translate", "in.png", "--checkpoint", ref, "-o", "out.png", env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert Image.open(tmp_path / "out.png").size == (24, 20)
+
+    digest = hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    ok = cli("pull", "hf://someone/upscalers/x2.safetensors", "--sha256", digest, env=env, cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("x2.safetensors")
+
+    missing = cli("pull", "hf://someone/upscalers/x4.safetensors", env=env, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: hf://someone/upscalers/x4.safetensors is not in the local cache and the Hub cannot be reached (offline, or the network failed)"
+
+
+def test_a_file_whose_sha256_differs_is_refused_and_evicted(tmp_path):
+    cache = tmp_path / "hub-cache"
+    cached = seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
+    result = cli("pull", "hf://someone/upscalers/x2.safetensors", "--sha256", "0" * 64, env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}, cwd=tmp_path)
+    assert result.returncode == 1 and "refused hf://someone/upscalers/x2.safetensors: its sha256 is" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not cached.exists()
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """Answers /{org}/{name}/resolve/{revision}/{file} as the Hub does, by repository name."""
+
+    data = MODEL.read_bytes()
+
+    def do_HEAD(self):
+        self.answer(body=False)
+
+    def do_GET(self):
+        self.answer(body=True)
+
+    def answer(self, body: bool):
+        parts = self.path.split("?")[0].strip("/").split("/")
+        repo, filename = "/".join(parts[:2]), "/".join(parts[4:])
+        if repo == "org/slow":
+            time.sleep(6)
+        errors = {"org/missing": (404, "RepoNotFound"), "org/gated": (401, "GatedRepo")}
+        if repo in errors or filename != "model.safetensors":
+            status, code = errors.get(repo, (404, "EntryNotFound"))
+            self.send_response(status)
+            self.send_header("X-Error-Code", code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("ETag", f'"{hashlib.sha256(self.data).hexdigest()}"')
+        self.send_header("Content-Length", str(len(self.data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(self.data)
+
+    def log_message(self, *args):
+        pass
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up on the slow repository closes its end: expected
+
+
+@pytest.fixture
+def fake_hub():
+    server = QuietServer(("127.0.0.1", 0), FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_online_download_and_the_errors_a_user_can_act_on(tmp_path, fake_hub):
+    env = {"HF_ENDPOINT": fake_hub, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
+    pulled = cli("pull", "hf://org/good/model.safetensors", env=env, cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stderr
+    local = Path(pulled.stdout.strip().splitlines()[-1])
+    assert local.read_bytes() == MODEL.read_bytes()
+    assert (tmp_path / "cache" / "models--org--good" / "refs" / "main").read_text() == COMMIT
+
+    Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
+    assert cli("translate", "in.png", "-c", "hf://org/good/model.safetensors", "-o", "o.png", env=env, cwd=tmp_path).returncode == 0
+
+    cases = {
+        "hf://org/missing/model.safetensors": "error: repository org/missing not found on the Hub (if it is private, log in or set HF_TOKEN)",
+        "hf://org/gated/model.safetensors": "error: org/gated is gated: accept its terms on the Hub, then log in (hf auth login) or set HF_TOKEN",
+        "hf://org/good/other.pth": "error: org/good has no file 'other.pth' at main",
+    }
+    for ref, message in cases.items():
+        result = cli("pull", ref, env=env, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.strip() == message, result.stderr
+
+
+def test_a_hub_that_does_not_answer_times_out(tmp_path, fake_hub):
+    env = {"HF_ENDPOINT": fake_hub, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_ETAG_TIMEOUT": "1", "HF_HUB_DOWNLOAD_TIMEOUT": "1"}
+    started = time.monotonic()
+    result = cli("pull", "hf://org/slow/model.safetensors", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+    assert "timed out" in result.stderr or "cannot be reached" in result.stderr
+    assert time.monotonic() - started < 60
