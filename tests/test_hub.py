@@ -164,3 +164,48 @@ def test_a_hub_that_does_not_answer_times_out(tmp_path, fake_hub):
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
     assert "timed out" in result.stderr or "cannot be reached" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_catalog_entries_are_usable():
+    import json
+
+    from translator.hub import catalog, file_sha256
+    from translator.plugins import registry
+
+    entries = catalog()
+    names = [e["name"] for e in entries]
+    assert len(names) == len(set(names)) >= 30
+    published = {e["name"] for e in entries}
+    assert {"RealESRGAN_x4plus", "realesr-general-x4v3", "cyclegan-horse2zebra", "pix2pix-facades_label2photo"} <= published
+    for entry in entries:
+        assert entry["family"] in registry().families and entry["description"]
+        if entry["source"] and not entry["source"].startswith("hf://"):
+            assert file_sha256(ROOT / entry["source"]) == entry["sha256"], f"{entry['name']} changed without its catalog sha256"
+        if not entry["source"]:
+            assert entry["origin"].startswith("http")
+    json.loads((ROOT / "checkpoints" / "catalog.json").read_text())
+
+
+def test_catalog_names_work_as_checkpoints(tmp_path):
+    Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
+    ok = cli("translate", "in.png", "-c", "compact-sr-x2", "-o", "o.png", env={}, cwd=tmp_path)
+    assert ok.returncode == 0 and Image.open(tmp_path / "o.png").size == (16, 16)
+    unverified = cli("pull", "cyclegan-horse2zebra", env={}, cwd=tmp_path)
+    assert unverified.returncode == 1
+    assert unverified.stderr.startswith("error: cyclegan-horse2zebra has no verified Hub copy yet: download it from http://efrosgans")
+
+
+def test_catalog_sha256_is_checked_on_every_pull(tmp_path):
+    import json
+
+    cache = tmp_path / "hub-cache"
+    cached = seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
+    catalog = tmp_path / "catalog.json"
+    entry = {"name": "mirror-x2", "family": "esrgan", "description": "a mirror", "source": "hf://someone/upscalers/x2.safetensors", "sha256": "1" * 64}
+    catalog.write_text(json.dumps({"checkpoints": [entry]}))
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "TRANSLATOR_CATALOG": str(catalog)}
+    for args in (("pull", "mirror-x2"), ("pull", "hf://someone/upscalers/x2.safetensors")):
+        cached = seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
+        result = cli(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 1 and "sha256" in result.stderr and "refused" in result.stderr, result.stderr
+        assert not cached.exists()

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except Exception as error:  # a bug: one line unless --debug asks for the traceback
         if args.debug:
             traceback.print_exc()
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate = commands.add_parser("translate", help="translate images and write PNG")
     translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     translate.add_argument("--model", "-m", help="family name (read from the checkpoint when it says)")
-    translate.add_argument("--checkpoint", "-c", help="weights file (.safetensors, .pth, .pt, .ckpt) or hf://ORG/NAME[@REV]/FILE; default: the family's shipped model")
+    translate.add_argument("--checkpoint", "-c", help="weights file (.safetensors, .pth, .pt, .ckpt), hf://ORG/NAME[@REV]/FILE or a catalog name; default: the family's shipped model")
     translate.add_argument("--output", "-o", default="results", help="PNG file (one input) or folder (default: results)")
     translate.add_argument("--tile", type=int, help="tile side in input pixels (0: never tile; default: automatic)")
     translate.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
@@ -75,8 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-h", "--help", action=_TrainHelp, help="show this help, with every family's settings")
     train.set_defaults(run=_train)
 
+    catalog = commands.add_parser("catalog", help="checkpoints a user is likely to want, and where they come from")
+    catalog.set_defaults(run=_catalog)
+
     pull = commands.add_parser("pull", help="download a checkpoint from the Hugging Face Hub into its cache")
-    pull.add_argument("reference", help="hf://ORG/NAME[@REVISION]/FILE")
+    pull.add_argument("reference", help="hf://ORG/NAME[@REVISION]/FILE, or a name from `translator catalog`")
     pull.add_argument("--sha256", help="refuse the file unless it has this sha256")
     pull.set_defaults(run=_pull)
 
@@ -286,11 +291,23 @@ def _default_checkpoint(family_name: str | None) -> Path:
 
 
 def _pull(args) -> None:
-    from .hub import fetch, is_hub_ref
+    from .hub import catalog, fetch, is_hub_ref, resolve
 
-    if not is_hub_ref(args.reference):
-        raise TranslatorError(f"{args.reference!r} is not a Hub reference (hf://ORG/NAME[@REVISION]/FILE)")
-    print(fetch(args.reference, args.sha256))
+    if is_hub_ref(args.reference):
+        # without an explicit --sha256, the catalog's (if it lists the reference) applies
+        print(fetch(args.reference, args.sha256) if args.sha256 else resolve(args.reference))
+    elif any(entry["name"] == args.reference for entry in catalog()):
+        print(resolve(args.reference))
+    else:
+        raise TranslatorError(f"{args.reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
+
+
+def _catalog(args) -> None:
+    from .hub import catalog
+
+    for entry in catalog():
+        where = entry.get("source") or f"no verified Hub copy yet; published at {entry['origin']}"
+        print(f"{entry['name']:<34} {entry['family']:<9} {entry['description']}\n{'':<45}{where}")
 
 
 def _evaluate(args) -> None:

@@ -8,13 +8,17 @@ offline, and honour ``HF_HUB_OFFLINE``, ``HF_HOME``/``HF_HUB_CACHE``, ``HF_ENDPO
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import TranslatorError
 
 PREFIX = "hf://"
+# the repository checkout that holds checkpoints/ (shipped files are relative to it)
+CATALOG_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,38 @@ def fetch(text: str, sha256: str | None = None) -> Path:
 
 
 def resolve(text: str | Path) -> Path:
-    """A local path as it is, or a Hub reference fetched."""
-    return fetch(text) if is_hub_ref(text) else Path(text)
+    """A local path as it is, a Hub reference fetched (checked against the catalog's sha256 when
+    it lists the reference), or a catalog name."""
+    if is_hub_ref(text):
+        known = next((e for e in catalog() if e.get("source") == text), {})
+        return fetch(text, known.get("sha256"))
+    path = Path(text)
+    entry = None if path.exists() else next((e for e in catalog() if e["name"] == str(text)), None)
+    if entry is None:
+        return path
+    source = entry.get("source")
+    if not source:
+        raise TranslatorError(
+            f"{entry['name']} has no verified Hub copy yet: download it from {entry['origin']} and pass the file, "
+            "or pass an hf:// reference to a copy you trust"
+        )
+    if is_hub_ref(source):
+        return fetch(source, entry.get("sha256"))
+    local = CATALOG_ROOT / source
+    if entry.get("sha256") and file_sha256(local) != entry["sha256"]:
+        raise TranslatorError(f"{local} does not match the catalog's sha256 for {entry['name']}; refused")
+    return local
+
+
+def catalog() -> list[dict]:
+    """The catalog's entries: name, family, description, source (file or hf://), sha256, origin."""
+    path = Path(os.environ.get("TRANSLATOR_CATALOG", CATALOG_ROOT / "checkpoints" / "catalog.json"))
+    try:
+        return json.loads(path.read_text())["checkpoints"]
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError) as error:
+        raise TranslatorError(f"the checkpoint catalog {path} is unreadable ({error})") from None
 
 
 def file_sha256(path: Path) -> str:
