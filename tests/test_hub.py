@@ -96,9 +96,54 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.answer(body=True)
 
+    published: dict[str, dict[str, bytes]] = {}
+
+    def do_POST(self):
+        """The publishing side: create a repository, say every file is a regular upload, commit."""
+        import base64
+        import json
+
+        length = int(self.headers.get("Content-Length", 0))
+        payload = self.rfile.read(length)
+        path = self.path.split("?")[0]
+        if path == "/api/repos/create":
+            request = json.loads(payload)
+            repo = f"{request.get('organization')}/{request['name']}" if request.get("organization") else request["name"]
+            if repo.startswith("noauth/"):
+                return self.reply(401, {"error": "Invalid username or password."}, {"X-Error-Message": "Invalid username or password."})
+            FakeHub.published.setdefault(repo, {})
+            return self.reply(200, {"url": f"http://{self.headers['Host']}/{repo}"})
+        if path == "/api/validate-yaml":  # the model card's front matter
+            return self.reply(200, {"errors": [], "warnings": []})
+        repo = "/".join(path.split("/")[3:5])
+        if "/preupload/" in path:
+            files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in json.loads(payload)["files"]]
+            return self.reply(200, {"files": files})
+        if "/commit/" in path:
+            for line in payload.decode().splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    FakeHub.published[repo][item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            return self.reply(200, {"commitUrl": f"http://{self.headers['Host']}/{repo}/commit/{COMMIT}", "commitOid": COMMIT})
+        self.reply(404, {"error": "not found"})
+
+    def reply(self, status: int, body: dict, headers: dict | None = None):
+        import json
+
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def answer(self, body: bool):
         parts = self.path.split("?")[0].strip("/").split("/")
         repo, filename = "/".join(parts[:2]), "/".join(parts[4:])
+        if repo in FakeHub.published and filename in FakeHub.published[repo]:
+            return self.serve(FakeHub.published[repo][filename], body)
         if repo == "org/slow":
             time.sleep(6)
         errors = {"org/missing": (404, "RepoNotFound"), "org/gated": (401, "GatedRepo")}
@@ -109,13 +154,16 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        self.serve(self.data, body)
+
+    def serve(self, data: bytes, body: bool):
         self.send_response(200)
         self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("ETag", f'"{hashlib.sha256(self.data).hexdigest()}"')
-        self.send_header("Content-Length", str(len(self.data)))
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if body:
-            self.wfile.write(self.data)
+            self.wfile.write(data)
 
     def log_message(self, *args):
         pass
@@ -209,3 +257,34 @@ def test_catalog_sha256_is_checked_on_every_pull(tmp_path):
         result = cli(*args, env=env, cwd=tmp_path)
         assert result.returncode == 1 and "sha256" in result.stderr and "refused" in result.stderr, result.stderr
         assert not cached.exists()
+
+
+def test_push_a_trained_run_and_pull_it_back(tmp_path, fake_hub):
+    """Publishing is exercised up to the requests huggingface_hub sends (create, preupload,
+    commit) against the stand-in endpoint, which then serves the files back."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(40, 40, i)).save(data / f"{i}.png")
+    env = {"HF_ENDPOINT": fake_hub, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_TOKEN": "hf_test_token_not_real"}
+    trained = cli("train", "esrgan", "--data", data, "-o", tmp_path / "run", "--steps", "2", "--batch-size", "2", "--device", "cpu",
+                  "--set", "arch=srvgg", "--set", "nf=4", "--set", "num_conv=1", "--set", "crop_size=16", "--set", "workers=0", env=env, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+
+    pushed = cli("push", tmp_path / "run", "me/tiny-upscaler", env=env, cwd=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    files = FakeHub.published["me/tiny-upscaler"]
+    assert set(files) == {"generator.safetensors", "config.json", "README.md"}
+    card = files["README.md"].decode()
+    assert "library_name: image-translator" in card and "esrgan" in card and "Steps: 2" in card
+    assert "translator translate photo.png --checkpoint hf://me/tiny-upscaler/generator.safetensors" in card
+    assert files["generator.safetensors"] == (tmp_path / "run" / "generator.safetensors").read_bytes()
+
+    Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
+    back = cli("translate", "in.png", "-c", "hf://me/tiny-upscaler/generator.safetensors", "-o", "o.png", env=env, cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    assert Image.open(tmp_path / "o.png").size == (32, 32)
+
+    refused = cli("push", tmp_path / "run", "noauth/model", env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.strip() == "error: the Hub needs you logged in to publish: run `hf auth login` or set HF_TOKEN"
+    assert cli("push", tmp_path / "photos", "me/x", env=env, cwd=tmp_path).stderr.startswith("error: ")

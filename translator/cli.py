@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--sha256", help="refuse the file unless it has this sha256")
     pull.set_defaults(run=_pull)
 
+    push = commands.add_parser("push", help="publish a trained run or a checkpoint to the Hugging Face Hub")
+    push.add_argument("source", help="a run folder of `translator train`, or a checkpoint file")
+    push.add_argument("repo_id", help="ORG/NAME of the model repository (created if needed)")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.set_defaults(run=_push)
+
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM of super-resolution checkpoints against bicubic on held-out photos")
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoints to compare (one scale)")
     evaluate.add_argument("--data", required=True, help="folder of high-resolution photos the models never saw")
@@ -300,6 +306,13 @@ def _pull(args) -> None:
         print(resolve(args.reference))
     else:
         raise TranslatorError(f"{args.reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
+
+
+def _push(args) -> None:
+    from .publish import push
+
+    url = push(args.source, args.repo_id, args.private)
+    print(f"published to {url}")
 
 
 def _catalog(args) -> None:
