@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from translator import Family, Task, hookimpl, setting
+from translator import Family, Task, TranslatorError, hookimpl, setting
+from translator.checkpoints import load_checkpoint
 from translator.losses import GAN_MODES, GANLoss, ImagePool
 from translator.training import Recipe, linear_decay, set_requires_grad
 
@@ -30,6 +31,7 @@ class CycleGANSettings:
     lambda_b: float = setting(10.0, "weight of the cycle loss B->A->B", low=0.0)
     lambda_identity: float = setting(0.5, "weight of the identity loss, relative to the cycle weights", low=0.0)
     pool_size: int = setting(50, "generated images remembered for the discriminators (0: none)", low=0)
+    checkpoint_b: str = setting("", "fine-tuning: the B-to-A generator to start from (file, hf:// or catalog name; --checkpoint is A-to-B)")
     lr: float = setting(2e-4, "Adam learning rate", low=0.0)
     lr_constant_steps: int = setting(100_000, "steps at the full learning rate (the original's 100 epochs of horse2zebra)", low=0)
     lr_decay_steps: int = setting(100_000, "steps over which it then falls linearly to zero", low=1)
@@ -59,7 +61,13 @@ class CycleGAN(Family):
         return gan_networks.generator_architecture(kind, settings.ngf, settings.norm, settings.dropout, depth)
 
     def recipe(self, generator, arch, settings, config, device):
-        return CycleGANRecipe(generator, self.build(arch), settings, config)
+        g_b = self.build(arch)
+        if settings.checkpoint_b:
+            loaded = load_checkpoint(settings.checkpoint_b, self.name)
+            if loaded.arch.name != arch.name or loaded.arch.params != arch.params:
+                raise TranslatorError(f"checkpoint_b is a {loaded.arch.describe()}, but the A-to-B generator is a {arch.describe()}")
+            g_b = loaded.module
+        return CycleGANRecipe(generator, g_b, settings, config)
 
 
 class CycleGANRecipe(Recipe):

@@ -481,3 +481,21 @@ def test_training_images_share_the_translation_decoder(tmp_path):
     assert pickle.loads(pickle.dumps(dataset)).cache == 4  # spawn-started loader processes need this
     with pytest.raises(TranslatorError, match="cut.jpg"):
         dataset[(1, 0)]
+
+
+def test_cyclegan_fine_tunes_both_published_generators(tmp_path):
+    from reference_networks import RefResnetGenerator
+
+    g_a, g_b = (randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=6), seed=s) for s in (1, 2))
+    path_a, path_b = save_pth(g_a.state_dict(), tmp_path / "latest_net_G_A.pth"), save_pth(g_b.state_dict(), tmp_path / "latest_net_G_B.pth")
+    write_images(tmp_path / "d" / "trainA", [photo(36, 36, s) for s in range(2)])
+    write_images(tmp_path / "d" / "trainB", [photo(36, 36, s) for s in range(2, 4)])
+    settings = {**TINY_GAN, "lr": "0", "steps": "1", "load_size": "36", "crop_size": "32", "checkpoint_b": str(path_b)}
+    Trainer(registry().family("cyclegan"), tmp_path / "d", tmp_path / "run", settings, checkpoint=path_a, device="cpu").run()
+    for exported, reference in (("generator", g_a), ("generator_BA", g_b)):
+        weights = load_checkpoint(tmp_path / "run" / f"{exported}.safetensors").module.state_dict()
+        for key, value in reference.state_dict().items():
+            assert torch.equal(weights[key], value), f"{exported}.{key}"
+    other = save_pth(randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=9)).state_dict(), tmp_path / "nine.pth")
+    with pytest.raises(TranslatorError, match="checkpoint_b is a resnet"):
+        Trainer(registry().family("cyclegan"), tmp_path / "d", tmp_path / "run2", {**settings, "checkpoint_b": str(other)}, checkpoint=path_a, device="cpu").run()
