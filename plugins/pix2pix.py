@@ -25,6 +25,7 @@ class Pix2PixSettings:
         "eval",
         "eval: deterministic output; train: the paper's test-time sampling (dropout on, batch statistics)",
         choices=("eval", "train"),
+        translate=True,
     )
     netG: str = setting("unet_256", "generator of a new network", choices=("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"))
     ngf: int = setting(64, "filters in the generator's first layer", low=1)

@@ -55,10 +55,14 @@ class Architecture:
             raise TranslatorError(f"the architecture recorded in the checkpoint is unreadable ({error})") from None
 
 
-def setting(default: Any, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None) -> Any:
+def setting(
+    default: Any, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None, translate: bool = False
+) -> Any:
     """A field of a family's Settings dataclass, with the help text the CLI and app show, and
-    the values it accepts (``choices``, or a range from ``low`` to ``high`` inclusive)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
+    the values it accepts (``choices``, or a range from ``low`` to ``high`` inclusive).
+    ``translate`` marks a setting that changes translation, which the app's Translate tab
+    offers; the others only matter for training."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "translate": translate})
 
 
 @dataclass

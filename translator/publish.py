@@ -12,9 +12,10 @@ from .errors import TranslatorError
 from .hub import _first_line
 
 
-def push(source: str | Path, repo_id: str, private: bool = False) -> str:
+def push(source: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload a run folder's generator(s) or one checkpoint, in the project's format, with a
-    config and a model card. Returns the repository's URL."""
+    config and a model card. Returns the repository's URL. Without ``token``, the logged-in
+    user's (HF_TOKEN or `hf auth login`) is used."""
     from huggingface_hub import HfApi, errors
     from huggingface_hub.utils import validate_repo_id
 
@@ -27,7 +28,7 @@ def push(source: str | Path, repo_id: str, private: bool = False) -> str:
     source = Path(source)
     with tempfile.TemporaryDirectory() as folder:
         card = _stage(source, repo_id, Path(folder))
-        api = HfApi()
+        api = HfApi(token=token or None)
         try:
             url = api.create_repo(repo_id, private=private, exist_ok=True)
             api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=f"Upload {card['family']} model from image-translator")

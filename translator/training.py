@@ -126,6 +126,7 @@ class Trainer:
         resume: bool = False,
         device: str = "auto",
         on_event: Event | None = None,
+        device_lock: threading.Lock | None = None,
     ):
         self.family = family
         self.data_dir = Path(data)
@@ -134,6 +135,8 @@ class Trainer:
         self.resume = resume
         self.on_event = on_event or (lambda event: None)
         self._stop = threading.Event()
+        # held for each step, so other work on the device (the app's translations) slips in between
+        self.device_lock = device_lock or contextlib.nullcontext()
         family_overrides, loop_overrides = _split_overrides(family, overrides or {})
         self.settings = make_settings(family.Settings, family_overrides, family.name)
         defaults = {k: str(v) for k, v in family.train_defaults.items()}
@@ -223,7 +226,8 @@ class Trainer:
                     for _ in range(cfg.accumulate)
                 )
                 consistent = False
-                train_step(recipe, micro_batches, cfg.accumulate, scaler, autocast, world)
+                with self.device_lock:
+                    train_step(recipe, micro_batches, cfg.accumulate, scaler, autocast, world)
                 for stem, copy_ in ema.items():
                     _ema_update(copy_, nets[recipe.exports[stem]], recipe.ema_decay)
                 step += 1

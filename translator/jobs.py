@@ -1,0 +1,140 @@
+"""The one training run the app owns, in a background thread of the server.
+
+The browser only observes it: closing the page does not stop it, and any page opened later
+shows it. Translations and training take turns on the device through ``DEVICE_LOCK``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from .errors import TranslatorError
+from .family import Family
+from .training import Trainer
+
+log = logging.getLogger(__name__)
+
+# held by a translation, and by the trainer for each step
+DEVICE_LOCK = threading.Lock()
+# how long Start waits for the run to get going, so that a bad dataset is reported at once
+START_WAIT_S = 60.0
+
+
+class TrainingJob:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._trainer: Trainer | None = None
+        self._started = threading.Event()
+        self.status = "idle"
+        self.family = ""
+        self.run_dir: Path | None = None
+        self.error = ""
+        self.data = ""
+        self.step = 0
+        self.steps = 0
+        self.images_per_s = 0.0
+        self.sample: str | None = None
+        self.validation: dict = {}
+        # (time, step) of the first step record of this session, for the ETA
+        self._first: tuple[float, int] | None = None
+        self._last: tuple[float, int] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(
+        self,
+        family: Family,
+        data: Path,
+        run_dir: Path,
+        overrides: dict,
+        checkpoint: str | None = None,
+        resume: bool = False,
+        device: str = "auto",
+    ) -> str:
+        """Start training in the background; settings errors and problems found while opening
+        the data are raised here, as one line, before this returns."""
+        with self._lock:
+            if self.running:
+                raise TranslatorError(f"a training run is already going ({self.run_dir.name}); stop it first (one at a time)")
+            trainer = Trainer(family, data, run_dir, overrides, checkpoint, resume, device, self._on_event, DEVICE_LOCK)
+            self._trainer, self.family, self.run_dir = trainer, family.name, Path(run_dir)
+            self.status, self.error, self.data, self.sample, self.validation = "starting", "", "", None, {}
+            self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0
+            self._first = self._last = None
+            self._started.clear()
+            self._thread = threading.Thread(target=self._work, args=(trainer,), name="training", daemon=True)
+            self._thread.start()
+        self._started.wait(START_WAIT_S)
+        if self.status == "failed":
+            raise TranslatorError(self.error)
+        return self.status
+
+    def stop(self) -> str:
+        """Ask the run to save and finish after its current step."""
+        with self._lock:
+            if not self.running:
+                return self.status
+            self._trainer.stop()
+            self.status = "stopping"
+            return self.status
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def snapshot(self) -> dict:
+        """What the page shows; plain values, safe to hand to any number of viewers."""
+        eta = None
+        if self._first and self._last and self._last[1] > self._first[1] and self.status in ("running", "stopping"):
+            per_step = (self._last[0] - self._first[0]) / (self._last[1] - self._first[1])
+            eta = round(per_step * (self.steps - self.step))
+        return {
+            "status": self.status,
+            "family": self.family,
+            "run": self.run_dir.name if self.run_dir else "",
+            "step": self.step,
+            "steps": self.steps,
+            "images_per_s": self.images_per_s,
+            "eta_s": eta,
+            "data": self.data,
+            "sample": self.sample,
+            "validation": dict(self.validation),
+            "error": self.error,
+        }
+
+    def _work(self, trainer: Trainer) -> None:
+        try:
+            result = trainer.run()
+            self.status = result["status"]
+        except TranslatorError as error:
+            self.status, self.error = "failed", str(error)
+        except Exception as error:  # a bug: keep the server up and say what happened
+            log.exception("training failed")
+            self.status, self.error = "failed", f"unexpected {type(error).__name__}: {error}"
+        finally:
+            self._started.set()
+
+    def _on_event(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "data":
+            self.data = event["summary"]
+            if self.status == "starting":
+                self.status = "running"
+            self._started.set()
+        elif kind == "step":
+            now = (time.monotonic(), event["step"])
+            self._first = self._first or now
+            self._last = now
+            self.step, self.steps, self.images_per_s = event["step"], event["steps"], event["images_per_s"]
+        elif kind == "sample":
+            self.sample = event["path"]
+        elif kind == "validation":
+            self.validation = {k: v for k, v in event.items() if k != "event"}
+        elif kind == "checkpoint":
+            self.step = max(self.step, event["step"])

@@ -1,0 +1,725 @@
+"""The Gradio app: Translate, Train, Checkpoints and Plugins tabs over the core.
+
+Every form is generated from the registry (families, their settings and defaults), so an
+installed plugin shows up here with no change. Handlers are thin: the work is done by the
+engine, the trainer, the workspace and the Hub module, and a ``TranslatorError`` reaches the
+page as one readable line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import typing
+from collections import OrderedDict
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from gradio import FileData
+
+from .errors import TranslatorError
+from .family import Family, Task, make_settings
+from .jobs import DEVICE_LOCK, TrainingJob
+from .plugins import Registry, registry as default_registry
+from .training import TrainConfig
+from .workspace import Workspace, check_name, describe_run
+
+log = logging.getLogger(__name__)
+
+# Uploads larger than this are refused by the server before any handler runs.
+MAX_UPLOAD = os.environ.get("TRANSLATOR_MAX_UPLOAD", "500mb")
+# Requests waiting beyond this many are told the queue is full instead of piling up.
+QUEUE_SIZE = int(os.environ.get("TRANSLATOR_QUEUE_SIZE", "8"))
+# The before/after slider shows at most this many pixels; the download is always full size.
+PREVIEW_PIXELS = 4_000_000
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+try:  # ZeroGPU Spaces lend a GPU only inside functions wrapped by spaces.GPU
+    import spaces
+
+    on_gpu = spaces.GPU
+except ImportError:
+
+    def on_gpu(fn):
+        return fn
+
+
+def user_errors(fn):
+    """Turn errors into one line on the page; the server keeps serving."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except TranslatorError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        except Exception as error:  # a bug; the log keeps the traceback
+            log.exception("handler %s failed", fn.__name__)
+            text = " ".join(str(error).split())[:300]
+            raise gr.Error(f"unexpected {type(error).__name__}: {text}", print_exception=False) from None
+
+    return wrapper
+
+
+class Studio:
+    """The state the app's handlers share: registry, workspace, the training job, loaded models."""
+
+    def __init__(self, workspace: Workspace | None = None, registry: Registry | None = None, device: str | None = None):
+        self.registry = registry or default_registry()
+        self.workspace = workspace or Workspace()
+        self.device = device or os.environ.get("TRANSLATOR_DEVICE", "auto")
+        self.job = TrainingJob()
+        self.results = Path(tempfile.gettempdir()) / "image-translator-results"
+        self._loaded: OrderedDict[str, object] = OrderedDict()
+
+    # ---- translate ----
+
+    def default_checkpoint(self, family: str) -> str | None:
+        """The entry of the family's shipped model, if it ships one."""
+        shipped = self.registry.family(family).default_checkpoint
+        for entry in self.workspace.entries(family):
+            if entry.kind == "shipped" and shipped and Path(shipped).name == Path(entry.source).name:
+                return entry.ref
+        return None
+
+    def checkpoint_choices(self, family: str) -> list[tuple[str, str]]:
+        return [(e.label, e.ref) for e in self.workspace.entries(family)]
+
+    def load(self, ref: str, family: str):
+        """The checkpoint for ``ref``; the last two stay loaded, so repeated translations are quick."""
+        from .checkpoints import load_checkpoint
+
+        key = f"{family}\0{ref}"
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
+        checkpoint = load_checkpoint(ref, family, self.registry)
+        self._loaded[key] = checkpoint
+        while len(self._loaded) > 2:
+            self._loaded.popitem(last=False)
+        return checkpoint
+
+    def translate(self, image_path: str, family_name: str, checkpoint: str, outscale, tile, options: dict, progress=None) -> Path:
+        """Translate one uploaded file; the full-size lossless PNG."""
+        from .images import read_image, write_png
+        from .inference import Engine, Options
+
+        if not image_path:
+            raise TranslatorError("add an image first (upload, paste or webcam)")
+        family = self.registry.family(family_name)
+        checkpoint = checkpoint or self.default_checkpoint(family.name)
+        if not checkpoint:
+            raise TranslatorError(f"{family.name} ships no default model: pick a checkpoint, pull one in the Checkpoints tab, or give hf://ORG/NAME/FILE")
+        ref = self.workspace.pick(checkpoint, family.name)
+        settings = make_settings(family.Settings, {k: v for k, v in options.items() if v is not None}, family.name)
+        picture = read_image(image_path)
+        engine_options = Options(device=self.device, tile=_optional_int(tile, "tile"), outscale=_optional_float(outscale, "outscale"))
+        with DEVICE_LOCK:
+            engine = Engine(self.load(ref, family.name), settings, engine_options)
+            result = _run_engine(engine, picture, progress)
+        stem = Path(image_path).stem[:80] or "image"
+        return write_png(result, self._result_folder() / f"{stem}-{family.name}.png")
+
+    def _result_folder(self) -> Path:
+        # results live until gradio has copied them into its cache; old ones are cleared here
+        self.results.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - 3600
+        for old in self.results.iterdir():
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.results))
+
+    # ---- train ----
+
+    def start_training(self, family_name: str, dataset: str, run_name: str, checkpoint: str, overrides: dict) -> str:
+        family = self.registry.family(family_name)
+        if not dataset:
+            raise TranslatorError("choose a dataset (a folder under the datasets root, or upload a .zip)")
+        data = self.workspace.dataset(dataset)
+        run_name = run_name.strip() or f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = self.workspace.run(run_name)
+        if run_dir.exists():
+            raise TranslatorError(f"a run named {run_name!r} already exists: resume it, or choose another name")
+        start = self.workspace.pick(checkpoint, family.name) if checkpoint else None
+        values = {k: v for k, v in overrides.items() if v is not None}
+        self.job.start(family, data, run_dir, values, start, device=self.device)
+        return run_name
+
+    def resume_training(self, run_name: str, steps) -> str:
+        if not run_name:
+            raise TranslatorError("choose a run to resume")
+        run_dir = self.workspace.run(run_name)
+        config = describe_run(run_dir)
+        if not config or not (run_dir / "resume.pt").is_file():
+            raise TranslatorError(f"{run_name} has no saved state to resume")
+        family = self.registry.family(config["family"])
+        overrides = {**config.get("settings", {}), **config.get("training", {})}
+        if _optional_int(steps, "steps"):
+            overrides["steps"] = int(steps)
+        self.job.start(family, Path(config["data"]), run_dir, overrides, resume=True, device=self.device)
+        return run_name
+
+    # ---- checkpoints ----
+
+    def pull(self, reference: str) -> str:
+        from .checkpoints import load_checkpoint
+        from .hub import catalog, is_hub_ref, resolve
+
+        reference = (reference or "").strip()
+        if not is_hub_ref(reference) and not any(e["name"] == reference for e in catalog()):
+            raise TranslatorError(f"{reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
+        path = resolve(reference)
+        # loading it now tells the user at once what it is, or why it cannot be used
+        checkpoint = load_checkpoint(path, None, self.registry)
+        return f"{path.name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
+
+    def upload_checkpoint(self, file_path: str) -> str:
+        from .checkpoints import load_checkpoint, save_checkpoint
+
+        if not file_path:
+            raise TranslatorError("choose a checkpoint file to upload")
+        path = Path(file_path)
+        name = check_name(path.stem, "checkpoint")
+        target = self.workspace.checkpoints / f"{name}.safetensors"
+        if target.exists():
+            raise TranslatorError(f"a checkpoint named {name} is already uploaded; delete it first or rename the file")
+        checkpoint = load_checkpoint(path, None, self.registry)  # the safe loader; refuses pickled code
+        save_checkpoint(target, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": path.name})
+        return f"{name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
+
+    def push(self, run_name: str, repo_id: str, token: str, private: bool) -> str:
+        from .publish import push
+
+        if not run_name:
+            raise TranslatorError("choose a trained run to publish")
+        run_dir = self.workspace.run(run_name)
+        if not run_dir.is_dir():
+            raise TranslatorError(f"no run named {run_name!r}")
+        return push(run_dir, (repo_id or "").strip(), bool(private), (token or "").strip() or None)
+
+
+def _run_engine_plain(engine, picture, progress):
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress((done, total), desc="translating", unit="tiles")
+
+    return engine.translate(picture, report)
+
+
+# the only function that touches the GPU, so it alone asks ZeroGPU for one
+_run_engine = on_gpu(_run_engine_plain)
+
+
+# ---- the page ----
+
+
+def build_app(studio: Studio | None = None) -> gr.Blocks:
+    studio = studio or Studio()
+    families = list(studio.registry.families.values())
+    if not families:
+        raise TranslatorError("no model families are installed; see `translator models`")
+    first = next((f for f in families if studio.default_checkpoint(f.name)), families[0])
+
+    with gr.Blocks(title="Image translator", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown("# Image translator\nStyle transfer, domain translation and super-resolution: pix2pix, CycleGAN, ESRGAN and every installed plugin.")
+        with gr.Tabs():
+            with gr.Tab("Translate", id="translate"):
+                _translate_tab(studio, families, first)
+            with gr.Tab("Train", id="train"):
+                _train_tab(studio, families)
+            with gr.Tab("Checkpoints", id="checkpoints"):
+                _checkpoints_tab(studio)
+            with gr.Tab("Plugins", id="plugins"):
+                _plugins_tab(studio)
+        _api(studio, first)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+def launch_options() -> dict:
+    """Arguments of ``launch``: upload limit, and no folders served beyond gradio's own cache."""
+    return {"max_file_size": MAX_UPLOAD, "show_error": True, "footer_links": ["api", "gradio"]}
+
+
+def _translate_tab(studio: Studio, families: list[Family], first: Family) -> None:
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"], format="png")
+            family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family", info=first.description)
+            checkpoint = gr.Dropdown(
+                studio.checkpoint_choices(first.name), value=studio.default_checkpoint(first.name), label="Checkpoint",
+                info="shipped, pulled, uploaded or trained; or type hf://ORG/NAME[@REVISION]/FILE", allow_custom_value=True,
+            )
+            with gr.Accordion("Options", open=False):
+                outscale = gr.Number(None, label="outscale", info="final size relative to the input (empty: the network's scale)")
+                tile = gr.Number(None, label="tile", info="tile side in input pixels (empty: automatic; 0: never tile)", precision=0)
+                groups, option_inputs, option_names = [], [], []
+                for fam in families:
+                    with gr.Group(visible=fam is first) as group:
+                        for field, component in _setting_inputs(fam.Settings, {}, only_translate=True, prefix=fam.name):
+                            option_inputs.append(component)
+                            option_names.append((fam.name, field.name))
+                    groups.append(group)
+            run = gr.Button("Translate", variant="primary")
+            with gr.Accordion("Several images", open=False):
+                batch = gr.File(label="Images", file_count="multiple", file_types=["image"])
+                run_batch = gr.Button("Translate all")
+        with gr.Column():
+            slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False)
+            result = gr.File(label="Result (lossless PNG, full size)", interactive=False)
+            info = gr.Markdown()
+            gallery = gr.Gallery(label="Results", format="png", visible=True, columns=4)
+            results = gr.File(label="Downloads", file_count="multiple", interactive=False)
+    examples = sorted(str(p) for p in EXAMPLES.glob("*.png"))
+    if examples:
+        gr.Examples(examples, inputs=[image])
+
+    def options_of(family_name: str, values) -> dict:
+        return {name: value for (fam, name), value in zip(option_names, values) if fam == family_name}
+
+    @user_errors
+    def translate_clicked(image_path, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
+        path = studio.translate(image_path, family_name, checkpoint_ref, outscale_value, tile_value, options_of(family_name, values), progress)
+        before, after = _slider_pair(image_path, path)
+        return str(path), (before, after), _describe(path)
+
+    @user_errors
+    def batch_clicked(files, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
+        if not files:
+            raise TranslatorError("add images first")
+        done, failed = [], []
+        for file in progress.tqdm(files, desc="images"):
+            try:
+                done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value, tile_value, options_of(family_name, values))))
+            except TranslatorError as error:
+                failed.append(f"{Path(file).name}: {error}")
+        if not done:
+            raise TranslatorError("; ".join(failed))
+        note = f"{len(done)} translated" + (f"; skipped {len(failed)}: " + "; ".join(failed) if failed else "")
+        return done, done, note
+
+    inputs = [image, family, checkpoint, outscale, tile, *option_inputs]
+    # the form's generated inputs make a poor API; the named endpoints are in _api
+    run.click(translate_clicked, inputs, [result, slider, info], api_visibility="private", concurrency_id="device")
+    run_batch.click(batch_clicked, [batch, *inputs[1:]], [gallery, results, info], api_visibility="private", concurrency_id="device")
+
+    def switch(family_name):
+        fam = studio.registry.family(family_name)
+        default = studio.default_checkpoint(family_name)
+        picker = gr.Dropdown(choices=studio.checkpoint_choices(family_name), value=default, info=_checkpoint_info(fam, default))
+        return [gr.Dropdown(info=fam.description), picker] + [gr.Group(visible=f.name == family_name) for f in families]
+
+    family.change(switch, family, [family, checkpoint, *groups], api_visibility="private", queue=False)
+
+
+def _checkpoint_info(family: Family, default: str | None) -> str:
+    if default:
+        return "shipped, pulled, uploaded or trained; or type hf://ORG/NAME[@REVISION]/FILE"
+    return f"{family.name} ships no model: pull one in the Checkpoints tab, train one, or type hf://ORG/NAME[@REVISION]/FILE"
+
+
+def _train_tab(studio: Studio, families: list[Family]) -> None:
+    ws = studio.workspace
+    with gr.Row():
+        with gr.Column():
+            family = gr.Dropdown([f.name for f in families], value=families[0].name, label="Model family")
+            layout = gr.Markdown(_layout_help(families[0]))
+            with gr.Row():
+                dataset = gr.Dropdown(ws.dataset_names(), value=None, label="Dataset", info=f"folders in {ws.datasets}", allow_custom_value=False, scale=4)
+                refresh = gr.Button("Refresh", scale=1)
+            with gr.Accordion("Upload a dataset (.zip)", open=False):
+                archive = gr.File(label="Zip archive", file_types=[".zip"])
+                unpack = gr.Button("Unpack into the datasets root")
+            run_name = gr.Textbox(label="Run name", placeholder="empty: family and time")
+            start_from = gr.Dropdown([("new network", "")] + studio.checkpoint_choices(families[0].name), value="", label="Start from (fine-tuning)")
+            loop_fields = list(_setting_inputs(TrainConfig, families[0].train_defaults, prefix="loop"))
+            with gr.Accordion("Family settings", open=False):
+                groups, family_inputs, family_names = [], [], []
+                for fam in families:
+                    with gr.Group(visible=fam is families[0]) as group:
+                        for field, component in _setting_inputs(fam.Settings, {}, free_text=False, prefix=fam.name):
+                            family_inputs.append(component)
+                            family_names.append((fam.name, field.name))
+                    groups.append(group)
+            with gr.Row():
+                start = gr.Button("Start", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+            with gr.Row():
+                resume_run = gr.Dropdown(ws.run_names(), value=None, label="Run to resume", scale=3)
+                resume_steps = gr.Number(None, label="total steps (empty: as before)", precision=0, scale=2)
+                resume = gr.Button("Resume", scale=1)
+        with gr.Column():
+            status = gr.Markdown("No training run yet.")
+            curves = gr.LinePlot(x="step", y="value", color="loss", label="Losses", height=260)
+            sample = gr.Image(label="Latest samples (input, output, target)", type="filepath", format="png", interactive=False)
+            validation = gr.JSON(label="Validation")
+    timer = gr.Timer(2.0)
+
+    loop_components = [c for _, c in loop_fields]
+
+    @user_errors
+    def start_run(family_name, dataset_name, run_label, checkpoint_ref, *values):
+        loop_values = dict(zip((f.name for f, _ in loop_fields), values[: len(loop_fields)]))
+        family_values = {name: v for (fam, name), v in zip(family_names, values[len(loop_fields) :]) if fam == family_name}
+        name = studio.start_training(family_name, dataset_name, run_label or "", checkpoint_ref or "", {**family_values, **loop_values})
+        return _status_text(studio.job.snapshot()), gr.Dropdown(choices=ws.run_names(), value=name)
+
+    @user_errors
+    def stop_run():
+        return _status_text({**studio.job.snapshot(), "status": studio.job.stop()})
+
+    @user_errors
+    def resume_selected(run_label, steps):
+        studio.resume_training(run_label, steps)
+        return _status_text(studio.job.snapshot())
+
+    @user_errors
+    def unpack_zip(file_path):
+        from .archives import unpack_zip as unpack_archive
+
+        if not file_path:
+            raise TranslatorError("choose a .zip file first")
+        unpacked = unpack_archive(file_path, ws.datasets)
+        gr.Info(unpacked.summary())
+        return gr.Dropdown(choices=ws.dataset_names(), value=unpacked.folder.name)
+
+    def tick():
+        snapshot = studio.job.snapshot()
+        run_dir = studio.job.run_dir
+        return _status_text(snapshot), _loss_table(run_dir), snapshot["sample"], snapshot["validation"] or None
+
+    def switch(family_name):
+        fam = studio.registry.family(family_name)
+        loop_updates = [gr.update(value=fam.train_defaults.get(f.name, f.default)) for f, _ in loop_fields]
+        choices = [("new network", "")] + studio.checkpoint_choices(family_name)
+        return [_layout_help(fam), gr.Dropdown(choices=choices, value="")] + loop_updates + [gr.Group(visible=f.name == family_name) for f in families]
+
+    start.click(start_run, [family, dataset, run_name, start_from, *loop_components, *family_inputs], [status, resume_run], api_visibility="private")
+    stop.click(stop_run, None, status, api_visibility="private", queue=False)
+    resume.click(resume_selected, [resume_run, resume_steps], status, api_visibility="private")
+    unpack.click(unpack_zip, archive, dataset, api_visibility="private")
+    refresh.click(lambda: (gr.Dropdown(choices=ws.dataset_names()), gr.Dropdown(choices=ws.run_names())), None, [dataset, resume_run], api_visibility="private", queue=False)
+    family.change(switch, family, [layout, start_from, *loop_components, *groups], api_visibility="private", queue=False)
+    # polling stays out of the queue, so a page left open never takes a translation's place
+    timer.tick(tick, None, [status, curves, sample, validation], api_visibility="private", queue=False)
+
+
+def _checkpoints_tab(studio: Studio) -> None:
+    from .hub import catalog
+
+    ws = studio.workspace
+    table = gr.Dataframe(_checkpoint_rows(ws), headers=["checkpoint", "family", "kind", "size", "source", "sha256"], label="Checkpoints", interactive=False, wrap=True)
+    with gr.Row():
+        reference = gr.Textbox(label="Pull from the Hub", placeholder="hf://ORG/NAME[@REVISION]/FILE or a catalog name", scale=4)
+        pull = gr.Button("Pull", scale=1)
+    with gr.Row():
+        upload = gr.File(label="Upload a checkpoint (.safetensors, .pth)", file_types=[".safetensors", ".pth", ".pt", ".ckpt"], scale=4)
+        add = gr.Button("Add", scale=1)
+    with gr.Row():
+        doomed = gr.Dropdown(_deletable(ws), label="Delete (uploads, runs, pulled files)", scale=4)
+        delete = gr.Button("Delete", variant="stop", scale=1)
+    with gr.Accordion("Publish a trained run to the Hub", open=False):
+        run = gr.Dropdown(ws.run_names(), label="Run")
+        repo_id = gr.Textbox(label="Repository", placeholder="ORG/NAME")
+        token = gr.Textbox(label="Hugging Face token (write)", type="password", placeholder="empty: HF_TOKEN or hf auth login")
+        private = gr.Checkbox(label="private", value=False)
+        publish = gr.Button("Publish")
+    unlisted = [e for e in catalog() if not e.get("source")]
+    if unlisted:
+        with gr.Accordion(f"Published names without a verified Hub copy ({len(unlisted)})", open=False):
+            gr.Dataframe([[e["name"], e["family"], e["description"], e.get("origin", "")] for e in unlisted], headers=["name", "family", "what it does", "published at"], interactive=False, wrap=True)
+    message = gr.Markdown()
+
+    def refreshed(note: str):
+        return _checkpoint_rows(ws), gr.Dropdown(choices=_deletable(ws), value=None), gr.Dropdown(choices=ws.run_names()), note
+
+    outputs = [table, doomed, run, message]
+
+    @user_errors
+    def pull_reference(text, progress=gr.Progress(track_tqdm=True)):
+        return refreshed(f"pulled {studio.pull(text)}")
+
+    @user_errors
+    def add_upload(file_path):
+        return refreshed(f"added {studio.upload_checkpoint(file_path)}")
+
+    @user_errors
+    def delete_entry(ref):
+        if not ref:
+            raise TranslatorError("choose what to delete")
+        return refreshed(f"deleted {ws.delete(ref)}")
+
+    @user_errors
+    def publish_run(run_name, repo, token_text, is_private):
+        return refreshed(f"published to {studio.push(run_name, repo, token_text, is_private)}")
+
+    pull.click(pull_reference, reference, outputs, api_visibility="private")
+    add.click(add_upload, upload, outputs, api_visibility="private")
+    delete.click(delete_entry, doomed, outputs, api_visibility="private")
+    publish.click(publish_run, [run, repo_id, token, private], outputs, api_visibility="private")
+
+
+def _api(studio: Studio, first: Family) -> None:
+    """The named endpoints for gradio_client and other programs: the same actions as the tabs,
+    with plain parameters (family settings as one dict, as `--set` takes them)."""
+
+    @user_errors
+    def translate(image: FileData, family: str = first.name, checkpoint: str = "", outscale: float | None = None, tile: int | None = None, settings: dict | None = None) -> FileData:
+        """Translate one image; returns the lossless PNG. checkpoint: empty for the family's shipped
+        model, a name from /checkpoints, a catalog name or hf://ORG/NAME[@REVISION]/FILE.
+        tile: None picks automatically. settings: the family's translation settings."""
+        path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {})
+        return FileData(path=str(path), orig_name=path.name)
+
+    @user_errors
+    def train(family: str, dataset: str, run_name: str = "", checkpoint: str = "", settings: dict | None = None) -> dict:
+        """Start a training run in the background (one at a time); returns its status.
+        settings: family and training-loop settings, as `translator train --set` takes them."""
+        studio.start_training(family, dataset, run_name, checkpoint, settings or {})
+        return studio.job.snapshot()
+
+    @user_errors
+    def training_status() -> dict:
+        """The current (or last) run: status, step, steps, images/s, ETA, latest sample, validation."""
+        return studio.job.snapshot()
+
+    @user_errors
+    def stop_training() -> dict:
+        """Ask the run to save and stop after its current step."""
+        studio.job.stop()
+        return studio.job.snapshot()
+
+    @user_errors
+    def resume_training(run_name: str, steps: int | None = None) -> dict:
+        """Continue a saved run where it stopped (steps: a new total, if any)."""
+        studio.resume_training(run_name, steps)
+        return studio.job.snapshot()
+
+    @user_errors
+    def upload_dataset(archive: FileData) -> str:
+        """Unpack a .zip dataset into the datasets root; returns the dataset's name."""
+        from .archives import unpack_zip
+
+        return unpack_zip(_uploaded(archive), studio.workspace.datasets).folder.name
+
+    @user_errors
+    def checkpoints(family: str = "") -> list[dict]:
+        """Every checkpoint the app offers (for one family, or all)."""
+        return [
+            {"checkpoint": e.ref, "label": e.label, "family": e.family, "kind": e.kind, "size": e.size, "source": e.source, "sha256": e.sha256}
+            for e in studio.workspace.entries(family or None)
+        ]
+
+    @user_errors
+    def pull(reference: str) -> str:
+        """Download hf://ORG/NAME[@REVISION]/FILE (or a catalog name) into the Hugging Face cache."""
+        return studio.pull(reference)
+
+    @user_errors
+    def upload_checkpoint(file: FileData) -> str:
+        """Add a checkpoint file (checked by the safe loader, stored as safetensors)."""
+        return studio.upload_checkpoint(_uploaded(file))
+
+    @user_errors
+    def delete_checkpoint(checkpoint: str) -> str:
+        """Delete an uploaded checkpoint, a trained run or a pulled file."""
+        return studio.workspace.delete(checkpoint)
+
+    @user_errors
+    def push(run_name: str, repo_id: str, token: str = "", private: bool = False) -> str:
+        """Publish a trained run to the Hub; returns the repository's URL."""
+        return studio.push(run_name, repo_id, token, private)
+
+    gr.api(translate, api_name="translate", concurrency_id="device")
+    for fn in (train, resume_training, upload_dataset, pull, upload_checkpoint, delete_checkpoint, push):
+        gr.api(fn, api_name=fn.__name__)
+    for fn in (training_status, stop_training, checkpoints):
+        gr.api(fn, api_name=fn.__name__, queue=False)
+
+
+def _uploaded(file) -> str:
+    """The path of a file a client uploaded; nothing else on the server may be named."""
+    from gradio.utils import get_upload_folder
+
+    path = file.get("path") if isinstance(file, dict) else getattr(file, "path", file)
+    if not path:
+        raise TranslatorError("no file was sent")
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(Path(get_upload_folder()).resolve()):
+        raise TranslatorError("only files uploaded to this app can be used")
+    return str(resolved)
+
+
+def _plugins_tab(studio: Studio) -> None:
+    reg = studio.registry
+    rows = [[p.name, p.version, "built-in" if p.builtin else "installed", ", ".join(p.families) or "none"] for p in reg.plugins.values()]
+    gr.Dataframe(rows, headers=["plugin", "version", "kind", "families"], label="Loaded plugins", interactive=False)
+    families = [[f.name, f.task.value, f.description, ", ".join(f.architectures)] for f in reg.families.values()]
+    gr.Dataframe(families, headers=["family", "task", "what it does", "architectures"], label="Families", interactive=False, wrap=True)
+    failed = [[f.name, f.error] for f in reg.failures]
+    gr.Dataframe(failed or [["", ""]], headers=["plugin", "error"], label=f"Plugins that failed to load ({len(failed)})", interactive=False, wrap=True)
+
+
+# ---- helpers ----
+
+
+def _setting_inputs(settings_class: type, defaults: dict, only_translate: bool = False, free_text: bool = True, prefix: str = ""):
+    """One input per setting, typed by the field: checkbox, choice, number or text.
+
+    Free-text settings are file paths in practice; a web user may not name server files, so
+    the Train tab leaves them to the command line (``free_text=False``)."""
+    hints = typing.get_type_hints(settings_class)
+    for field in dataclasses.fields(settings_class):
+        meta = field.metadata
+        if only_translate and not meta.get("translate"):
+            continue
+        kind, choices = hints[field.name], meta.get("choices")
+        value = defaults.get(field.name, field.default)
+        common = {"label": field.name, "info": meta.get("help", ""), "elem_id": f"{prefix}-{field.name}" if prefix else None}
+        if choices:
+            component = gr.Dropdown(list(choices), value=value, **common)
+        elif kind is bool:
+            component = gr.Checkbox(value=value, **common)
+        elif kind in (int, float):
+            component = gr.Number(value, precision=0 if kind is int else None, minimum=meta.get("low"), maximum=meta.get("high"), **common)
+        elif free_text:
+            component = gr.Textbox(value, **common)
+        else:
+            continue
+        yield field, component
+
+
+def _layout_help(family: Family) -> str:
+    layouts = {
+        Task.PAIRED: "`A/` and `B/` with matching file names, or side-by-side A|B images (optionally under `train/`, with `val/`)",
+        Task.UNPAIRED: "`trainA/` and `trainB/` (`testA/`, `testB/` optional)",
+        Task.SUPER_RESOLUTION: "high-resolution images (optionally under `train/`, with `val/` for PSNR/SSIM)",
+    }
+    return f"**{family.name}** ({family.task.value}) expects a dataset folder with {layouts[family.task]}."
+
+
+def _status_text(snapshot: dict) -> str:
+    if snapshot["status"] == "idle":
+        return "No training run since the server started. Start one, or resume a saved run."
+    lines = [f"**{snapshot['run']}** ({snapshot['family']}): **{snapshot['status']}**, step {snapshot['step']} of {snapshot['steps']}"]
+    if snapshot["images_per_s"]:
+        lines.append(f"{snapshot['images_per_s']:.1f} images/s")
+    if snapshot["eta_s"] is not None:
+        lines.append(f"about {_duration(snapshot['eta_s'])} left")
+    if snapshot["data"]:
+        lines.append(f"data: {snapshot['data']}")
+    if snapshot["error"]:
+        lines.append(f"error: {snapshot['error']}")
+    return "  \n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _loss_table(run_dir: Path | None):
+    """The run's logged losses as long-form rows for the plot (at most ~400 points a curve)."""
+    import pandas as pd
+
+    empty = pd.DataFrame({"step": [], "value": [], "loss": []})
+    path = run_dir / "metrics.jsonl" if run_dir else None
+    if path is None or not path.is_file():
+        return empty
+    records = [r for r in map(json.loads, path.read_text().splitlines()) if r.get("event") == "step"]
+    stride = max(1, len(records) // 400)
+    rows = [
+        (r["step"], v, k)
+        for r in records[::stride]
+        for k, v in r.items()
+        if isinstance(v, float) and k not in ("time", "images_per_s")
+    ]
+    return pd.DataFrame(rows, columns=["step", "value", "loss"]) if rows else empty
+
+
+def _checkpoint_rows(ws: Workspace) -> list[list]:
+    return [
+        [e.label, e.family, e.kind, _size(e.size), e.source, e.sha256 or ""]
+        for e in ws.entries()
+    ]
+
+
+def _deletable(ws: Workspace) -> list[tuple[str, str]]:
+    return [(e.label, e.ref) for e in ws.entries() if e.path is not None]
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "not downloaded"
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+
+
+def _describe(path: Path) -> str:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        mode = image.mode
+        width, height = image.size
+    return f"{width}x{height} PNG ({mode}), {path.stat().st_size / 1e6:.2f} MB"
+
+
+def _slider_pair(source: str, result: Path) -> tuple[str, str]:
+    """The input scaled to the result's size, and the result, both within the preview budget."""
+    from PIL import Image, ImageOps
+
+    folder = result.parent
+    with Image.open(result) as after:
+        size = after.size
+        scale = min(1.0, (PREVIEW_PIXELS / (size[0] * size[1])) ** 0.5)
+        shown = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        if scale < 1:
+            preview = folder / "after-preview.png"
+            _eight_bit(after).resize(shown, Image.Resampling.LANCZOS).save(preview)
+            after_path = str(preview)
+        else:
+            after_path = str(result)
+    with Image.open(source) as before:
+        before = _eight_bit(ImageOps.exif_transpose(before))
+        before.resize(shown, Image.Resampling.BICUBIC).save(folder / "before.png")
+    return str(folder / "before.png"), after_path
+
+
+def _eight_bit(image):
+    """A displayable 8-bit copy (Pillow's own conversion clips 16-bit gray to white)."""
+    from PIL import Image
+
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
+        array = np.asarray(image).astype(np.float32) / 257
+        return Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8))
+    return image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+
+
+def _optional_int(value, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    number = float(value)
+    if number < 0 or number != int(number):
+        raise TranslatorError(f"{name} must be a whole number of 0 or more, got {value}")
+    return int(number)
+
+
+def _optional_float(value, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    number = float(value)
+    if not 0 < number <= 16:
+        raise TranslatorError(f"{name} must be above 0 and at most 16, got {value}")
+    return number

@@ -1,0 +1,197 @@
+"""The app's own folders, and every checkpoint a user can pick from.
+
+A web user never names a server path: checkpoints are chosen from ``Workspace.entries`` (the
+catalog, files pulled into the Hugging Face cache, uploads and trained runs) or given as an
+``hf://`` reference, and datasets and runs are names inside the workspace's folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoints import FORMAT, SUFFIXES
+from .errors import TranslatorError
+from .hub import CATALOG_ROOT, catalog, file_sha256, is_hub_ref
+
+# where the app keeps datasets, runs and uploaded checkpoints
+HOME_VARIABLE = "TRANSLATOR_HOME"
+# a folder of datasets to offer instead of HOME/datasets (read-only use)
+DATASETS_VARIABLE = "TRANSLATOR_DATASETS"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass
+class Entry:
+    """One checkpoint as the app lists it."""
+
+    # what is passed on to load_checkpoint: a catalog name, an hf:// reference or a workspace file
+    ref: str
+    # what the user sees
+    label: str
+    family: str
+    # shipped, catalog, pulled, uploaded or run
+    kind: str
+    size: int | None
+    source: str
+    sha256: str | None
+    # the file or cache revision that deleting the entry removes (None: cannot be deleted here)
+    path: Path | None = None
+
+
+class Workspace:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root or os.environ.get(HOME_VARIABLE) or Path.cwd() / "workspace").resolve()
+        self.datasets = Path(os.environ.get(DATASETS_VARIABLE) or self.root / "datasets").resolve()
+        self.runs = self.root / "runs"
+        self.checkpoints = self.root / "checkpoints"
+        for folder in (self.datasets, self.runs, self.checkpoints):
+            folder.mkdir(parents=True, exist_ok=True)
+        # sha256 of large files, by (path, size, mtime): listing must not re-hash every time
+        self._hashes: dict[tuple[str, int, int], str] = {}
+
+    # ---- datasets and runs ----
+
+    def dataset_names(self) -> list[str]:
+        return sorted(p.name for p in self.datasets.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def dataset(self, name: str) -> Path:
+        path = self.datasets / check_name(name, "dataset")
+        if not path.is_dir():
+            raise TranslatorError(f"no dataset named {name!r} in {self.datasets}")
+        return path
+
+    def run_names(self) -> list[str]:
+        runs = [p for p in self.runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+    def run(self, name: str) -> Path:
+        return self.runs / check_name(name, "run")
+
+    # ---- checkpoints ----
+
+    def entries(self, family: str | None = None) -> list[Entry]:
+        """Every checkpoint the app offers, for one family or all."""
+        found = self._catalog_entries() + self._pulled_entries() + self._uploaded_entries() + self._run_entries()
+        # a foreign file's family is only known once it is loaded, so it is offered to every family
+        return [e for e in found if family is None or e.family in (family, "?")]
+
+    def pick(self, ref: str, family: str | None = None) -> str:
+        """``ref`` checked at the boundary: one of the listed entries, or an hf:// reference."""
+        ref = (ref or "").strip()
+        if is_hub_ref(ref):
+            return ref
+        if any(e.ref == ref for e in self.entries(family)):
+            return ref
+        scope = f" for {family}" if family else ""
+        raise TranslatorError(f"unknown checkpoint {ref!r}{scope}: pick one from the list, or give hf://ORG/NAME[@REVISION]/FILE")
+
+    def delete(self, ref: str) -> str:
+        """Remove an uploaded checkpoint, a trained run or a pulled file's cache revision."""
+        entry = next((e for e in self.entries() if e.ref == ref), None)
+        if entry is None or entry.path is None:
+            raise TranslatorError(f"{ref!r} cannot be deleted here (only uploads, runs and pulled files can)")
+        if entry.kind == "pulled":
+            from huggingface_hub import scan_cache_dir
+
+            commit = entry.path.parent.name
+            scan_cache_dir().delete_revisions(commit).execute()
+        elif entry.kind == "run":
+            shutil.rmtree(entry.path)
+        else:
+            entry.path.unlink()
+        return entry.label
+
+    def _catalog_entries(self) -> list[Entry]:
+        entries = []
+        for item in catalog():
+            source = item.get("source")
+            if not source:
+                continue  # no verified copy to pull: listed by `translator catalog`, not offered here
+            local = None if is_hub_ref(source) else CATALOG_ROOT / source
+            if local is not None and not local.is_file():
+                continue
+            kind = "shipped" if local is not None else "catalog"
+            size = local.stat().st_size if local is not None else None
+            entries.append(Entry(item["name"], f"{item['name']}: {item['description']}", item["family"], kind, size, source, item.get("sha256")))
+        return entries
+
+    def _pulled_entries(self) -> list[Entry]:
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+
+        try:
+            cache = scan_cache_dir()
+        except (CacheNotFound, OSError):
+            return []
+        entries = []
+        for repo in cache.repos:
+            if repo.repo_type != "model":
+                continue
+            for revision in repo.revisions:
+                for file in revision.files:
+                    if file.file_path.suffix.lower() not in SUFFIXES:
+                        continue
+                    inside = file.file_path.relative_to(revision.snapshot_path).as_posix()
+                    entries.append(Entry(
+                        f"hf://{repo.repo_id}@{revision.commit_hash}/{inside}",
+                        f"{repo.repo_id}/{inside} (pulled, {revision.commit_hash[:8]})",
+                        _family_of(file.file_path), "pulled", file.size_on_disk, f"hf://{repo.repo_id}",
+                        self._sha256(file.file_path), file.file_path,
+                    ))
+        return entries
+
+    def _uploaded_entries(self) -> list[Entry]:
+        return [
+            Entry(str(path), f"{path.stem} (uploaded)", _family_of(path), "uploaded", path.stat().st_size, "upload", self._sha256(path), path)
+            for path in sorted(self.checkpoints.glob("*.safetensors"))
+        ]
+
+    def _run_entries(self) -> list[Entry]:
+        entries = []
+        for name in self.run_names():
+            for path in sorted((self.runs / name).glob("generator*.safetensors")):
+                which = "" if path.stem == "generator" else f", {path.stem.removeprefix('generator_')}"
+                entries.append(Entry(str(path), f"run {name}{which}", _family_of(path), "run", path.stat().st_size, f"trained in {name}", None, self.runs / name))
+        return entries
+
+    def _sha256(self, path: Path) -> str:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._hashes:
+            self._hashes[key] = file_sha256(path)
+        return self._hashes[key]
+
+
+def check_name(name: str, what: str) -> str:
+    """A single folder name (no separators, no leading dot), or a one-line error."""
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        raise TranslatorError(f"{what} name {name!r} must be letters, digits, '-', '_' or '.', starting with a letter or digit")
+    return name
+
+
+def _family_of(path: Path) -> str:
+    """The family recorded in a project-format file; '?' for foreign files (found on load)."""
+    from safetensors import safe_open
+
+    if path.suffix != ".safetensors":
+        return "?"
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+    except Exception:  # unreadable: the loader will say why when it is used
+        return "?"
+    return metadata.get("family", "?") if metadata.get("format") == FORMAT else "?"
+
+
+def describe_run(run_dir: Path) -> dict:
+    """A run folder's config, as written by the trainer ({} when it has none yet)."""
+    try:
+        return json.loads((run_dir / "config.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
