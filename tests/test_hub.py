@@ -33,13 +33,18 @@ def cli(*args, env: dict, cwd):
 
 
 def seed_cache(cache: Path, repo: str, filename: str, data: bytes, commit: str = COMMIT, branch: str = "main") -> Path:
-    """The documented cache layout: refs/{branch} holds the commit, snapshots/{commit}/{file}."""
+    """The documented cache layout: refs/{branch} holds the commit, blobs/{sha256} the bytes, and
+    snapshots/{commit}/{file} links to the blob."""
     folder = cache / ("models--" + repo.replace("/", "--"))
     (folder / "refs").mkdir(parents=True, exist_ok=True)
     (folder / "refs" / branch).write_text(commit)
+    blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.parent.mkdir(exist_ok=True)
+    blob.write_bytes(data)
     target = folder / "snapshots" / commit / filename
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+    target.unlink(missing_ok=True)
+    target.symlink_to(os.path.relpath(blob, target.parent))
     return target
 
 

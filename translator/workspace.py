@@ -39,7 +39,8 @@ class Entry:
     size: int | None
     source: str
     sha256: str | None
-    # the file or cache revision that deleting the entry removes (None: cannot be deleted here)
+    # what deleting the entry removes: the file, the run folder, or the pulled revision's
+    # snapshot folder (None: cannot be deleted here)
     path: Path | None = None
 
 
@@ -96,10 +97,10 @@ class Workspace:
         if entry is None or entry.path is None:
             raise TranslatorError(f"{ref!r} cannot be deleted here (only uploads, runs and pulled files can)")
         if entry.kind == "pulled":
-            from huggingface_hub import scan_cache_dir
+            from huggingface_hub import constants, scan_cache_dir
 
-            commit = entry.path.parent.name
-            scan_cache_dir().delete_revisions(commit).execute()
+            # the whole cached revision goes, as `hf cache delete` does it; its path is the snapshot
+            scan_cache_dir(constants.HF_HUB_CACHE).delete_revisions(entry.path.name).execute()
         elif entry.kind == "run":
             shutil.rmtree(entry.path)
         else:
@@ -121,11 +122,11 @@ class Workspace:
         return entries
 
     def _pulled_entries(self) -> list[Entry]:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants, scan_cache_dir
         from huggingface_hub.errors import CacheNotFound
 
         try:
-            cache = scan_cache_dir()
+            cache = scan_cache_dir(constants.HF_HUB_CACHE)
         except (CacheNotFound, OSError):
             return []
         entries = []
@@ -141,7 +142,7 @@ class Workspace:
                         f"hf://{repo.repo_id}@{revision.commit_hash}/{inside}",
                         f"{repo.repo_id}/{inside} (pulled, {revision.commit_hash[:8]})",
                         _family_of(file.file_path), "pulled", file.size_on_disk, f"hf://{repo.repo_id}",
-                        self._sha256(file.file_path), file.file_path,
+                        self._sha256(file.file_path), revision.snapshot_path,
                     ))
         return entries
 

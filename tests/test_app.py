@@ -1,0 +1,243 @@
+"""The app's handlers, without a server: translation, the training job, the workspace, the forms."""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import photo
+from test_hub import COMMIT, seed_cache
+from translator import TranslatorError
+from translator.checkpoints import load_checkpoint, save_checkpoint
+from translator.family import Architecture, Family, Task
+from translator.plugins import registry
+from translator.ui import Studio, _setting_inputs, build_app, user_errors
+from translator.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+# a network and loop small enough to train for a few steps in seconds
+TINY_SR = {"arch": "srvgg", "scale": "2", "nf": "8", "num_conv": "2", "crop_size": "32", "batch_size": "2", "workers": "0",
+           "log_every": "1", "sample_every": "2", "val_every": "0", "checkpoint_every": "0", "ema_decay": "0"}
+
+
+@pytest.fixture
+def studio(tmp_path):
+    return Studio(Workspace(tmp_path / "home"), device="cpu")
+
+
+def sr_dataset(root: Path, name: str = "photos", count: int = 4) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray(photo(64, 64, seed=i)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_translation_keeps_16_bit_and_alpha(studio, tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 65536, (24, 20, 4), dtype=np.uint16)
+    pixels[..., 3] = np.linspace(0, 65535, 20, dtype=np.uint16)[None, :]
+    source = tmp_path / "deep.png"
+    cv2.imwrite(str(source), pixels)  # BGRA order does not matter for this check
+
+    result = studio.translate(str(source), "esrgan", "compact-sr-x2", None, None, {})
+
+    out = cv2.imread(str(result), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (48, 40, 4)
+    # alpha is upscaled, not flattened: still a left-to-right ramp over the full range
+    assert out[..., 3][:, 0].mean() < 3000 and out[..., 3][:, -1].mean() > 62000
+
+
+def test_shipped_default_is_used_when_no_checkpoint_is_chosen(studio, tmp_path):
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo(30, 40)).save(source)
+    assert studio.default_checkpoint("esrgan") == "compact-sr-x4"
+    with Image.open(studio.translate(str(source), "esrgan", "", None, None, {})) as image:
+        assert image.size == (160, 120)
+    with Image.open(studio.translate(str(source), "esrgan", "", 2.0, 16, {})) as image:
+        assert image.size == (80, 60)  # outscale, through tiles
+
+
+@pytest.mark.parametrize(
+    "checkpoint, expected",
+    [
+        ("/etc/passwd", "unknown checkpoint '/etc/passwd' for esrgan: pick one from the list"),
+        (str(ROOT / "checkpoints" / "compact-sr-x4.safetensors"), "unknown checkpoint"),
+        ("hf://../../x/model.safetensors", "not a valid Hub reference"),
+        ("hf://someone/missing/model.safetensors", "is not in the local cache"),
+    ],
+)
+def test_checkpoints_are_checked_at_the_boundary(studio, tmp_path, checkpoint, expected):
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo(16, 16)).save(source)
+    with pytest.raises(TranslatorError) as caught:
+        studio.translate(str(source), "esrgan", checkpoint, None, None, {})
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_bad_images_and_settings_are_one_line_errors(studio, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(TranslatorError, match="not an image"):
+        studio.translate(str(text), "esrgan", "", None, None, {})
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo(16, 16)).save(source)
+    with pytest.raises(TranslatorError, match="outscale must be above 0"):
+        studio.translate(str(source), "esrgan", "", -1, None, {})
+    with pytest.raises(TranslatorError, match="must be one of eval, train"):
+        studio.translate(str(source), "pix2pix", "hf://a/b/c.pth", None, None, {"sampling": "maybe"})
+    with pytest.raises(TranslatorError, match="pix2pix ships no default model"):
+        studio.translate(str(source), "pix2pix", "", None, None, {})
+    with pytest.raises(TranslatorError, match="add an image first"):
+        studio.translate(None, "esrgan", "", None, None, {})
+
+
+def test_handler_errors_become_one_readable_line():
+    @user_errors
+    def refuses():
+        raise TranslatorError("that file is not an image")
+
+    @user_errors
+    def breaks():
+        return {}["missing"]
+
+    with pytest.raises(gr.Error) as caught:
+        refuses()
+    assert caught.value.message == "that file is not an image"
+    with pytest.raises(gr.Error) as caught:
+        breaks()
+    assert caught.value.message == "unexpected KeyError: 'missing'"
+
+
+@pytest.mark.parametrize("family", sorted(registry().families))
+def test_forms_are_generated_from_each_familys_settings(family):
+    settings = registry().families[family].Settings
+    with gr.Blocks():
+        made = dict((field.name, component) for field, component in _setting_inputs(settings, {}))
+    for field in dataclasses.fields(settings):
+        component = made[field.name]
+        assert component.label == field.name and component.info == field.metadata["help"]
+        if field.metadata["choices"]:
+            assert isinstance(component, gr.Dropdown) and [c[1] for c in component.choices] == list(field.metadata["choices"])
+        elif isinstance(field.default, bool):
+            assert isinstance(component, gr.Checkbox) and component.value is field.default
+        elif isinstance(field.default, (int, float)):
+            assert isinstance(component, gr.Number) and component.value == field.default
+            assert component.minimum == field.metadata["low"] and component.maximum == field.metadata["high"]
+
+
+class Negative(Family):
+    name = "negative"
+    task = Task.PAIRED
+    description = "inverts colours (a family registered only by this test)"
+    architectures = ("flip",)
+
+    def recognise(self, state):
+        return Architecture("flip") if set(state) == {"bias"} else None
+
+    def build(self, arch):
+        import torch
+
+        class Flip(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bias = torch.nn.Parameter(torch.ones(1))
+
+            def forward(self, x):
+                return self.bias - x
+
+        return Flip()
+
+
+def test_a_newly_registered_family_appears_in_the_app(tmp_path):
+    from translator.plugins import Registry
+
+    reg = Registry()
+    reg.families["negative"] = Negative()
+    studio = Studio(Workspace(tmp_path), reg, device="cpu")
+    demo = build_app(studio)
+    dropdowns = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "Model family"]
+    assert dropdowns and all("negative" in [c[1] for c in d.choices] for d in dropdowns)
+
+    weights = save_checkpoint(studio.workspace.checkpoints / "negative.safetensors", reg.families["negative"], Architecture("flip"), {"bias": __import__("torch").ones(1)})
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo(8, 8)).save(source)
+    result = studio.translate(str(source), "negative", str(weights), None, None, {})
+    assert np.abs(np.asarray(Image.open(result)).astype(int) - (255 - photo(8, 8).astype(int))).max() <= 1
+
+
+def test_workspace_lists_uploads_pulls_and_runs_and_deletes_them(studio, tmp_path, monkeypatch):
+    ws = studio.workspace
+    upload = tmp_path / "my-upscaler.pth"
+    import torch
+
+    torch.save(load_checkpoint(ROOT / "checkpoints" / "compact-sr-x2.safetensors").module.state_dict(), upload)
+    assert studio.upload_checkpoint(str(upload)).startswith("my-upscaler (esrgan srvgg x2")
+    with pytest.raises(TranslatorError, match="already uploaded"):
+        studio.upload_checkpoint(str(upload))
+
+    cache = tmp_path / "hf"
+    data = (ROOT / "checkpoints" / "compact-sr-x2.safetensors").read_bytes()
+    seed_cache(cache, "someone/upscaler", "x2.safetensors", data)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+
+    kinds = {e.kind: e for e in ws.entries("esrgan")}
+    assert set(kinds) == {"shipped", "uploaded", "pulled"}
+    pulled = kinds["pulled"]
+    assert pulled.ref == f"hf://someone/upscaler@{COMMIT}/x2.safetensors" and pulled.family == "esrgan"
+    assert pulled.sha256 == __import__("hashlib").sha256(data).hexdigest()
+    assert ws.entries("pix2pix") == []  # own-format files name their family
+
+    for kind in ("uploaded", "pulled"):
+        ws.delete(kinds[kind].ref)
+    assert {e.kind for e in ws.entries()} == {"shipped"}
+    with pytest.raises(TranslatorError, match="cannot be deleted here"):
+        ws.delete("compact-sr-x4")
+
+
+def test_names_from_the_page_stay_inside_the_workspace(studio):
+    for name in ("../escape", "/etc", ".hidden", "a/b", ""):
+        with pytest.raises(TranslatorError, match="must be letters, digits"):
+            studio.workspace.run(name)
+        with pytest.raises(TranslatorError):
+            studio.workspace.dataset(name)
+
+
+def test_training_runs_in_the_background_one_at_a_time_and_resumes(studio):
+    sr_dataset(studio.workspace.datasets)
+    settings = {**TINY_SR, "steps": "400"}
+    studio.start_training("esrgan", "photos", "first", "", settings)
+    with pytest.raises(TranslatorError, match="already going \\(first\\); stop it first"):
+        studio.start_training("esrgan", "photos", "second", "", settings)
+    deadline = time.time() + 60
+    while studio.job.snapshot()["step"] < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    studio.job.stop()
+    studio.job.wait(60)
+    snapshot = studio.job.snapshot()
+    assert snapshot["status"] == "stopped" and 3 <= snapshot["step"] < 400
+    assert snapshot["data"] == "4 training samples" and snapshot["sample"].endswith(".png")
+    assert (studio.workspace.run("first") / "resume.pt").is_file()
+    assert any(e.ref.endswith("first/generator.safetensors") for e in studio.workspace.entries("esrgan"))
+
+    stopped_at = snapshot["step"]
+    studio.resume_training("first", stopped_at + 2)
+    studio.job.wait(60)
+    snapshot = studio.job.snapshot()
+    assert snapshot["status"] == "done" and snapshot["step"] == stopped_at + 2
+
+
+def test_a_run_that_cannot_start_says_why_at_once(studio):
+    (studio.workspace.datasets / "empty").mkdir()
+    with pytest.raises(TranslatorError, match="no usable training images in .*empty"):
+        studio.start_training("esrgan", "empty", "", "", TINY_SR)
+    assert studio.job.snapshot()["status"] == "failed"
+    with pytest.raises(TranslatorError, match="unknown setting 'stepz'"):
+        studio.start_training("esrgan", "empty", "", "", {"stepz": "3"})
+    with pytest.raises(TranslatorError, match="no dataset named 'missing'"):
+        studio.start_training("esrgan", "missing", "", "", {})
