@@ -35,3 +35,18 @@ def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     image[height // 3 : 2 * height // 3, width // 4 : width // 2] *= 0.5  # a hard-edged block
     image += rng.normal(0, 0.02, image.shape)
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def app_server(tmp_path):
+    """The app launched on a free local port, over a workspace in ``tmp_path``: (url, studio)."""
+    from translator.ui import Studio, build_app, launch_options
+    from translator.workspace import Workspace
+
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    demo = build_app(studio)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield demo.local_url, studio
+    finally:
+        demo.close()
