@@ -1,0 +1,124 @@
+"""The launched app, driven through gradio_client as a program (or another Space) would drive it."""
+
+import concurrent.futures
+import io
+import resource
+import time
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from conftest import photo
+from test_app import TINY_SR
+
+
+@pytest.fixture
+def client(app_server):
+    url, studio = app_server
+    client = Client(url, verbose=False)
+    try:
+        yield client, studio
+    finally:
+        client.close()
+
+
+def error_of(call) -> str:
+    with pytest.raises(Exception) as caught:
+        call()
+    return str(caught.value)
+
+
+def test_translate_endpoint_keeps_16_bit_and_alpha(client, tmp_path):
+    client, _ = client
+    pixels = np.random.default_rng(0).integers(0, 65536, (20, 18, 4), dtype=np.uint16)
+    source = tmp_path / "deep.png"
+    cv2.imwrite(str(source), pixels)
+
+    result = client.predict(handle_file(str(source)), checkpoint="compact-sr-x2", api_name="/translate")
+
+    out = cv2.imread(result, cv2.IMREAD_UNCHANGED)
+    assert result.endswith("deep-esrgan.png") and out.dtype == np.uint16 and out.shape == (40, 36, 4)
+    # the default checkpoint and every other parameter have defaults: the image alone is enough
+    with Image.open(client.predict(handle_file(str(source)), api_name="/translate")) as image:
+        assert image.size == (72, 80)
+
+
+def test_errors_reach_the_client_as_one_line_and_the_server_keeps_serving(client, tmp_path):
+    client, _ = client
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"this is not a PNG")
+    good = tmp_path / "good.png"
+    Image.fromarray(photo(16, 16)).save(good)
+
+    messages = [
+        error_of(lambda: client.predict(handle_file(str(fake)), api_name="/translate")),
+        error_of(lambda: client.predict(handle_file(str(good)), family="nope", api_name="/translate")),
+        error_of(lambda: client.predict(handle_file(str(good)), checkpoint="/etc/passwd", api_name="/translate")),
+        error_of(lambda: client.predict(handle_file(str(good)), settings={"tile": 3}, api_name="/translate")),
+        error_of(lambda: client.predict("hf://someone/missing/x.safetensors", api_name="/pull")),
+    ]
+    assert "photo.png is not an image" in messages[0]
+    assert "no model family named 'nope'" in messages[1]
+    assert "unknown checkpoint '/etc/passwd'" in messages[2]
+    assert "unknown setting 'tile' for esrgan" in messages[3]
+    assert "not in the local cache" in messages[4]
+    for message in messages:
+        assert "\n" not in message.strip() and "Traceback" not in message
+    assert Image.open(client.predict(handle_file(str(good)), api_name="/translate")).size == (64, 64)
+
+
+def test_train_through_the_api_then_translate_with_the_result(client, tmp_path):
+    client, studio = client
+    archive = tmp_path / "tiles.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(4):
+            buffer = io.BytesIO()
+            Image.fromarray(photo(64, 64, seed=i)).save(buffer, format="PNG")
+            z.writestr(f"tiles/{i}.png", buffer.getvalue())
+        z.writestr("tiles/readme.txt", "not an image")
+    assert client.predict(handle_file(str(archive)), api_name="/upload_dataset") == "tiles"
+
+    started = client.predict("esrgan", "tiles", run_name="api-run", settings={**TINY_SR, "steps": 6}, api_name="/train")
+    assert started["run"] == "api-run" and started["status"] in ("running", "done")
+    deadline = time.time() + 120
+    while (status := client.predict(api_name="/training_status"))["status"] == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert status["status"] == "done" and status["step"] == 6 and status["data"] == "4 training samples"
+
+    listed = client.predict(family="esrgan", api_name="/checkpoints")
+    run = next(item for item in listed if item["kind"] == "run")
+    assert run["label"] == "run api-run" and run["family"] == "esrgan"
+    small = tmp_path / "small.png"
+    Image.fromarray(photo(10, 12)).save(small)
+    with Image.open(client.predict(handle_file(str(small)), checkpoint=run["checkpoint"], api_name="/translate")) as image:
+        assert image.size == (24, 20)  # the run's own x2 network
+    assert "already exists" in error_of(lambda: client.predict("esrgan", "tiles", run_name="api-run", api_name="/train"))
+
+
+def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
+    url, _ = app_server
+    source = tmp_path / "big.png"
+    Image.fromarray(photo(320, 320)).save(source)  # about a second of x4 work each on the CPU
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def one(_):
+        client = Client(url, verbose=False)
+        try:
+            return "ok" if client.predict(handle_file(str(source)), api_name="/translate").endswith(".png") else "wrong"
+        except Exception as error:
+            return "full" if "queue is full" in str(error).lower() else f"error: {error}"
+        finally:
+            client.close()
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(one, range(20)))
+
+    assert sorted(set(answers)) == ["full", "ok"], answers
+    # at most the running job and the 8 waiting ones get through
+    assert 1 <= answers.count("ok") <= 9
+    growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert growth_mb < 1500, f"peak memory grew by {growth_mb:.0f} MB"
