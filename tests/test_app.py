@@ -241,3 +241,15 @@ def test_a_run_that_cannot_start_says_why_at_once(studio):
         studio.start_training("esrgan", "empty", "", "", {"stepz": "3"})
     with pytest.raises(TranslatorError, match="no dataset named 'missing'"):
         studio.start_training("esrgan", "missing", "", "", {})
+
+
+def test_on_a_zerogpu_space_only_the_device_work_asks_for_the_gpu(tmp_path):
+    import subprocess
+    import sys
+
+    # a stand-in for the `spaces` package ZeroGPU lends: GPU marks what it wraps
+    (tmp_path / "spaces.py").write_text("def GPU(fn):\n    fn.zero_gpu = True\n    return fn\n")
+    code = "import translator.ui as ui; print(getattr(ui._run_engine, 'zero_gpu', False), getattr(ui.Studio.translate, 'zero_gpu', False))"
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["True", "False"], result.stderr

@@ -122,3 +122,25 @@ def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
     assert 1 <= answers.count("ok") <= 9
     growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert growth_mb < 1500, f"peak memory grew by {growth_mb:.0f} MB"
+
+
+def test_uploads_over_the_limit_are_refused_before_any_handler(tmp_path, monkeypatch):
+    from translator.ui import Studio, build_app, launch_options
+    from translator.workspace import Workspace
+
+    monkeypatch.setenv("TRANSLATOR_MAX_UPLOAD", "20kb")
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    demo = build_app(studio)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        client = Client(demo.local_url, verbose=False)
+        large = tmp_path / "large.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(large)
+        message = error_of(lambda: client.predict(handle_file(str(large)), api_name="/translate"))
+        assert "exceeds the maximum file size" in message.lower() or "413" in message or "too large" in message.lower(), message
+        small = tmp_path / "small.png"
+        Image.fromarray(photo(8, 8)).save(small)
+        assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")
+        client.close()
+    finally:
+        demo.close()

@@ -33,8 +33,6 @@ from .workspace import Workspace, check_name, describe_run
 
 log = logging.getLogger(__name__)
 
-# Uploads larger than this are refused by the server before any handler runs.
-MAX_UPLOAD = os.environ.get("TRANSLATOR_MAX_UPLOAD", "500mb")
 # Requests waiting beyond this many are told the queue is full instead of piling up.
 QUEUE_SIZE = int(os.environ.get("TRANSLATOR_QUEUE_SIZE", "8"))
 # The before/after slider shows at most this many pixels; the download is always full size.
@@ -246,8 +244,9 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
 
 
 def launch_options() -> dict:
-    """Arguments of ``launch``: upload limit, and no folders served beyond gradio's own cache."""
-    return {"max_file_size": MAX_UPLOAD, "show_error": True, "footer_links": ["api", "gradio"]}
+    """Arguments of ``launch``: the upload limit (bigger uploads are refused before any handler
+    runs), and no ``allowed_paths``, so nothing beyond gradio's own cache is ever served."""
+    return {"max_file_size": os.environ.get("TRANSLATOR_MAX_UPLOAD", "500mb"), "show_error": True, "footer_links": ["api", "gradio"]}
 
 
 def _translate_tab(studio: Studio, families: list[Family], first: Family) -> None:

@@ -157,7 +157,7 @@ class Workspace:
         for name in self.run_names():
             for path in sorted((self.runs / name).glob("generator*.safetensors")):
                 which = "" if path.stem == "generator" else f", {path.stem.removeprefix('generator_')}"
-                entries.append(Entry(str(path), f"run {name}{which}", _family_of(path), "run", path.stat().st_size, f"trained in {name}", None, self.runs / name))
+                entries.append(Entry(str(path), f"run {name}{which}", _family_of(path), "run", path.stat().st_size, f"trained in {name}", self._sha256(path), self.runs / name))
         return entries
 
     def _sha256(self, path: Path) -> str:
