@@ -264,7 +264,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
                 groups, option_inputs, option_names = [], [], []
                 for fam in families:
                     with gr.Group(visible=fam is first) as group:
-                        for field, component in _setting_inputs(fam.Settings, {}, only_translate=True, prefix=fam.name):
+                        for field, component in _setting_inputs(fam.Settings, {}, keep=lambda f: f.metadata.get("translate"), prefix=fam.name):
                             option_inputs.append(component)
                             option_names.append((fam.name, field.name))
                     groups.append(group)
@@ -340,7 +340,11 @@ def _train_tab(studio: Studio, families: list[Family]) -> None:
                 unpack = gr.Button("Unpack into the datasets root")
             run_name = gr.Textbox(label="Run name", placeholder="empty: family and time")
             start_from = gr.Dropdown([("new network", "")] + studio.checkpoint_choices(families[0].name), value="", label="Start from (fine-tuning)")
-            loop_fields = list(_setting_inputs(TrainConfig, families[0].train_defaults, prefix="loop"))
+            main_settings = {"steps", "batch_size", "crop_size"}
+            with gr.Row():
+                loop_fields = list(_setting_inputs(TrainConfig, families[0].train_defaults, keep=lambda f: f.name in main_settings, prefix="loop"))
+            with gr.Accordion("Training settings", open=False):
+                loop_fields += _setting_inputs(TrainConfig, families[0].train_defaults, keep=lambda f: f.name not in main_settings, prefix="loop")
             with gr.Accordion("Family settings", open=False):
                 groups, family_inputs, family_names = [], [], []
                 for fam in families:
@@ -571,7 +575,7 @@ def _plugins_tab(studio: Studio) -> None:
 # ---- helpers ----
 
 
-def _setting_inputs(settings_class: type, defaults: dict, only_translate: bool = False, free_text: bool = True, prefix: str = ""):
+def _setting_inputs(settings_class: type, defaults: dict, keep=None, free_text: bool = True, prefix: str = ""):
     """One input per setting, typed by the field: checkbox, choice, number or text.
 
     Free-text settings are file paths in practice; a web user may not name server files, so
@@ -579,7 +583,7 @@ def _setting_inputs(settings_class: type, defaults: dict, only_translate: bool =
     hints = typing.get_type_hints(settings_class)
     for field in dataclasses.fields(settings_class):
         meta = field.metadata
-        if only_translate and not meta.get("translate"):
+        if keep is not None and not keep(field):
             continue
         kind, choices = hints[field.name], meta.get("choices")
         value = defaults.get(field.name, field.default)
