@@ -259,8 +259,8 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
                 info="shipped, pulled, uploaded or trained; or type hf://ORG/NAME[@REVISION]/FILE", allow_custom_value=True,
             )
             with gr.Accordion("Options", open=False):
-                outscale = gr.Number(None, label="outscale", info="final size relative to the input (empty: the network's scale)")
-                tile = gr.Number(None, label="tile", info="tile side in input pixels (empty: automatic; 0: never tile)", precision=0)
+                outscale = gr.Number(0, label="outscale", info="final size relative to the input (0: the network's scale)", minimum=0, maximum=16)
+                tile = gr.Number(0, label="tile", info="tile side in input pixels for large images (0: automatic)", precision=0, minimum=0)
                 groups, option_inputs, option_names = [], [], []
                 for fam in families:
                     with gr.Group(visible=fam is first) as group:
@@ -272,12 +272,12 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
             with gr.Accordion("Several images", open=False):
                 batch = gr.File(label="Images", file_count="multiple", file_types=["image"])
                 run_batch = gr.Button("Translate all")
+                gallery = gr.Gallery(label="Results", format="png", columns=4)
+                results = gr.File(label="Downloads", file_count="multiple", interactive=False)
         with gr.Column():
             slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False)
             result = gr.File(label="Result (lossless PNG, full size)", interactive=False)
             info = gr.Markdown()
-            gallery = gr.Gallery(label="Results", format="png", visible=True, columns=4)
-            results = gr.File(label="Downloads", file_count="multiple", interactive=False)
     examples = sorted(str(p) for p in EXAMPLES.glob("*.png"))
     if examples:
         gr.Examples(examples, inputs=[image])
@@ -285,9 +285,10 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
     def options_of(family_name: str, values) -> dict:
         return {name: value for (fam, name), value in zip(option_names, values) if fam == family_name}
 
+    # in the form, 0 (the fields' default) means automatic for both
     @user_errors
     def translate_clicked(image_path, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
-        path = studio.translate(image_path, family_name, checkpoint_ref, outscale_value, tile_value, options_of(family_name, values), progress)
+        path = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), progress)
         before, after = _slider_pair(image_path, path)
         return str(path), (before, after), _describe(path)
 
@@ -298,7 +299,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
         done, failed = [], []
         for file in progress.tqdm(files, desc="images"):
             try:
-                done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value, tile_value, options_of(family_name, values))))
+                done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values))))
             except TranslatorError as error:
                 failed.append(f"{Path(file).name}: {error}")
         if not done:
@@ -336,7 +337,7 @@ def _train_tab(studio: Studio, families: list[Family]) -> None:
                 dataset = gr.Dropdown(ws.dataset_names(), value=None, label="Dataset", info=f"folders in {ws.datasets}", allow_custom_value=False, scale=4)
                 refresh = gr.Button("Refresh", scale=1)
             with gr.Accordion("Upload a dataset (.zip)", open=False):
-                archive = gr.File(label="Zip archive", file_types=[".zip"])
+                archive = gr.File(label="Zip archive", file_types=[".zip"], height=140)
                 unpack = gr.Button("Unpack into the datasets root")
             run_name = gr.Textbox(label="Run name", placeholder="empty: family and time")
             start_from = gr.Dropdown([("new network", "")] + studio.checkpoint_choices(families[0].name), value="", label="Start from (fine-tuning)")
@@ -358,7 +359,7 @@ def _train_tab(studio: Studio, families: list[Family]) -> None:
                 stop = gr.Button("Stop", variant="stop")
             with gr.Row():
                 resume_run = gr.Dropdown(ws.run_names(), value=None, label="Run to resume", scale=3)
-                resume_steps = gr.Number(None, label="total steps (empty: as before)", precision=0, scale=2)
+                resume_steps = gr.Number(0, label="total steps (0: as before)", precision=0, minimum=0, scale=2)
                 resume = gr.Button("Resume", scale=1)
         with gr.Column():
             status = gr.Markdown("No training run yet.")
@@ -425,7 +426,7 @@ def _checkpoints_tab(studio: Studio) -> None:
         reference = gr.Textbox(label="Pull from the Hub", placeholder="hf://ORG/NAME[@REVISION]/FILE or a catalog name", scale=4)
         pull = gr.Button("Pull", scale=1)
     with gr.Row():
-        upload = gr.File(label="Upload a checkpoint (.safetensors, .pth)", file_types=[".safetensors", ".pth", ".pt", ".ckpt"], scale=4)
+        upload = gr.File(label="Upload a checkpoint (.safetensors, .pth)", file_types=[".safetensors", ".pth", ".pt", ".ckpt"], height=140, scale=4)
         add = gr.Button("Add", scale=1)
     with gr.Row():
         doomed = gr.Dropdown(_deletable(ws), label="Delete (uploads, runs, pulled files)", scale=4)
