@@ -253,3 +253,16 @@ def test_on_a_zerogpu_space_only_the_device_work_asks_for_the_gpu(tmp_path):
     env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["True", "False"], result.stderr
+
+
+def test_plugins_tab_lists_versions_families_and_failures(tmp_path):
+    from translator.plugins import Registry
+
+    reg = Registry(builtins=("plugins.esrgan", "plugins.not_installed"), entry_points=False)
+    demo = build_app(Studio(Workspace(tmp_path), reg, device="cpu"))
+    tables = {b.label: b.value for b in demo.blocks.values() if isinstance(b, gr.Dataframe)}
+    loaded = tables["Loaded plugins"]
+    assert loaded["headers"] == ["plugin", "version", "kind", "families"] and loaded["data"][0][0] == "plugins.esrgan"
+    assert loaded["data"][0][3] == "esrgan"
+    failed = tables["Plugins that failed to load (1)"]["data"]
+    assert failed[0][0] == "plugins.not_installed" and "No module named 'plugins.not_installed'" in failed[0][1]

@@ -233,7 +233,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
             with gr.Tab("Translate", id="translate"):
                 _translate_tab(studio, families, first)
             with gr.Tab("Train", id="train"):
-                _train_tab(studio, families)
+                _train_tab(studio, families, first)
             with gr.Tab("Checkpoints", id="checkpoints"):
                 _checkpoints_tab(studio)
             with gr.Tab("Plugins", id="plugins"):
@@ -252,7 +252,7 @@ def launch_options() -> dict:
 def _translate_tab(studio: Studio, families: list[Family], first: Family) -> None:
     with gr.Row():
         with gr.Column():
-            image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"], format="png")
+            image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"], format="png", height=320)
             family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family", info=first.description)
             checkpoint = gr.Dropdown(
                 studio.checkpoint_choices(first.name), value=studio.default_checkpoint(first.name), label="Checkpoint",
@@ -262,11 +262,17 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
                 outscale = gr.Number(0, label="outscale", info="final size relative to the input (0: the network's scale)", minimum=0, maximum=16)
                 tile = gr.Number(0, label="tile", info="tile side in input pixels for large images (0: automatic)", precision=0, minimum=0)
                 groups, option_inputs, option_names = [], [], []
+                has_options = {}
                 for fam in families:
-                    with gr.Group(visible=fam is first) as group:
+                    made = 0
+                    with gr.Group(visible=False) as group:
                         for field, component in _setting_inputs(fam.Settings, {}, keep=lambda f: f.metadata.get("translate"), prefix=fam.name):
                             option_inputs.append(component)
                             option_names.append((fam.name, field.name))
+                            made += 1
+                    # an empty group would still draw a bar
+                    has_options[fam.name] = made > 0
+                    group.visible = fam is first and made > 0
                     groups.append(group)
             run = gr.Button("Translate", variant="primary")
             with gr.Accordion("Several images", open=False):
@@ -274,6 +280,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
                 run_batch = gr.Button("Translate all")
                 gallery = gr.Gallery(label="Results", format="png", columns=4)
                 results = gr.File(label="Downloads", file_count="multiple", interactive=False)
+                batch_info = gr.Markdown()
         with gr.Column():
             slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False)
             result = gr.File(label="Result (lossless PNG, full size)", interactive=False)
@@ -310,13 +317,13 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
     inputs = [image, family, checkpoint, outscale, tile, *option_inputs]
     # the form's generated inputs make a poor API; the named endpoints are in _api
     run.click(translate_clicked, inputs, [result, slider, info], api_visibility="private", concurrency_id="device")
-    run_batch.click(batch_clicked, [batch, *inputs[1:]], [gallery, results, info], api_visibility="private", concurrency_id="device")
+    run_batch.click(batch_clicked, [batch, *inputs[1:]], [gallery, results, batch_info], api_visibility="private", concurrency_id="device")
 
     def switch(family_name):
         fam = studio.registry.family(family_name)
         default = studio.default_checkpoint(family_name)
         picker = gr.Dropdown(choices=studio.checkpoint_choices(family_name), value=default, info=_checkpoint_info(fam, default))
-        return [gr.Dropdown(info=fam.description), picker] + [gr.Group(visible=f.name == family_name) for f in families]
+        return [gr.Dropdown(info=fam.description), picker] + [gr.Group(visible=f.name == family_name and has_options[f.name]) for f in families]
 
     family.change(switch, family, [family, checkpoint, *groups], api_visibility="private", queue=False)
 
@@ -327,12 +334,12 @@ def _checkpoint_info(family: Family, default: str | None) -> str:
     return f"{family.name} ships no model: pull one in the Checkpoints tab, train one, or type hf://ORG/NAME[@REVISION]/FILE"
 
 
-def _train_tab(studio: Studio, families: list[Family]) -> None:
+def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
     ws = studio.workspace
     with gr.Row():
         with gr.Column():
-            family = gr.Dropdown([f.name for f in families], value=families[0].name, label="Model family")
-            layout = gr.Markdown(_layout_help(families[0]))
+            family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family")
+            layout = gr.Markdown(_layout_help(first))
             with gr.Row():
                 dataset = gr.Dropdown(ws.dataset_names(), value=None, label="Dataset", info=f"folders in {ws.datasets}", allow_custom_value=False, scale=4)
                 refresh = gr.Button("Refresh", scale=1)
@@ -340,16 +347,16 @@ def _train_tab(studio: Studio, families: list[Family]) -> None:
                 archive = gr.File(label="Zip archive", file_types=[".zip"], height=140)
                 unpack = gr.Button("Unpack into the datasets root")
             run_name = gr.Textbox(label="Run name", placeholder="empty: family and time")
-            start_from = gr.Dropdown([("new network", "")] + studio.checkpoint_choices(families[0].name), value="", label="Start from (fine-tuning)")
+            start_from = gr.Dropdown([("new network", "")] + studio.checkpoint_choices(first.name), value="", label="Start from (fine-tuning)")
             main_settings = {"steps", "batch_size", "crop_size"}
             with gr.Row():
-                loop_fields = list(_setting_inputs(TrainConfig, families[0].train_defaults, keep=lambda f: f.name in main_settings, prefix="loop"))
+                loop_fields = list(_setting_inputs(TrainConfig, first.train_defaults, keep=lambda f: f.name in main_settings, prefix="loop"))
             with gr.Accordion("Training settings", open=False):
-                loop_fields += _setting_inputs(TrainConfig, families[0].train_defaults, keep=lambda f: f.name not in main_settings, prefix="loop")
+                loop_fields += _setting_inputs(TrainConfig, first.train_defaults, keep=lambda f: f.name not in main_settings, prefix="loop")
             with gr.Accordion("Family settings", open=False):
                 groups, family_inputs, family_names = [], [], []
                 for fam in families:
-                    with gr.Group(visible=fam is families[0]) as group:
+                    with gr.Group(visible=fam is first) as group:
                         for field, component in _setting_inputs(fam.Settings, {}, free_text=False, prefix=fam.name):
                             family_inputs.append(component)
                             family_names.append((fam.name, field.name))
@@ -362,7 +369,7 @@ def _train_tab(studio: Studio, families: list[Family]) -> None:
                 resume_steps = gr.Number(0, label="total steps (0: as before)", precision=0, minimum=0, scale=2)
                 resume = gr.Button("Resume", scale=1)
         with gr.Column():
-            status = gr.Markdown("No training run yet.")
+            status = gr.Markdown(_status_text(studio.job.snapshot()))
             curves = gr.LinePlot(x="step", y="value", color="loss", label="Losses", height=260)
             sample = gr.Image(label="Latest samples (input, output, target)", type="filepath", format="png", interactive=False)
             validation = gr.JSON(label="Validation")
@@ -570,7 +577,10 @@ def _plugins_tab(studio: Studio) -> None:
     families = [[f.name, f.task.value, f.description, ", ".join(f.architectures)] for f in reg.families.values()]
     gr.Dataframe(families, headers=["family", "task", "what it does", "architectures"], label="Families", interactive=False, wrap=True)
     failed = [[f.name, f.error] for f in reg.failures]
-    gr.Dataframe(failed or [["", ""]], headers=["plugin", "error"], label=f"Plugins that failed to load ({len(failed)})", interactive=False, wrap=True)
+    if failed:
+        gr.Dataframe(failed, headers=["plugin", "error"], label=f"Plugins that failed to load ({len(failed)})", interactive=False, wrap=True)
+    else:
+        gr.Markdown("Every installed plugin loaded.")
 
 
 # ---- helpers ----

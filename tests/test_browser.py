@@ -1,0 +1,287 @@
+"""The app in a real browser: Debian's chromium, driven by playwright, on the launched app.
+
+Upload an image, translate it with the shipped x4 model, download the result; visit every tab;
+provoke a readable error and check the page keeps working; open the Options and translate
+several images at once. Full-page screenshots go to the test's tmp_path and, when
+TRANSLATOR_TEST_ARTIFACTS names a folder, are copied there too. Without playwright or chromium
+the tests fail (never skip) and say that `bash scripts/setup` installs them.
+"""
+
+import io
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import photo
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # reported by the fixture as a failure, not a skip
+    sync_playwright = None
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+SETUP_HINT = "`bash scripts/setup` installs the playwright package and Debian's chromium"
+WAIT_MS = 30_000
+
+
+@pytest.fixture
+def browser():
+    if sync_playwright is None:
+        pytest.fail(f"the browser test needs the PyPI playwright package: {SETUP_HINT}")
+    if not CHROMIUM.is_file():
+        pytest.fail(f"the browser test needs chromium at {CHROMIUM}: {SETUP_HINT}")
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        except PlaywrightError as error:
+            pytest.fail(f"chromium at {CHROMIUM} did not start ({error.message.splitlines()[0]}); {SETUP_HINT}")
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def block(page, label: str):
+    """The component (a gradio .block) labelled ``label`` in its corner: images, files, galleries."""
+    assert '"' not in label
+    return page.locator(
+        "xpath=//div[contains(concat(' ', normalize-space(@class), ' '), ' block ')]"
+        f"[label[@data-testid='block-label'][normalize-space()=\"{label}\"]]"
+    )
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the dropdown labelled ``label``."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(page.get_by_role("combobox", name=label, exact=True)).to_have_value(option)
+
+
+def new_page(browser, url: str, log: dict | None = None):
+    """A fresh page on the app, waited for until its form is there; ``log`` collects the page's
+    uncaught errors and console errors."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    if log is not None:
+        log.setdefault("page_errors", [])
+        log.setdefault("console_errors", [])
+        page.on("pageerror", lambda error: log["page_errors"].append(str(error)))
+        page.on("console", lambda message: log["console_errors"].append(message.text) if message.type == "error" else None)
+    page.goto(url)
+    expect(page.get_by_role("button", name="Translate", exact=True)).to_be_visible()
+    return page
+
+
+def upload(page, label: str, path: Path) -> None:
+    image_input = block(page, label)
+    image_input.locator("input[type=file]").set_input_files(str(path))
+    expect(image_input.locator("img").first).to_be_visible()
+
+
+class Screenshots:
+    def __init__(self, page, folder: Path):
+        self.page, self.folder, self.paths = page, folder, []
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def take(self, name: str) -> None:
+        path = self.folder / f"{len(self.paths) + 1:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True, animations="disabled")  # toasts fade in
+        self.paths.append(path)
+
+
+def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_path):
+    url, studio = app_server
+    started = time.perf_counter()
+    timings = {}
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.perf_counter() - started, 2)
+
+    source = tmp_path / "photo.png"
+    picture = photo(40, 48)  # 48 wide, 40 high, gradients, a hard-edged block and a little noise
+    Image.fromarray(picture).save(source)
+
+    log = {"timings_s": timings}
+    page = new_page(browser, url, log)
+    lap("page loaded")
+    shots = Screenshots(page, tmp_path / "screenshots")
+    try:
+        # ---- the page loads with the default family and its shipped model ----
+        translate = page.get_by_role("button", name="Translate", exact=True)
+        expect(translate).to_be_visible()
+        expect(page.get_by_role("tab", name="Translate", exact=True)).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_role("combobox", name="Model family", exact=True)).to_have_value("esrgan")
+        expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(re.compile(r"^compact-sr-x4\b"))
+        shots.take("loaded")
+
+        # ---- upload, translate, and check the result is the real x4 image ----
+        upload(page, "Image", source)
+        translate.click()
+
+        result = block(page, "Result (lossless PNG, full size)")
+        link = result.locator("a[data-testid='download-link']")
+        expect(link).to_be_visible()
+        expect(link).to_have_attribute("download", "photo-esrgan.png")
+        expect(page.get_by_text(re.compile(r"192x160 PNG \(RGB\)"))).to_be_visible()
+        lap("translated")
+
+        response = page.request.get(link.get_attribute("href"))
+        assert response.ok, f"the result link answered {response.status}"
+        body = response.body()
+        assert body.startswith(b"\x89PNG\r\n\x1a\n")
+        with Image.open(io.BytesIO(body)) as downloaded:
+            assert downloaded.format == "PNG" and downloaded.size == (192, 160) and downloaded.mode == "RGB"
+            # an upscale of this picture, not any 192x160 image: shrunk back, it is close to the input
+            shrunk = np.asarray(downloaded.resize((48, 40), Image.Resampling.BOX), dtype=np.float32)
+        assert np.abs(shrunk - picture).mean() < 6  # about 1.3 here; another picture gives about 35
+
+        slider_images = block(page, "Before / after").locator("img[data-testid='imageslider-image']")
+        expect(slider_images).to_have_count(2)
+        for i in range(2):
+            expect(slider_images.nth(i)).to_be_visible()
+            size = slider_images.nth(i).evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+            assert size == [192, 160], f"slider image {i} is {size}"
+        shots.take("translated")
+
+        # ---- the other tabs show their content ----
+        page.get_by_role("tab", name="Train", exact=True).click()
+        expect(page.get_by_role("button", name="Start", exact=True)).to_be_visible()
+        expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+        expect(translate).to_be_hidden()
+        shots.take("train")
+
+        page.get_by_role("tab", name="Checkpoints", exact=True).click()
+        checkpoints = page.get_by_role("grid", name="Checkpoints", exact=True)
+        expect(checkpoints).to_be_visible()
+        expect(checkpoints).to_contain_text("compact-sr-x4")
+        expect(checkpoints).to_contain_text("compact-sr-x2")
+        expect(page.get_by_role("button", name="Pull", exact=True)).to_be_visible()
+        shots.take("checkpoints")
+
+        page.get_by_role("tab", name="Plugins", exact=True).click()
+        plugins = page.get_by_role("grid", name="Loaded plugins", exact=True)
+        expect(plugins).to_be_visible()
+        expect(plugins).to_contain_text("esrgan")
+        expect(plugins).to_contain_text("built-in")
+        families = page.get_by_role("grid", name="Families", exact=True)
+        expect(families).to_be_visible()
+        for name in studio.registry.families:
+            expect(families).to_contain_text(name)
+        lap("tabs visited")
+        shots.take("plugins")
+
+        # ---- an error is one readable toast, and the page keeps working ----
+        page.get_by_role("tab", name="Translate", exact=True).click()
+        expect(translate).to_be_visible()
+        choose(page, "Model family", "pix2pix")
+        expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value("")
+        translate.click()
+        toast = page.locator("[data-testid='toast-body']").filter(has_text="ships no default model")
+        expect(toast).to_be_visible()
+        expect(toast).to_contain_text("pix2pix ships no default model")
+        assert "Traceback" not in toast.inner_text() and "unexpected" not in toast.inner_text()
+        lap("error shown")
+        shots.take("error")
+
+        choose(page, "Model family", "esrgan")
+        expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(re.compile(r"^compact-sr-x4\b"))
+        choose(page, "Checkpoint", next(label for label, ref in studio.checkpoint_choices("esrgan") if ref == "compact-sr-x2"))
+        translate.click()
+        expect(page.get_by_text(re.compile(r"96x80 PNG \(RGB\)"))).to_be_visible()
+        expect(link).to_be_visible()
+        with Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body())) as again:
+            assert again.size == (96, 80)
+        lap("translated again")
+        shots.take("recovered")
+
+        assert not log["page_errors"], f"the page raised: {log['page_errors']}"
+    except BaseException:
+        try:
+            shots.take("failed")  # what the page showed when the test failed
+        except Exception:  # a crashed page has nothing to show; the original error matters
+            pass
+        raise
+    finally:
+        (shots.folder / "log.json").write_text(json.dumps(log, indent=1))
+        artifacts = os.environ.get("TRANSLATOR_TEST_ARTIFACTS")
+        if artifacts:
+            target = Path(artifacts)
+            target.mkdir(parents=True, exist_ok=True)
+            for path in shots.folder.iterdir():
+                shutil.copy2(path, target / path.name)
+        page.context.close()
+
+    assert [p.name for p in shots.paths] == [
+        "01-loaded.png", "02-translated.png", "03-train.png", "04-checkpoints.png", "05-plugins.png", "06-error.png", "07-recovered.png",
+    ]
+    for path in shots.paths:
+        assert path.stat().st_size > 1000 and path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        with Image.open(path) as shot:
+            assert shot.width == 1280 and shot.height >= 900
+        if artifacts:
+            assert (Path(artifacts) / path.name).read_bytes() == path.read_bytes()
+
+
+def test_the_options_and_several_images_in_a_real_browser(app_server, browser, tmp_path, monkeypatch):
+    """The Options fields' defaults mean automatic once the accordion is open (an open accordion
+    sends its numbers, which a closed one does not); the batch form translates and lists results."""
+    url, studio = app_server
+    sent = []
+    translate = studio.translate
+
+    def spy(image_path, family, checkpoint, outscale, tile, *rest, **kwargs):
+        sent.append((outscale, tile))
+        return translate(image_path, family, checkpoint, outscale, tile, *rest, **kwargs)
+
+    monkeypatch.setattr(studio, "translate", spy)
+    sources = []
+    for i in range(2):
+        sources.append(tmp_path / f"photo{i}.png")
+        Image.fromarray(photo(40, 48, seed=i)).save(sources[-1])
+    log = {}
+    page = new_page(browser, url, log)
+    try:
+        upload(page, "Image", sources[0])
+        page.get_by_role("button", name=re.compile(r"^Options\b")).click()
+        expect(page.get_by_label("outscale", exact=True)).to_be_visible()
+        expect(page.get_by_label("tile", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Translate", exact=True).click()
+        done = page.get_by_text(re.compile(r"192x160 PNG \(RGB\)"))
+        toast = page.locator("[data-testid='toast-body']")
+        expect(done.or_(toast).first).to_be_visible()
+        assert not toast.all_inner_texts() and sent == [(None, None)], f"sent (outscale, tile) = {sent}; page said {toast.all_inner_texts()}"
+
+        page.get_by_role("button", name=re.compile(r"^Several images\b")).click()
+        block(page, "Images").locator("input[type=file]").set_input_files([str(p) for p in sources])
+        page.get_by_role("button", name="Translate all", exact=True).click()
+        expect(page.get_by_text("2 translated", exact=True)).to_be_visible()
+        assert toast.count() == 0 and sent[1:] == [(None, None)] * 2
+        gallery = block(page, "Results").locator("img")
+        expect(gallery).to_have_count(2)
+        downloads = block(page, "Downloads").locator("a[data-testid='download-link']")
+        expect(downloads).to_have_count(2)
+        assert sorted(downloads.evaluate_all("links => links.map(a => a.download)")) == ["photo0-esrgan.png", "photo1-esrgan.png"]
+        for i in range(2):
+            with Image.open(io.BytesIO(page.request.get(downloads.nth(i).get_attribute("href")).body())) as image:
+                assert image.size == (192, 160)
+        page.screenshot(path=str(tmp_path / "several-images.png"), full_page=True, animations="disabled")
+        assert not log["page_errors"], f"the page raised: {log['page_errors']}"
+    finally:
+        artifacts = os.environ.get("TRANSLATOR_TEST_ARTIFACTS")
+        if artifacts and (tmp_path / "several-images.png").is_file():
+            Path(artifacts).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(tmp_path / "several-images.png", Path(artifacts) / "08-several-images.png")
+        page.context.close()
