@@ -186,7 +186,7 @@ def test_workspace_lists_uploads_pulls_and_runs_and_deletes_them(studio, tmp_pat
     seed_cache(cache, "someone/upscaler", "x2.safetensors", data)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
 
-    kinds = {e.kind: e for e in ws.entries("esrgan")}
+    kinds = {e.kind: e for e in ws.entries("esrgan", hashes=True)}
     assert set(kinds) == {"shipped", "uploaded", "pulled"}
     pulled = kinds["pulled"]
     assert pulled.ref == f"hf://someone/upscaler@{COMMIT}/x2.safetensors" and pulled.family == "esrgan"

@@ -527,7 +527,7 @@ def _api(studio: Studio, first: Family) -> None:
         """Every checkpoint the app offers (for one family, or all)."""
         return [
             {"checkpoint": e.ref, "label": e.label, "family": e.family, "kind": e.kind, "size": e.size, "source": e.source, "sha256": e.sha256}
-            for e in studio.workspace.entries(family or None)
+            for e in studio.workspace.entries(family or None, hashes=True)
         ]
 
     @user_errors
@@ -667,7 +667,7 @@ def _loss_table(run_dir: Path | None):
 def _checkpoint_rows(ws: Workspace) -> list[list]:
     return [
         [e.label, e.family, e.kind, _size(e.size), e.source, e.sha256 or ""]
-        for e in ws.entries()
+        for e in ws.entries(hashes=True)
     ]
 
 

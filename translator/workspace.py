@@ -38,7 +38,10 @@ class Entry:
     kind: str
     size: int | None
     source: str
+    # known (the catalog's) or, when listed with hashes, computed from ``file``
     sha256: str | None
+    # the weights file on disk (None: not downloaded)
+    file: Path | None = None
     # what deleting the entry removes: the file, the run folder, or the pulled revision's
     # snapshot folder (None: cannot be deleted here)
     path: Path | None = None
@@ -75,11 +78,17 @@ class Workspace:
 
     # ---- checkpoints ----
 
-    def entries(self, family: str | None = None) -> list[Entry]:
-        """Every checkpoint the app offers, for one family or all."""
+    def entries(self, family: str | None = None, hashes: bool = False) -> list[Entry]:
+        """Every checkpoint the app offers, for one family or all. ``hashes`` fills in the sha256
+        of files the catalog has none for: only listings shown to the user need it."""
         found = self._catalog_entries() + self._pulled_entries() + self._uploaded_entries() + self._run_entries()
         # a foreign file's family is only known once it is loaded, so it is offered to every family
-        return [e for e in found if family is None or e.family in (family, "?")]
+        found = [e for e in found if family is None or e.family in (family, "?")]
+        if hashes:
+            for entry in found:
+                if entry.sha256 is None and entry.file is not None:
+                    entry.sha256 = self._sha256(entry.file)
+        return found
 
     def pick(self, ref: str, family: str | None = None) -> str:
         """``ref`` checked at the boundary: one of the listed entries, or an hf:// reference."""
@@ -118,7 +127,7 @@ class Workspace:
                 continue
             kind = "shipped" if local is not None else "catalog"
             size = local.stat().st_size if local is not None else None
-            entries.append(Entry(item["name"], f"{item['name']}: {item['description']}", item["family"], kind, size, source, item.get("sha256")))
+            entries.append(Entry(item["name"], f"{item['name']}: {item['description']}", item["family"], kind, size, source, item.get("sha256"), local))
         return entries
 
     def _pulled_entries(self) -> list[Entry]:
@@ -142,13 +151,13 @@ class Workspace:
                         f"hf://{repo.repo_id}@{revision.commit_hash}/{inside}",
                         f"{repo.repo_id}/{inside} (pulled, {revision.commit_hash[:8]})",
                         _family_of(file.file_path), "pulled", file.size_on_disk, f"hf://{repo.repo_id}",
-                        self._sha256(file.file_path), revision.snapshot_path,
+                        None, file.file_path, revision.snapshot_path,
                     ))
         return entries
 
     def _uploaded_entries(self) -> list[Entry]:
         return [
-            Entry(str(path), f"{path.stem} (uploaded)", _family_of(path), "uploaded", path.stat().st_size, "upload", self._sha256(path), path)
+            Entry(str(path), f"{path.stem} (uploaded)", _family_of(path), "uploaded", path.stat().st_size, "upload", None, path, path)
             for path in sorted(self.checkpoints.glob("*.safetensors"))
         ]
 
@@ -157,7 +166,7 @@ class Workspace:
         for name in self.run_names():
             for path in sorted((self.runs / name).glob("generator*.safetensors")):
                 which = "" if path.stem == "generator" else f", {path.stem.removeprefix('generator_')}"
-                entries.append(Entry(str(path), f"run {name}{which}", _family_of(path), "run", path.stat().st_size, f"trained in {name}", self._sha256(path), self.runs / name))
+                entries.append(Entry(str(path), f"run {name}{which}", _family_of(path), "run", path.stat().st_size, f"trained in {name}", None, path, self.runs / name))
         return entries
 
     def _sha256(self, path: Path) -> str:
