@@ -297,15 +297,9 @@ def _default_checkpoint(family_name: str | None) -> Path:
 
 
 def _pull(args) -> None:
-    from .hub import catalog, fetch, is_hub_ref, resolve
+    from .hub import pull
 
-    if is_hub_ref(args.reference):
-        # without an explicit --sha256, the catalog's (if it lists the reference) applies
-        print(fetch(args.reference, args.sha256) if args.sha256 else resolve(args.reference))
-    elif any(entry["name"] == args.reference for entry in catalog()):
-        print(resolve(args.reference))
-    else:
-        raise TranslatorError(f"{args.reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
+    print(pull(args.reference, args.sha256))
 
 
 def _push(args) -> None:

@@ -121,6 +121,17 @@ def resolve(text: str | Path) -> Path:
     return local
 
 
+def pull(reference: str, sha256: str | None = None) -> Path:
+    """``translator pull`` and the app's Pull: a Hub reference (checked against ``sha256``, else
+    the catalog's) or a catalog name, fetched into the cache; anything else is refused."""
+    reference = (reference or "").strip()
+    if is_hub_ref(reference):
+        return fetch(reference, sha256) if sha256 else resolve(reference)
+    if any(entry["name"] == reference for entry in catalog()):
+        return resolve(reference)
+    raise TranslatorError(f"{reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
+
+
 def catalog() -> list[dict]:
     """The catalog's entries: name, family, description, source (file or hf://), sha256, origin."""
     path = Path(os.environ.get("TRANSLATOR_CATALOG", CATALOG_ROOT / "checkpoints" / "catalog.json"))

@@ -170,12 +170,9 @@ class Studio:
 
     def pull(self, reference: str) -> str:
         from .checkpoints import load_checkpoint
-        from .hub import catalog, is_hub_ref, resolve
+        from .hub import pull
 
-        reference = (reference or "").strip()
-        if not is_hub_ref(reference) and not any(e["name"] == reference for e in catalog()):
-            raise TranslatorError(f"{reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
-        path = resolve(reference)
+        path = pull(reference)
         # loading it now tells the user at once what it is, or why it cannot be used
         checkpoint = load_checkpoint(path, None, self.registry)
         return f"{path.name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
