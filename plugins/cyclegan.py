@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from translator import Family, Task, TranslatorError, hookimpl, setting
 from translator.checkpoints import load_checkpoint
 from translator.losses import GAN_MODES, GANLoss, ImagePool
-from translator.training import Recipe, linear_decay, set_requires_grad
+from translator.training import Recipe, adam, linear_decay, set_requires_grad
 
 from . import gan_networks
 
@@ -83,8 +83,8 @@ class CycleGANRecipe(Recipe):
         self.networks = {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}
         betas = (s.beta1, 0.999)
         self.optimizers = {
-            "G": torch.optim.Adam(itertools.chain(g_a.parameters(), g_b.parameters()), lr=s.lr, betas=betas),
-            "D": torch.optim.Adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr=s.lr, betas=betas),
+            "G": adam(itertools.chain(g_a.parameters(), g_b.parameters()), lr=s.lr, betas=betas),
+            "D": adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr=s.lr, betas=betas),
         }
         self.schedulers = {name: linear_decay(opt, s.lr_constant_steps, s.lr_decay_steps) for name, opt in self.optimizers.items()}
         self.exports = {"generator": "G_A", "generator_BA": "G_B"}

@@ -3,12 +3,11 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 
 from translator import Architecture, Family, Task, hookimpl, setting
 from translator.losses import GAN_MODES, GANLoss, PerceptualLoss
-from translator.training import Recipe, halving, set_requires_grad
+from translator.training import Recipe, adam, halving, set_requires_grad
 
 from . import gan_networks, sr_networks
 
@@ -80,13 +79,13 @@ class ESRGANRecipe(Recipe):
     def __init__(self, generator, s: ESRGANSettings, config, device):
         super().__init__()
         self.networks = {"G": generator}
-        self.optimizers = {"G": torch.optim.Adam(generator.parameters(), lr=s.lr, betas=(0.9, 0.99))}
+        self.optimizers = {"G": adam(generator.parameters(), lr=s.lr, betas=(0.9, 0.99))}
         if s.gan_weight > 0:
             gan_networks.check_discriminator_input(config.crop_size)
             discriminator = gan_networks.NLayerDiscriminator(3, 64, 3, norm="batch")
             gan_networks.init_weights(discriminator)
             self.networks["D"] = discriminator
-            self.optimizers["D"] = torch.optim.Adam(discriminator.parameters(), lr=s.lr, betas=(0.9, 0.99))
+            self.optimizers["D"] = adam(discriminator.parameters(), lr=s.lr, betas=(0.9, 0.99))
             self.gan = GANLoss(s.gan_mode)
         self.schedulers = {name: halving(opt, s.lr_halve_every) for name, opt in self.optimizers.items()}
         self.perceptual = PerceptualLoss(s.vgg_weights or None).to(device) if s.perceptual_weight > 0 else None

@@ -8,7 +8,7 @@ from torch import nn
 
 from translator import Task, hookimpl, setting
 from translator.losses import GAN_MODES, GANLoss
-from translator.training import Recipe, linear_decay, set_requires_grad
+from translator.training import Recipe, adam, linear_decay, set_requires_grad
 
 from . import gan_networks
 from .cyclegan import CycleGAN
@@ -71,7 +71,7 @@ class Pix2PixRecipe(Recipe):
         gan_networks.init_weights(discriminator)
         self.networks = {"G": generator, "D": discriminator}
         betas = (s.beta1, 0.999)
-        self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=s.lr, betas=betas) for name, net in self.networks.items()}
+        self.optimizers = {name: adam(net.parameters(), lr=s.lr, betas=betas) for name, net in self.networks.items()}
         self.schedulers = {name: linear_decay(opt, s.lr_constant_steps, s.lr_decay_steps) for name, opt in self.optimizers.items()}
         self.gan = GANLoss(s.gan_mode)
         self.s = s

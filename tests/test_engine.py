@@ -112,9 +112,14 @@ class Recording(torch.nn.Module):
         return self.inner(x)
 
 
+def record(engine, **options) -> Recording:
+    engine.module = engine.runner.module = Recording(engine.module, **options)
+    return engine.module
+
+
 def test_only_one_batch_of_tiles_is_on_the_device_at_a_time(tmp_path):
     engine = engine_for(tmp_path, randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)), "esrgan", tile=32, overlap=8, batch=2)
-    engine.module = Recording(engine.module)
+    record(engine)
     engine.run(torch.rand(1, 3, 200, 300))
     assert engine.module.largest == 2 * 3 * 32 * 32
 
@@ -124,7 +129,7 @@ def test_out_of_memory_retries_with_smaller_tiles(tmp_path, caplog):
     x = torch.rand(1, 3, 256, 256)
     expected = engine_for(tmp_path, reference, "esrgan", tile=64).run(x)
     engine = engine_for(tmp_path, reference, "esrgan")
-    engine.module = Recording(engine.module, oom_above=64 * 64)
+    record(engine, oom_above=64 * 64)
     result = engine.run(x)
     assert "retrying with" in caplog.text
     torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     translate.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     translate.add_argument("--seed", type=int, help="seed for train-mode sampling")
+    translate.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                           help="torch.compile the network: auto (once one input shape has a minute of work), on, or off")
     translate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family setting (see `translator models`)")
     translate.set_defaults(run=_translate)
 
@@ -149,6 +151,7 @@ def _translate(args) -> int:
         outscale=args.outscale,
         alpha=args.alpha,
         seed=args.seed,
+        compile=args.compile,
     )
     engine = Engine(checkpoint, settings, options)
     failed = 0

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .acceleration import adam, autocast as precision, compile_networks, device_layout, prepare_device
 from .augment import DEGRADATIONS, Augmenter, degrade
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import ResumableSampler, open_data
@@ -36,7 +37,7 @@ from .metrics import psnr_y, ssim_y
 
 RESUME_FILE = "resume.pt"
 # settings a resumed run may change; any other change would make it a different run
-RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every"})
+RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
 Event = Callable[[dict], None]
 
 
@@ -61,6 +62,7 @@ class TrainConfig:
     checkpoint_every: int = setting(500, "steps between checkpoints (one is always written at the end, and on an error)", low=0)
     precision: str = setting("auto", "auto (bf16 on CUDA), fp32 or bf16", choices=("auto", "fp32", "bf16"))
     sync_bn: bool = setting(False, "synchronise batch norm statistics across GPUs when distributed")
+    compile: bool = setting(False, "compile the networks with torch.compile: a warm-up of a minute or more, then faster steps")
 
 
 class Recipe:
@@ -179,13 +181,14 @@ class Trainer:
         _check_sizes(self.family.task, cfg, arch)
         recipe = self.recipe = self.family.recipe(generator, arch, self.settings, cfg, self.device)
         nets = recipe.networks
+        prepare_device(self.device)
         for name, net in nets.items():
             if world > 1 and cfg.sync_bn and self.device.type == "cuda":
                 nets[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-            net.to(self.device).train()
-            if self.device.type == "cuda":
-                net.to(memory_format=torch.channels_last)
+            device_layout(net, self.device).train()
         ema = {stem: copy.deepcopy(nets[name]).eval().requires_grad_(False) for stem, name in recipe.exports.items()} if recipe.ema_decay else {}
+        if cfg.compile:
+            compile_networks(nets)
         scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # bf16 and fp32 need no loss scaling
 
         step = 0
@@ -212,7 +215,7 @@ class Trainer:
         batches = iter(loader)
         sample_batch = self._sample_batch(data, augmenter)
         low, high = self.family.input_range
-        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else contextlib.nullcontext()
+        autocast = precision(self.device, self.dtype)
 
         status, started, images_since, clock = "done", step, 0, time.perf_counter()
         consistent = True  # networks, optimizers and step agree: safe to save on an error

@@ -1,0 +1,129 @@
+"""The fast paths: compiling only shapes whose work repays it, falling back when compiling fails,
+fused optimizer updates, and compiled training. These run real torch.compile on the CPU."""
+
+import logging
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from conftest import photo, save_pth
+from reference_networks import BasicSRSRVGGNetCompact, randomize
+from test_training import trainer, write_images
+from translator import acceleration
+from translator.acceleration import HotCompiler
+from translator.checkpoints import load_checkpoint
+from translator.family import make_settings
+from translator.inference import Engine, Options
+from translator.plugins import registry
+from translator.training import TrainConfig
+
+
+def tiny_engine(tmp_path, name, **options) -> Engine:
+    net = randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2))
+    checkpoint = load_checkpoint(save_pth(net.state_dict(), tmp_path / f"{name}.pth"), "esrgan")
+    return Engine(checkpoint, options=Options(device="cpu", **options))
+
+
+def graphs() -> int:
+    return counters["stats"]["unique_graphs"]
+
+
+def test_small_translations_never_wait_for_a_compile(tmp_path):
+    engine = tiny_engine(tmp_path, "small", tile=16, overlap=4)
+    before = graphs()
+    for _ in range(3):
+        engine.run(torch.rand(1, 3, 40, 40))
+    assert graphs() == before
+    assert not engine.runner.state["hot"]
+
+
+def test_a_shape_whose_work_repays_the_warm_up_is_compiled_and_gives_the_same_pixels(tmp_path, monkeypatch):
+    x = torch.rand(1, 3, 40, 56)
+    eager = tiny_engine(tmp_path, "eager", tile=16, overlap=4, compile="off").run(x)
+    monkeypatch.setattr(acceleration, "COMPILE_AFTER_SECONDS", 0.0)  # every shape is worth it
+    engine = tiny_engine(tmp_path, "hot", tile=16, overlap=4)
+    before = graphs()
+    compiled = engine.run(x)
+    assert graphs() > before, "torch.compile never ran"
+    assert engine.runner.state["hot"] == {((1, 3, 16, 16), torch.float32, False)}
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_the_job_ahead_predicts_from_the_second_call_on():
+    net = torch.nn.Conv2d(3, 3, 3, padding=1).eval()
+    runner = HotCompiler(net)
+    x = torch.rand(1, 3, 8, 8)
+    with torch.inference_mode():
+        runner(x, remaining=10**12)  # the first call may include one-off costs: no prediction
+        assert not runner.state["hot"]
+        runner(x, remaining=10**12)  # a trillion more calls of this shape will repay anything
+    assert runner.state["hot"] == {((1, 3, 8, 8), torch.float32, False)}
+    # another module is another story
+    assert not HotCompiler(torch.nn.Conv2d(3, 3, 3, padding=1).eval()).state["hot"]
+
+
+def test_a_failing_compiler_leaves_the_network_eager_with_one_warning(tmp_path, monkeypatch, caplog):
+    def broken_compile(*args, **kwargs):  # what a machine without a C++ compiler gets
+        def call(*a, **k):
+            raise RuntimeError("InductorError: CppCompileError: C++ compile error")
+
+        return call
+
+    x = torch.rand(1, 3, 24, 24)
+    expected = tiny_engine(tmp_path, "w", compile="off").run(x)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with caplog.at_level(logging.WARNING):
+        engine = tiny_engine(tmp_path, "w", compile="on")
+        first = engine.run(x)
+        again = Engine(load_checkpoint(tmp_path / "w.pth", "esrgan"), options=Options(device="cpu", compile="on"))
+        again.runner = HotCompiler(engine.module, "on")  # the same loaded network, as the app keeps it
+        second = again.run(x)
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    assert caplog.text.count("torch.compile failed") == 1
+    assert "C++ compile error" in caplog.text
+
+
+def test_train_mode_sampling_stays_eager_and_reproducible(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Dropout(0.5)).train()
+    runner = HotCompiler(net, "on")
+    before = graphs()
+    x = torch.rand(1, 3, 8, 8)
+    torch.manual_seed(3)
+    a = runner(x)
+    torch.manual_seed(3)
+    assert torch.equal(a, net(x))
+    assert graphs() == before
+
+
+def test_bad_compile_option_is_one_line():
+    with pytest.raises(Exception, match="--compile must be one of auto, on, off"):
+        Engine(load_checkpoint(registry().family("esrgan").default_checkpoint), options=Options(device="cpu", compile="fast"))
+
+
+@pytest.mark.parametrize("family", ["pix2pix", "cyclegan", "esrgan"])
+def test_every_family_trains_with_fused_optimizer_updates(family):
+    fam = registry().family(family)
+    settings = make_settings(fam.Settings, {"gan_weight": "0.1"} if family == "esrgan" else {}, family)
+    arch = fam.architecture(settings)
+    config = make_settings(TrainConfig, {"crop_size": "128", "load_size": "128"}, "training")
+    recipe = fam.recipe(fam.build(arch), arch, settings, config, torch.device("cpu"))
+    assert recipe.optimizers
+    for name, optimizer in recipe.optimizers.items():
+        assert optimizer.defaults["fused"] is True, f"{family} optimizer {name} loops over its parameters"
+
+
+def test_compiled_training_follows_the_eager_run(tmp_path):
+    write_images(tmp_path / "d", [photo(32, 32, s) for s in range(4)])
+    settings = dict(arch="srvgg", nf=8, num_conv=2, scale=2, ema_decay=0, crop_size=16, batch_size=2, steps=3, workers=0, log_every=1, sample_every=3, val_every=0)
+    before = graphs()
+    trainer("esrgan", tmp_path / "d", tmp_path / "compiled", compile="true", **settings).run()
+    assert graphs() > before, "torch.compile never ran"
+    trainer("esrgan", tmp_path / "d", tmp_path / "eager", **settings).run()
+
+    compiled = load_checkpoint(tmp_path / "compiled" / "generator.safetensors").module.state_dict()
+    eager = load_checkpoint(tmp_path / "eager" / "generator.safetensors").module.state_dict()
+    assert compiled.keys() == eager.keys()  # no _orig_mod. prefixes in what is exported
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], rtol=1e-3, atol=1e-4)
+    assert (tmp_path / "compiled" / "samples" / "step_0000003.png").is_file()

@@ -1,0 +1,121 @@
+"""Device fast paths that training and inference share: channels_last and bf16 autocast on
+CUDA, cuDNN autotuning for the fixed shapes of crops and tiles, pinned host memory, fused
+optimizer updates, and ``torch.compile`` for shapes that run long enough to repay its warm-up.
+
+``bench/run.py`` measures them against the reference way of running the same networks;
+BENCHMARKS.md has the figures, and says which (the GPU ones) are still unmeasured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# Eager seconds one input shape must be expected to take before compiling it pays: a cold
+# compile took 15-25 s on two CPU cores (about 5 s from inductor's on-disk cache), after which
+# each forward ran 1.6x faster. Small translations therefore never wait for a compile.
+COMPILE_AFTER_SECONDS = 60.0
+COMPILE_MODES = ("auto", "on", "off")
+# what HotCompiler learnt per module; plain data only, since a reference back to the module
+# would keep it alive forever
+_HOT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def prepare_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        # crops and tiles keep one shape, so the fastest kernel is chosen once per shape
+        torch.backends.cudnn.benchmark = True
+
+
+def device_layout(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` on ``device`` in the memory layout its convolutions run fastest in there."""
+    module = module.to(device)
+    if device.type == "cuda":
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def device_batch(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU batch on ``device``: staged in pinned memory so the copy does not block the host."""
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    return x.to(device)
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+
+
+def adam(params, **options) -> torch.optim.Adam:
+    """Adam with its fused update: one kernel for all parameters instead of a loop over them
+    (CycleGAN's generator step: 210 ms looped, 24 ms fused on two CPU cores)."""
+    return torch.optim.Adam(params, fused=True, **options)
+
+
+class HotCompiler:
+    """Runs a module eagerly until one input shape has taken (or, from the job ahead, will take)
+    ``COMPILE_AFTER_SECONDS``, then through ``torch.compile`` for that shape.
+
+    What is hot is remembered per module, and torch keeps compiled graphs per module class, so
+    a server that keeps a model loaded compiles each hot shape once for all its requests. If
+    compiling fails (no C++ compiler, an unsupported layer) the module stays eager, with one
+    warning.
+    """
+
+    def __init__(self, module: nn.Module, mode: str = "auto"):
+        if mode not in COMPILE_MODES:
+            raise ValueError(f"compile mode must be one of {COMPILE_MODES}")
+        self.module, self.mode = module, mode
+        self.state = _HOT.setdefault(module, {"failed": False, "calls": {}, "seconds": {}, "hot": set()})
+        if self.state["failed"]:
+            self.mode = "off"
+        self._compiled: Callable | None = None
+
+    def __call__(self, x: torch.Tensor, remaining: int = 0) -> torch.Tensor:
+        """The module applied to ``x``; ``remaining`` more calls of this shape follow in this job."""
+        # networks sampling in train mode stay eager: compiled dropout draws other random numbers
+        if self.mode == "off" or self.module.training:
+            return self.module(x)
+        key = (tuple(x.shape), x.dtype, torch.is_autocast_enabled(x.device.type))
+        if self.mode == "on" or key in self.state["hot"]:
+            try:
+                return self._compile()(x)
+            except Exception as error:  # the compiler raises many types
+                if isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error):
+                    raise  # the engine retries with smaller tiles
+                # the compiler's own failure: the eager module still works
+                log.warning("torch.compile failed, running without it: %s", " ".join(str(error).split())[:200])
+                self.state["failed"], self.mode = True, "off"
+                return self.module(x)
+        start = time.perf_counter()
+        y = self.module(x)
+        if x.device.type == "cuda":  # the time of the work, not of queueing it
+            torch.cuda.synchronize(x.device)
+        elapsed = time.perf_counter() - start
+        calls = self.state["calls"][key] = self.state["calls"].get(key, 0) + 1
+        spent = self.state["seconds"][key] = self.state["seconds"].get(key, 0.0) + elapsed
+        # a shape's first call also pays for autotuning and allocation, so it predicts nothing
+        ahead = elapsed * remaining if calls > 1 else 0.0
+        if spent + ahead >= COMPILE_AFTER_SECONDS:
+            self.state["hot"].add(key)
+        return y
+
+    def _compile(self) -> Callable:
+        if self._compiled is None:
+            # one graph per shape: tiles, crops and batches keep theirs
+            self._compiled = torch.compile(self.module, dynamic=False)
+        return self._compiled
+
+
+def compile_networks(networks: dict[str, nn.Module]) -> None:
+    """Compile training networks in place (their state dicts keep their keys)."""
+    for net in networks.values():
+        net.compile()
