@@ -4,8 +4,12 @@ implementations' way of running the same networks, in one run on one machine.
     python bench/run.py --quick                 # CPU-sized inputs, a few minutes
     python bench/run.py --device cuda           # the full table on a GPU
     python bench/run.py --quick --json bench/results.json
+    python bench/run.py --markdown bench/results.json   # a saved run as BENCHMARKS.md's table
 
-Every (row, variant) runs in a fresh process so that its peak memory is its own. Ratios are
+Every (row, variant) runs in a fresh process so that its peak memory is its own. Variants:
+"reference" runs the networks the way the original code does; "ours" is the project's own
+training step or engine as a user gets it, without torch.compile; "compiled" is the same with
+torch.compile on (its warm-up is left out of the timing and reported on its own). Ratios are
 reference time over ours: above 1 means we are faster. The FLOP floor is the time the counted
 FLOPs would take at the device's measured peak (a large matmul in the precision used).
 """
@@ -43,6 +47,13 @@ ROWS = {
     "upscale_2000x1500_memory": ("x4 upscale of 2000x1500, tiled (general-x4v3 size)", "ms/img", 2000, 2000, 1, 1),
 }
 
+VARIANTS = {
+    # what a user gets: eager, and the engine's automatic compile of the long-running tile shape
+    "upscale_2000x1500_memory": ["ours", "auto"],
+    # the cost of decoding, padding, tiling and encoding: our whole translate against the forward
+    "translate_e2e": ["reference", "ours"],
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,17 +61,21 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--markdown", metavar="JSON", help="print a saved run as a markdown table, and run nothing")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:  # a child process: one measurement, printed as JSON
         print(json.dumps(measure(args.row, args.variant, args.quick, torch.device(args.device))))
         return
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
 
     peak = device_peak(torch.device(args.device))
     results = {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "device_peak_tflops": peak / 1e12, "rows": {}}
     for row in args.rows:
-        variants = ["ours"] if row == "upscale_2000x1500_memory" else ["reference", "ours"]
+        variants = VARIANTS.get(row, ["reference", "ours", "compiled"])
         results["rows"][row] = {v: child(row, v, args) for v in variants}
         print(format_row(row, results["rows"][row], peak, args.quick), flush=True)
     if args.json:
@@ -81,14 +96,48 @@ def format_row(row: str, result: dict, peak: float, quick: bool) -> str:
     label = f"{row:<26} {size}px b{batch}"
     if any("error" in r for r in result.values()):
         return f"{label}  failed: {[r.get('error') for r in result.values()]}"
+    shown = lambda r: f"{batch / r['seconds']:8.2f} img/s" if unit == "img/s" else f"{r['seconds'] * 1e3 / batch:9.1f} ms"
     ours = result["ours"]
     floor_ms = ours["flops"] / peak * 1e3 / batch if ours.get("flops") else float("nan")
-    shown = lambda r: f"{batch / r['seconds']:8.2f} img/s" if unit == "img/s" else f"{r['seconds'] * 1e3 / batch:9.1f} ms"
-    text = f"{label}  ours {shown(ours)}  peak {ours['peak_mb']:7.0f} MB  floor {floor_ms:8.1f} ms/img"
-    if "reference" in result:
-        ref = result["reference"]
-        text += f"  | reference {shown(ref)}  peak {ref['peak_mb']:7.0f} MB  ratio ref/ours {ref['seconds'] / ours['seconds']:.2f}x"
+    text = f"{label}  floor {floor_ms:8.1f} ms/img"
+    for variant, r in result.items():
+        text += f"  | {variant} {shown(r)} peak {r['peak_mb']:6.0f} MB"
+        if r.get("warmup_s"):
+            text += f" warm-up {r['warmup_s']:.0f} s"
+        if "reference" in result and variant != "reference":
+            text += f" ratio {result['reference']['seconds'] / r['seconds']:.2f}x"
     return text
+
+
+def markdown(results: dict) -> str:
+    peak = results["device_peak_tflops"] * 1e12
+    lines = [
+        f"{results['machine']}, {results['date']}{', quick mode' if results['quick'] else ''}",
+        "",
+        "| row | input, batch | reference | ours | ratio | compiled (warm-up) | ratio | FLOP floor | peak MB (ref / ours / compiled) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row, result in results["rows"].items():
+        what, unit, *_ = ROWS[row]
+        if any("error" in r for r in result.values()):
+            lines.append(f"| {what} | failed: {'; '.join(r['error'] for r in result.values() if 'error' in r)} |")
+            continue
+        ours = next(iter(r for v, r in result.items() if v != "reference"))
+        size, batch = ours["size"], ours["batch"]
+        shown = lambda r: f"{batch / r['seconds']:.2f} img/s" if unit == "img/s" else f"{r['seconds'] * 1e3 / batch:.0f} ms"
+        ref = result.get("reference")
+        ratio = lambda r: f"{ref['seconds'] / r['seconds']:.2f}x" if ref else "—"
+        compiled = result.get("compiled") or result.get("auto")
+        floor = f"{ours['flops'] / peak * 1e3 / batch:.0f} ms" if ours.get("flops") else "—"
+        cells = [
+            what, f"{size} px, b{batch}",
+            shown(ref) if ref else "—", shown(result["ours"]), ratio(result["ours"]),
+            f"{shown(compiled)} ({compiled['warmup_s']:.0f} s)" if compiled and compiled.get("warmup_s") else (f"{shown(compiled)} (auto)" if compiled else "—"),
+            ratio(compiled) if compiled else "—", floor,
+            " / ".join(f"{r['peak_mb']:.0f}" for r in result.values()),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def machine(device: str) -> str:
@@ -138,20 +187,26 @@ def measure(row: str, variant: str, quick: bool, device: torch.device) -> dict:
         torch.cuda.reset_peak_memory_stats()
     fn = (training if "train" in row else inference)(row, variant, size, batch, device)
     once = row == "upscale_2000x1500_memory"  # minutes on a CPU, and its memory is the point
+    warmup_s = 0.0
+    if variant == "compiled":  # compiling happens in the first calls; its cost is its own figure
+        start = time.perf_counter()
+        fn()
+        fn()
+        warmup_s = time.perf_counter() - start
     seconds = timed(fn, device, warmup=0 if once else 1, reps=1 if once else reps)
     flops = count_flops(fn) if variant == "ours" and row != "upscale_2000x1500_memory" else 0
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "flops": flops, "peak_mb": peak_mb, "size": size, "batch": batch}
+    return {"seconds": seconds, "flops": flops, "peak_mb": peak_mb, "size": size, "batch": batch, "warmup_s": warmup_s}
 
 
 def training(row: str, variant: str, size: int, batch: int, device: torch.device):
-    import contextlib
-
     from reference import ReferenceCycleGAN, ReferencePix2Pix
+    from translator.acceleration import autocast, compile_networks, device_batch, device_layout, prepare_device
     from translator.family import make_settings
+    from translator.inference import resolve_precision
     from translator.plugins import registry
     from translator.training import TrainConfig, train_step
 
@@ -161,21 +216,25 @@ def training(row: str, variant: str, size: int, batch: int, device: torch.device
     arch = family.architecture(settings)
     config = make_settings(TrainConfig, {"crop_size": str(size), "load_size": str(size)}, "training")
     recipe = family.recipe(family.build(arch), arch, settings, config, device)
-    a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-    b = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    a = torch.rand(batch, 3, size, size) * 2 - 1
+    b = torch.rand(batch, 3, size, size) * 2 - 1
     nets = recipe.networks
-    for net in nets.values():
-        net.to(device).train()
     if variant == "reference":
+        for net in nets.values():
+            net.to(device).train()
+        a, b = a.to(device), b.to(device)
         ref = ReferenceCycleGAN(nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]) if name == "cyclegan" else ReferencePix2Pix(nets["G"], nets["D"])
         return lambda: ref.step(a, b)
-    if device.type == "cuda":
-        for net in nets.values():
-            net.to(memory_format=torch.channels_last)
-        a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    # the Trainer's own set-up, step by step
+    prepare_device(device)
+    for net in nets.values():
+        device_layout(net, device).train()
+    if variant == "compiled":
+        compile_networks(nets)
+    a, b = device_batch(a, device), device_batch(b, device)
+    precision = autocast(device, resolve_precision("auto", device))
     scaler = torch.amp.GradScaler(device.type, enabled=False)
-    return lambda: train_step(recipe, [{"A": a, "B": b}], 1, scaler, autocast)
+    return lambda: train_step(recipe, [{"A": a, "B": b}], 1, scaler, precision)
 
 
 def inference(row: str, variant: str, size: int, batch: int, device: torch.device):
@@ -217,7 +276,7 @@ def inference(row: str, variant: str, size: int, batch: int, device: torch.devic
     arch = family.architecture(make_settings(family.Settings, overrides, family.name))
     module = family.build(arch).eval()
     if row == "upscale_2000x1500_memory":
-        engine = Engine(Checkpoint(family, arch, module, Path("bench")), options=Options(device=device.type))
+        engine = Engine(Checkpoint(family, arch, module, Path("bench")), options=Options(device=device.type, compile="auto" if variant == "auto" else "off"))
         from translator.images import Picture
 
         picture = Picture(np.random.default_rng(0).random((1500, 2000, 3), dtype=np.float32))
@@ -237,7 +296,8 @@ def inference(row: str, variant: str, size: int, batch: int, device: torch.devic
 
             return original_test
         return lambda: reference_upscale(net, image, device, arch.multiple)
-    engine = Engine(Checkpoint(family, arch, module, Path("bench")), make_settings(family.Settings, {}, family.name), Options(device=device.type, tile=0))
+    options = Options(device=device.type, tile=0, compile="on" if variant == "compiled" else "off")
+    engine = Engine(Checkpoint(family, arch, module, Path("bench")), make_settings(family.Settings, {}, family.name), options)
     from translator.images import Picture
 
     picture = Picture(image.astype(np.float32) / 255)
