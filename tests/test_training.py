@@ -142,6 +142,17 @@ def test_resume_needs_a_run_and_a_run_is_not_overwritten(tmp_path):
         trainer("esrgan", data, tmp_path / "run", steps=2, **small).run()
 
 
+def test_runs_saved_before_a_setting_existed_still_resume(tmp_path):
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(3)])
+    small = dict(arch="srvgg", nf=4, num_conv=1, scale=2, crop_size=16, batch_size=2, workers=0, sample_every=0, val_every=0)
+    trainer("esrgan", data, tmp_path / "run", steps=1, **small).run()
+    state = torch.load(tmp_path / "run" / "resume.pt", weights_only=True)
+    del state["config"]["compile"]  # as written before the compile setting was added
+    torch.save(state, tmp_path / "run" / "resume.pt")
+    resumed = Trainer(registry().family("esrgan"), data, tmp_path / "run", {k: str(v) for k, v in {**small, "steps": 2}.items()}, resume=True, device="cpu")
+    assert resumed.run() == {"status": "done", "step": 2}
+
+
 # ---- data checks ----
 
 
