@@ -204,7 +204,7 @@ def measure(row: str, variant: str, quick: bool, device: torch.device) -> dict:
 
 def training(row: str, variant: str, size: int, batch: int, device: torch.device):
     from reference import ReferenceCycleGAN, ReferencePix2Pix
-    from translator.acceleration import autocast, compile_networks, device_batch, device_layout, prepare_device
+    from translator.acceleration import autocast, channels_last, compile_networks, device_batch, device_layout, prepare_device
     from translator.family import make_settings
     from translator.inference import resolve_precision
     from translator.plugins import registry
@@ -227,11 +227,12 @@ def training(row: str, variant: str, size: int, batch: int, device: torch.device
         return lambda: ref.step(a, b)
     # the Trainer's own set-up, step by step
     prepare_device(device)
+    layout = channels_last(nets["G_A" if name == "cyclegan" else "G"], device, training=True)
     for net in nets.values():
-        device_layout(net, device).train()
+        device_layout(net, device, layout).train()
     if variant == "compiled":
         compile_networks(nets)
-    a, b = device_batch(a, device), device_batch(b, device)
+    a, b = device_batch(a, device, layout), device_batch(b, device, layout)
     precision = autocast(device, resolve_precision("auto", device))
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     return lambda: train_step(recipe, [{"A": a, "B": b}], 1, scaler, precision)

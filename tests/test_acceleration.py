@@ -8,7 +8,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from conftest import photo, save_pth
-from reference_networks import BasicSRSRVGGNetCompact, randomize
+from reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, randomize
 from test_training import trainer, write_images
 from translator import acceleration
 from translator.acceleration import HotCompiler
@@ -19,9 +19,9 @@ from translator.plugins import registry
 from translator.training import TrainConfig
 
 
-def tiny_engine(tmp_path, name, **options) -> Engine:
-    net = randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2))
-    checkpoint = load_checkpoint(save_pth(net.state_dict(), tmp_path / f"{name}.pth"), "esrgan")
+def tiny_engine(tmp_path, name, family="esrgan", **options) -> Engine:
+    net = randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2) if family == "esrgan" else RefResnetGenerator(3, 3, ngf=8, n_blocks=2))
+    checkpoint = load_checkpoint(save_pth(net.state_dict(), tmp_path / f"{name}.pth"), family)
     return Engine(checkpoint, options=Options(device="cpu", **options))
 
 
@@ -30,7 +30,8 @@ def graphs() -> int:
 
 
 def test_small_translations_never_wait_for_a_compile(tmp_path):
-    engine = tiny_engine(tmp_path, "small", tile=16, overlap=4)
+    engine = tiny_engine(tmp_path, "small", "cyclegan", tile=16, overlap=4)
+    assert engine.runner.mode == "auto"
     before = graphs()
     for _ in range(3):
         engine.run(torch.rand(1, 3, 40, 40))
@@ -39,10 +40,10 @@ def test_small_translations_never_wait_for_a_compile(tmp_path):
 
 
 def test_a_shape_whose_work_repays_the_warm_up_is_compiled_and_gives_the_same_pixels(tmp_path, monkeypatch):
-    x = torch.rand(1, 3, 40, 56)
-    eager = tiny_engine(tmp_path, "eager", tile=16, overlap=4, compile="off").run(x)
+    x = torch.rand(1, 3, 40, 56) * 2 - 1
+    eager = tiny_engine(tmp_path, "eager", "cyclegan", tile=16, overlap=4, compile="off").run(x)
     monkeypatch.setattr(acceleration, "COMPILE_AFTER_SECONDS", 0.0)  # every shape is worth it
-    engine = tiny_engine(tmp_path, "hot", tile=16, overlap=4)
+    engine = tiny_engine(tmp_path, "hot", "cyclegan", tile=16, overlap=4)
     before = graphs()
     compiled = engine.run(x)
     assert graphs() > before, "torch.compile never ran"
@@ -94,6 +95,17 @@ def test_train_mode_sampling_stays_eager_and_reproducible(tmp_path):
     torch.manual_seed(3)
     assert torch.equal(a, net(x))
     assert graphs() == before
+
+
+def test_layout_and_compiling_follow_what_measured_faster_on_the_cpu(tmp_path):
+    cpu = torch.device("cpu")
+    sr = tiny_engine(tmp_path, "sr")  # plain convolutions: channels_last, and nothing left to compile
+    assert sr.channels_last and sr.module.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert sr.runner.mode == "off"
+    assert tiny_engine(tmp_path, "sr_on", compile="on").runner.mode == "on"  # asked for, it compiles
+    gan = tiny_engine(tmp_path, "gan", "cyclegan")  # instance norm: contiguous, compiled when hot
+    assert not gan.channels_last and gan.runner.mode == "auto"
+    assert not acceleration.channels_last(sr.module, cpu, training=True)  # a CPU training step lost with it
 
 
 def test_bad_compile_option_is_one_line():

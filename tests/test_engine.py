@@ -29,7 +29,8 @@ def test_whole_image_equals_one_plain_forward_pass(tmp_path):
     engine = engine_for(tmp_path, reference, "esrgan", tile=0)
     x = torch.rand(1, 3, 20, 16)
     with torch.no_grad():
-        assert torch.equal(engine.run(x), reference(x))
+        # the engine's channels_last layout only reorders the sums: float rounding, nothing more
+        torch.testing.assert_close(engine.run(x), reference(x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,13 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .acceleration import COMPILE_MODES, HotCompiler, autocast, device_batch, device_layout, prepare_device
+from .acceleration import COMPILE_MODES, HotCompiler, autocast, channels_last, device_batch, device_layout, prepare_device
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
 from .family import Task
@@ -72,10 +72,16 @@ class Engine:
         if tuple(self.arch.channels) != (3, 3):
             raise TranslatorError(f"this {self.family.name} network takes {self.arch.channels[0]}-channel images; only RGB networks can translate images")
         prepare_device(self.device)
-        module = device_layout(checkpoint.module, self.device)
+        self.channels_last = channels_last(checkpoint.module, self.device)
+        module = device_layout(checkpoint.module, self.device, self.channels_last)
         self.family.prepare(module, self.settings)
         self.module = module
-        self.runner = HotCompiler(module, self.options.compile)
+        compile_mode = self.options.compile
+        if compile_mode == "auto" and self.device.type == "cpu" and self.channels_last:
+            # on the CPU, compiling gained only what channels_last already gives (0.96x and 1.04x
+            # over it for compact SR and RRDBNet), after warm-ups of up to a minute
+            compile_mode = "off"
+        self.runner = HotCompiler(module, compile_mode)
         # Normalisation over the whole image (instance norm, batch statistics) differs per tile,
         # so such networks only tile when asked to or when memory runs out.
         self.global_statistics = any(
@@ -173,7 +179,7 @@ class Engine:
     def _forward(self, batch: torch.Tensor, remaining: int = 0) -> torch.Tensor:
         """The network's float32 output for a CPU batch, left on the device."""
         with autocast(self.device, self.dtype):
-            return self.runner(device_batch(batch, self.device), remaining).float()
+            return self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
 
     def _whole(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[2], x.shape[3]

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .acceleration import adam, autocast as precision, compile_networks, device_layout, prepare_device
+from .acceleration import adam, autocast as precision, channels_last, compile_networks, device_layout, prepare_device
 from .augment import DEGRADATIONS, Augmenter, degrade
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import ResumableSampler, open_data
@@ -185,7 +185,7 @@ class Trainer:
         for name, net in nets.items():
             if world > 1 and cfg.sync_bn and self.device.type == "cuda":
                 nets[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-            device_layout(net, self.device).train()
+            device_layout(net, self.device, channels_last(net, self.device, training=True)).train()
         ema = {stem: copy.deepcopy(nets[name]).eval().requires_grad_(False) for stem, name in recipe.exports.items()} if recipe.ema_decay else {}
         if cfg.compile:
             compile_networks(nets)
