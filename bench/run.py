@@ -114,7 +114,7 @@ def markdown(results: dict) -> str:
     lines = [
         f"{results['machine']}, {results['date']}{', quick mode' if results['quick'] else ''}",
         "",
-        "| row | input, batch | reference | ours | ratio | compiled (warm-up) | ratio | FLOP floor | peak MB (ref / ours / compiled) |",
+        "| row | input, batch | reference | ours | ratio | compiled (warm-up) | ratio | FLOP floor | peak MB (each variant in turn) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row, result in results["rows"].items():
@@ -192,6 +192,8 @@ def measure(row: str, variant: str, quick: bool, device: torch.device) -> dict:
         start = time.perf_counter()
         fn()
         fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         warmup_s = time.perf_counter() - start
     seconds = timed(fn, device, warmup=0 if once else 1, reps=1 if once else reps)
     flops = count_flops(fn) if variant == "ours" and row != "upscale_2000x1500_memory" else 0
@@ -204,7 +206,7 @@ def measure(row: str, variant: str, quick: bool, device: torch.device) -> dict:
 
 def training(row: str, variant: str, size: int, batch: int, device: torch.device):
     from reference import ReferenceCycleGAN, ReferencePix2Pix
-    from translator.acceleration import autocast, channels_last, compile_networks, device_batch, device_layout, prepare_device
+    from translator.acceleration import autocast, channels_last, compile_networks, device_batch, device_layout
     from translator.family import make_settings
     from translator.inference import resolve_precision
     from translator.plugins import registry
@@ -225,8 +227,7 @@ def training(row: str, variant: str, size: int, batch: int, device: torch.device
         a, b = a.to(device), b.to(device)
         ref = ReferenceCycleGAN(nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]) if name == "cyclegan" else ReferencePix2Pix(nets["G"], nets["D"])
         return lambda: ref.step(a, b)
-    # the Trainer's own set-up, step by step
-    prepare_device(device)
+    # the Trainer's own set-up, step by step (measure() turned cuDNN autotuning on for all variants)
     layout = channels_last(nets["G_A" if name == "cyclegan" else "G"], device, training=True)
     for net in nets.values():
         device_layout(net, device, layout).train()

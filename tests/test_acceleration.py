@@ -14,7 +14,7 @@ from translator import acceleration
 from translator.acceleration import HotCompiler
 from translator.checkpoints import load_checkpoint
 from translator.family import make_settings
-from translator.inference import Engine, Options
+from translator.inference import Engine, Options, tile_starts
 from translator.plugins import registry
 from translator.training import TrainConfig
 
@@ -86,8 +86,11 @@ def test_a_failing_compiler_leaves_the_network_eager_with_one_warning(tmp_path, 
 
 
 def test_train_mode_sampling_stays_eager_and_reproducible(tmp_path):
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Dropout(0.5)).train()
+    # pix2pix's sampling=train: the network in eval mode, its dropout layers in train mode
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Dropout(0.5)).eval()
+    net[1].train()
     runner = HotCompiler(net, "on")
+    assert not runner.compiling
     before = graphs()
     x = torch.rand(1, 3, 8, 8)
     torch.manual_seed(3)
@@ -139,3 +142,13 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
     for key in eager:
         torch.testing.assert_close(compiled[key], eager[key], rtol=1e-3, atol=1e-4)
     assert (tmp_path / "compiled" / "samples" / "step_0000003.png").is_file()
+
+
+def test_a_compiled_job_keeps_one_shape_for_its_odd_last_batch_of_tiles(tmp_path):
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert len(tile_starts(32, 16, 4, 4)) ** 2 == 9  # in batches of 2, the last batch is short
+    eager = tiny_engine(tmp_path, "odd_eager", "cyclegan", tile=16, overlap=4, batch=2, compile="off").run(x)
+    engine = tiny_engine(tmp_path, "odd", "cyclegan", tile=16, overlap=4, batch=2, compile="on")
+    before = graphs()
+    torch.testing.assert_close(engine.run(x), eager, rtol=1e-4, atol=1e-5)
+    assert graphs() - before == 1, "the short last batch was compiled as a shape of its own"

@@ -104,10 +104,11 @@ class Recording(torch.nn.Module):
 
     def __init__(self, inner, oom_above=None):
         super().__init__()
-        self.inner, self.oom_above, self.largest = inner, oom_above, 0
+        self.inner, self.oom_above, self.largest, self.seen = inner, oom_above, 0, 0
 
     def forward(self, x):
         self.largest = max(self.largest, x.numel())
+        self.seen += x.shape[0]
         if self.oom_above and x.shape[2] * x.shape[3] > self.oom_above:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return self.inner(x)
@@ -121,8 +122,10 @@ def record(engine, **options) -> Recording:
 def test_only_one_batch_of_tiles_is_on_the_device_at_a_time(tmp_path):
     engine = engine_for(tmp_path, randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)), "esrgan", tile=32, overlap=8, batch=2)
     record(engine)
-    engine.run(torch.rand(1, 3, 200, 300))
+    engine.run(torch.rand(1, 3, 170, 300))
     assert engine.module.largest == 2 * 3 * 32 * 32
+    tiles = len(tile_starts(170, 32, 8)) * len(tile_starts(300, 32, 8))
+    assert tiles % 2 == 1 and engine.module.seen == tiles  # the odd tile out is not filled up when nothing compiles
 
 
 def test_out_of_memory_retries_with_smaller_tiles(tmp_path, caplog):

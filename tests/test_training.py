@@ -147,10 +147,18 @@ def test_runs_saved_before_a_setting_existed_still_resume(tmp_path):
     small = dict(arch="srvgg", nf=4, num_conv=1, scale=2, crop_size=16, batch_size=2, workers=0, sample_every=0, val_every=0)
     trainer("esrgan", data, tmp_path / "run", steps=1, **small).run()
     state = torch.load(tmp_path / "run" / "resume.pt", weights_only=True)
-    del state["config"]["compile"]  # as written before the compile setting was added
+    # as written before the compile setting and the fused update were added
+    del state["config"]["compile"]
+    for group in state["optimizers"]["G"]["param_groups"]:
+        group["fused"] = None
+    for param_state in state["optimizers"]["G"]["state"].values():
+        param_state["step"] = torch.tensor(1.0)
     torch.save(state, tmp_path / "run" / "resume.pt")
     resumed = Trainer(registry().family("esrgan"), data, tmp_path / "run", {k: str(v) for k, v in {**small, "steps": 2}.items()}, resume=True, device="cpu")
     assert resumed.run() == {"status": "done", "step": 2}
+    optimizer = resumed.recipe.optimizers["G"]
+    assert all(group["fused"] for group in optimizer.param_groups)  # it resumed with the fused update
+    assert all(float(s["step"]) == 2 for s in optimizer.state.values())
 
 
 # ---- data checks ----

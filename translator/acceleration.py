@@ -1,5 +1,5 @@
 """Device fast paths that training and inference share: channels_last where it measured faster,
-bf16 autocast on CUDA, cuDNN autotuning for the fixed shapes of crops and tiles, pinned host memory, fused
+bf16 autocast on CUDA, cuDNN autotuning for the fixed shapes of crops and tiles, fused
 optimizer updates, and ``torch.compile`` for shapes that run long enough to repay its warm-up.
 
 ``bench/run.py`` measures them against the reference way of running the same networks;
@@ -29,10 +29,19 @@ COMPILE_MODES = ("auto", "on", "off")
 _HOT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def prepare_device(device: torch.device) -> None:
-    if device.type == "cuda":
-        # crops and tiles keep one shape, so the fastest kernel is chosen once per shape
-        torch.backends.cudnn.benchmark = True
+@contextlib.contextmanager
+def autotuned(device: torch.device):
+    """cuDNN's kernel search while work of fixed shapes runs (training crops, tiles). Outside it
+    stays as it was: every new whole-image size would pay for a search of its own."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def channels_last(module: nn.Module, device: torch.device, training: bool = False) -> bool:
@@ -55,11 +64,7 @@ def device_layout(module: nn.Module, device: torch.device, channels_last: bool) 
 
 
 def device_batch(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """A CPU batch on ``device``: on CUDA staged in pinned memory, so the copy does not block."""
-    if device.type == "cuda":
-        x = x.pin_memory().to(device, non_blocking=True)
-    else:
-        x = x.to(device)
+    x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -94,16 +99,16 @@ class HotCompiler:
 
     def __call__(self, x: torch.Tensor, remaining: int = 0) -> torch.Tensor:
         """The module applied to ``x``; ``remaining`` more calls of this shape follow in this job."""
-        # networks sampling in train mode stay eager: compiled dropout draws other random numbers
-        if self.mode == "off" or self.module.training:
+        if not self.compiling:
             return self.module(x)
         key = (tuple(x.shape), x.dtype, torch.is_autocast_enabled(x.device.type))
         if self.mode == "on" or key in self.state["hot"]:
             try:
                 return self._compile()(x)
             except Exception as error:  # the compiler raises many types
-                if isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error):
-                    raise  # the engine retries with smaller tiles
+                cause = getattr(error, "inner_exception", None) or error  # as the compiler wraps it
+                if isinstance(cause, torch.OutOfMemoryError) or "can't allocate memory" in str(cause):
+                    raise cause from None  # the engine retries with smaller tiles
                 # the compiler's own failure: the eager module still works
                 log.warning("torch.compile failed, running without it: %s", " ".join(str(error).split())[:200])
                 self.state["failed"], self.mode = True, "off"
@@ -120,6 +125,17 @@ class HotCompiler:
         if spent + ahead >= COMPILE_AFTER_SECONDS:
             self.state["hot"].add(key)
         return y
+
+    @property
+    def compiling(self) -> bool:
+        """Whether any call may be compiled. Networks sampling with train-mode layers (dropout,
+        batch statistics) stay eager: compiled dropout draws other random numbers."""
+        return self.mode != "off" and not any(m.training for m in self.module.modules())
+
+    @property
+    def static(self) -> bool:
+        """Whether every call is compiled, so every new shape costs a compile."""
+        return self.mode == "on" and self.compiling
 
     def _compile(self) -> Callable:
         if self._compiled is None:

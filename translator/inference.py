@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .acceleration import COMPILE_MODES, HotCompiler, autocast, channels_last, device_batch, device_layout, prepare_device
+from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
 from .family import Task
@@ -71,7 +71,6 @@ class Engine:
         _check_options(self.options)
         if tuple(self.arch.channels) != (3, 3):
             raise TranslatorError(f"this {self.family.name} network takes {self.arch.channels[0]}-channel images; only RGB networks can translate images")
-        prepare_device(self.device)
         self.channels_last = channels_last(checkpoint.module, self.device)
         module = device_layout(checkpoint.module, self.device, self.channels_last)
         self.family.prepare(module, self.settings)
@@ -140,7 +139,8 @@ class Engine:
             try:
                 if tile == 0:
                     return self._whole(x)
-                return self._tiled(x, tile, progress)
+                with autotuned(self.device):
+                    return self._tiled(x, tile, progress)
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 # a CPU allocator failure is a plain RuntimeError
                 if not isinstance(error, torch.OutOfMemoryError) and "can't allocate memory" not in str(error):
@@ -200,8 +200,8 @@ class Engine:
         for number, first in enumerate(chunks):
             chunk = boxes[first : first + batch_size]
             tiles = [x[:, :, ys[i] : ys[i] + tile_h, xs[j] : xs[j] + tile_w] for i, j in chunk]
-            # a short last batch is filled up, so every forward has the one shape compiled for
-            filler = tiles[-1:] * (min(batch_size, len(boxes)) - len(chunk))
+            # a short last batch is filled up when every shape would cost a compile
+            filler = tiles[-1:] * (min(batch_size, len(boxes)) - len(chunk)) if self.runner.static else []
             result = self._forward(torch.cat(tiles + filler), remaining=len(chunks) - number - 1)
             if out is None:
                 channels = result.shape[1]

@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .acceleration import adam, autocast as precision, channels_last, compile_networks, device_layout, prepare_device
+from .acceleration import adam as adam  # recipes build their optimizers with it
+from .acceleration import autocast as precision, autotuned, channels_last, compile_networks, device_layout
 from .augment import DEGRADATIONS, Augmenter, degrade
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import ResumableSampler, open_data
@@ -155,6 +156,10 @@ class Trainer:
         self._stop.set()
 
     def run(self) -> dict:
+        with autotuned(self.device):  # training crops keep one shape
+            return self._run()
+
+    def _run(self) -> dict:
         rank, world = _init_distributed(self.device)
         main = rank == 0
         cfg = self.config
@@ -181,7 +186,6 @@ class Trainer:
         _check_sizes(self.family.task, cfg, arch)
         recipe = self.recipe = self.family.recipe(generator, arch, self.settings, cfg, self.device)
         nets = recipe.networks
-        prepare_device(self.device)
         for name, net in nets.items():
             if world > 1 and cfg.sync_bn and self.device.type == "cuda":
                 nets[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
@@ -397,7 +401,12 @@ class Trainer:
             for name, net in recipe.networks.items():
                 net.load_state_dict(state["networks"][name])
             for name, optimizer in recipe.optimizers.items():
-                optimizer.load_state_dict(state["optimizers"][name])
+                saved = state["optimizers"][name]
+                for group in saved["param_groups"]:
+                    # how the update runs is this machine's choice, not the saved run's: a run
+                    # saved with the looped update resumes with the fused one
+                    group.update({k: optimizer.defaults[k] for k in ("fused", "foreach") if k in optimizer.defaults})
+                optimizer.load_state_dict(saved)
             for name, scheduler in recipe.schedulers.items():
                 scheduler.load_state_dict(state["schedulers"][name])
             scaler.load_state_dict(state["scaler"])
