@@ -96,7 +96,7 @@ def format_row(row: str, result: dict, peak: float, quick: bool) -> str:
     label = f"{row:<26} {size}px b{batch}"
     if any("error" in r for r in result.values()):
         return f"{label}  failed: {[r.get('error') for r in result.values()]}"
-    shown = lambda r: f"{batch / r['seconds']:8.2f} img/s" if unit == "img/s" else f"{r['seconds'] * 1e3 / batch:9.1f} ms"
+    shown = lambda r: f"{figure(r, unit, batch):>12}"
     ours = result["ours"]
     floor_ms = ours["flops"] / peak * 1e3 / batch if ours.get("flops") else float("nan")
     text = f"{label}  floor {floor_ms:8.1f} ms/img"
@@ -109,6 +109,13 @@ def format_row(row: str, result: dict, peak: float, quick: bool) -> str:
         if "bare_seconds" in r:
             text += f" (bare forward alternating in-process: {r['bare_seconds'] * 1e3:.0f} ms, ours/bare {r['seconds'] / r['bare_seconds']:.2f})"
     return text
+
+
+def figure(result: dict, unit: str, batch: int) -> str:
+    """One measurement in the row's unit: images a second, or milliseconds an image."""
+    if unit == "img/s":
+        return f"{batch / result['seconds']:.2f} img/s"
+    return f"{result['seconds'] * 1e3 / batch:.0f} ms"
 
 
 def markdown(results: dict) -> str:
@@ -127,7 +134,7 @@ def markdown(results: dict) -> str:
             continue
         ours = next(iter(r for v, r in result.items() if v != "reference"))
         size, batch = ours["size"], ours["batch"]
-        shown = lambda r: f"{batch / r['seconds']:.2f} img/s" if unit == "img/s" else f"{r['seconds'] * 1e3 / batch:.0f} ms"
+        shown = lambda r: figure(r, unit, batch)
         ref = result.get("reference")
         ratio = lambda r: f"{ref['seconds'] / r['seconds']:.2f}x" if ref else "—"
         compiled = result.get("compiled") or result.get("auto")

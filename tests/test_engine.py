@@ -115,7 +115,7 @@ class Recording(torch.nn.Module):
 
 
 def record(engine, **options) -> Recording:
-    engine.module = engine.runner.module = Recording(engine.module, **options)
+    engine.runner.module = Recording(engine.module, **options)
     return engine.module
 
 

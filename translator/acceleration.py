@@ -93,13 +93,15 @@ class HotCompiler:
             raise ValueError(f"compile mode must be one of {COMPILE_MODES}")
         self.module, self.mode = module, mode
         self.state = _HOT.setdefault(module, {"failed": False, "calls": {}, "seconds": {}, "hot": set()})
-        if self.state["failed"]:
+        # Networks sampling with train-mode layers (dropout, batch statistics) stay eager:
+        # compiled dropout draws other random numbers. Also off after a failed compile.
+        if self.state["failed"] or any(m.training for m in module.modules()):
             self.mode = "off"
         self._compiled: Callable | None = None
 
     def __call__(self, x: torch.Tensor, remaining: int = 0) -> torch.Tensor:
         """The module applied to ``x``; ``remaining`` more calls of this shape follow in this job."""
-        if not self.compiling:
+        if self.mode == "off":
             return self.module(x)
         key = (tuple(x.shape), x.dtype, torch.is_autocast_enabled(x.device.type))
         if self.mode == "on" or key in self.state["hot"]:
@@ -127,15 +129,9 @@ class HotCompiler:
         return y
 
     @property
-    def compiling(self) -> bool:
-        """Whether any call may be compiled. Networks sampling with train-mode layers (dropout,
-        batch statistics) stay eager: compiled dropout draws other random numbers."""
-        return self.mode != "off" and not any(m.training for m in self.module.modules())
-
-    @property
     def static(self) -> bool:
         """Whether every call is compiled, so every new shape costs a compile."""
-        return self.mode == "on" and self.compiling
+        return self.mode == "on"
 
     def _compile(self) -> Callable:
         if self._compiled is None:

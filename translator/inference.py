@@ -74,7 +74,6 @@ class Engine:
         self.channels_last = channels_last(checkpoint.module, self.device)
         module = device_layout(checkpoint.module, self.device, self.channels_last)
         self.family.prepare(module, self.settings)
-        self.module = module
         compile_mode = self.options.compile
         if compile_mode == "auto" and self.device.type == "cpu" and self.channels_last:
             # on the CPU, compiling gained only what channels_last already gives (0.96x and 1.04x
@@ -87,6 +86,10 @@ class Engine:
             isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) or (isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training)
             for m in module.modules()
         )
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.runner.module
 
     @property
     def scale(self) -> int:

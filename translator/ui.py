@@ -251,9 +251,9 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"], format="png", height=320)
             family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family", info=first.description)
+            default = studio.default_checkpoint(first.name)
             checkpoint = gr.Dropdown(
-                studio.checkpoint_choices(first.name), value=studio.default_checkpoint(first.name), label="Checkpoint",
-                info="shipped, pulled, uploaded or trained; or type hf://ORG/NAME[@REVISION]/FILE", allow_custom_value=True,
+                studio.checkpoint_choices(first.name), value=default, label="Checkpoint", info=_checkpoint_info(first, default), allow_custom_value=True,
             )
             with gr.Accordion("Options", open=False):
                 outscale = gr.Number(0, label="outscale", info="final size relative to the input (0: the network's scale)", minimum=0, maximum=16)
