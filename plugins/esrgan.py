@@ -1,7 +1,6 @@
 """ESRGAN-family super-resolution: RRDBNet (ESRGAN, Real-ESRGAN) and Real-ESRGAN's compact SRVGGNet."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch.nn.functional as F
 
@@ -44,8 +43,8 @@ class ESRGAN(Family):
     Settings = ESRGANSettings
     # BasicSR's ESRGAN setup: 128px high-resolution patches, 16 per batch
     train_defaults = {"crop_size": 128, "batch_size": 16}
-    # trained by this project (checkpoints/README.md), so the family works offline
-    default_checkpoint = str(Path(__file__).resolve().parent.parent / "checkpoints" / "compact-sr-x4.safetensors")
+    # the catalog's name for the model this project trained and ships, so the family works offline
+    default_checkpoint = "compact-sr-x4"
 
     def recognise(self, state_dict):
         return sr_networks.recognise_rrdbnet(state_dict) or sr_networks.recognise_srvgg(state_dict)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from conftest import photo, save_pth
-from reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, randomize
-from test_training import trainer, write_images
+from tests.helpers import photo, save_pth
+from tests.reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, randomize
+from tests.helpers import trainer, write_images
 from translator import acceleration
 from translator.acceleration import HotCompiler
 from translator.checkpoints import load_checkpoint

@@ -10,19 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import photo
-from test_hub import COMMIT, seed_cache
+from tests.helpers import ROOT, TINY_SR, photo
+from tests.helpers import COMMIT, seed_cache
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.family import Architecture, Family, Task
 from translator.plugins import registry
-from translator.ui import Studio, _setting_inputs, build_app, user_errors
-from translator.workspace import Workspace
+from translator.app import Studio, build_app
+from translator.app.page import _setting_inputs, user_errors
+from translator.app.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parent.parent
-# a network and loop small enough to train for a few steps in seconds
-TINY_SR = {"arch": "srvgg", "scale": "2", "nf": "8", "num_conv": "2", "crop_size": "32", "batch_size": "2", "workers": "0",
-           "log_every": "1", "sample_every": "2", "val_every": "0", "checkpoint_every": "0", "ema_decay": "0"}
 
 
 @pytest.fixture
@@ -47,7 +44,7 @@ def test_translation_keeps_16_bit_and_alpha(studio, tmp_path):
 
     result = studio.translate(str(source), "esrgan", "compact-sr-x2", None, None, {})
 
-    out = cv2.imread(str(result), cv2.IMREAD_UNCHANGED)
+    out = cv2.imread(str(result.path), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == (48, 40, 4)
     # alpha is upscaled, not flattened: still a left-to-right ramp over the full range
     assert out[..., 3][:, 0].mean() < 3000 and out[..., 3][:, -1].mean() > 62000
@@ -57,9 +54,9 @@ def test_shipped_default_is_used_when_no_checkpoint_is_chosen(studio, tmp_path):
     source = tmp_path / "photo.png"
     Image.fromarray(photo(30, 40)).save(source)
     assert studio.default_checkpoint("esrgan") == "compact-sr-x4"
-    with Image.open(studio.translate(str(source), "esrgan", "", None, None, {})) as image:
+    with Image.open(studio.translate(str(source), "esrgan", "", None, None, {}).path) as image:
         assert image.size == (160, 120)
-    with Image.open(studio.translate(str(source), "esrgan", "", 2.0, 16, {})) as image:
+    with Image.open(studio.translate(str(source), "esrgan", "", 2.0, 16, {}).path) as image:
         assert image.size == (80, 60)  # outscale, through tiles
 
 
@@ -168,7 +165,7 @@ def test_a_newly_registered_family_appears_in_the_app(tmp_path):
     source = tmp_path / "photo.png"
     Image.fromarray(photo(8, 8)).save(source)
     result = studio.translate(str(source), "negative", str(weights), None, None, {})
-    assert np.abs(np.asarray(Image.open(result)).astype(int) - (255 - photo(8, 8).astype(int))).max() <= 1
+    assert np.abs(np.asarray(Image.open(result.path)).astype(int) - (255 - photo(8, 8).astype(int))).max() <= 1
 
 
 def test_workspace_lists_uploads_pulls_and_runs_and_deletes_them(studio, tmp_path, monkeypatch):
@@ -249,7 +246,7 @@ def test_on_a_zerogpu_space_only_the_device_work_asks_for_the_gpu(tmp_path):
 
     # a stand-in for the `spaces` package ZeroGPU lends: GPU marks what it wraps
     (tmp_path / "spaces.py").write_text("def GPU(fn):\n    fn.zero_gpu = True\n    return fn\n")
-    code = "import translator.ui as ui; print(getattr(ui._run_engine, 'zero_gpu', False), getattr(ui.Studio.translate, 'zero_gpu', False))"
+    code = "import translator.app.service as s; print(getattr(s._run_engine, 'zero_gpu', False), getattr(s.Studio.translate, 'zero_gpu', False))"
     env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["True", "False"], result.stderr
@@ -258,11 +255,11 @@ def test_on_a_zerogpu_space_only_the_device_work_asks_for_the_gpu(tmp_path):
 def test_plugins_tab_lists_versions_families_and_failures(tmp_path):
     from translator.plugins import Registry
 
-    reg = Registry(builtins=("plugins.esrgan", "plugins.not_installed"), entry_points=False)
+    reg = Registry(builtins=("translator.default_plugins.esrgan", "translator.default_plugins.not_installed"), entry_points=False)
     demo = build_app(Studio(Workspace(tmp_path), reg, device="cpu"))
     tables = {b.label: b.value for b in demo.blocks.values() if isinstance(b, gr.Dataframe)}
     loaded = tables["Loaded plugins"]
-    assert loaded["headers"] == ["plugin", "version", "kind", "families"] and loaded["data"][0][0] == "plugins.esrgan"
+    assert loaded["headers"] == ["plugin", "version", "kind", "families"] and loaded["data"][0][0] == "translator.default_plugins.esrgan"
     assert loaded["data"][0][3] == "esrgan"
     failed = tables["Plugins that failed to load (1)"]["data"]
-    assert failed[0][0] == "plugins.not_installed" and "No module named 'plugins.not_installed'" in failed[0][1]
+    assert failed[0][0] == "translator.default_plugins.not_installed" and "No module named 'translator.default_plugins.not_installed'" in failed[0][1]

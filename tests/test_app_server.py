@@ -12,8 +12,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from conftest import photo
-from test_app import TINY_SR
+from tests.helpers import photo
+from tests.helpers import TINY_SR
 
 
 @pytest.fixture
@@ -125,8 +125,8 @@ def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
 
 
 def test_uploads_over_the_limit_are_refused_before_any_handler(tmp_path, monkeypatch):
-    from translator.ui import Studio, build_app, launch_options
-    from translator.workspace import Workspace
+    from translator.app import Studio, build_app, launch_options
+    from translator.app.workspace import Workspace
 
     monkeypatch.setenv("TRANSLATOR_MAX_UPLOAD", "20kb")
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")

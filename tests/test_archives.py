@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import stat
 import struct
 import zipfile
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from translator.archives import Unpacked, dataset_name, unpack_zip
+from translator.app.archives import Unpacked, dataset_name, unpack_zip
 from translator.errors import TranslatorError
 
 PNG = b"\x89PNG\r\n\x1a\n fake image"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import photo
+from tests.helpers import photo
 
 try:
     from playwright.sync_api import Error as PlaywrightError

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import save_pth
-from reference_networks import BasicSRRRDBNet, BasicSRSRVGGNetCompact, RefPatchDiscriminator, RefResnetGenerator, randomize
+from tests.helpers import save_pth
+from tests.reference_networks import BasicSRRRDBNet, BasicSRSRVGGNetCompact, RefPatchDiscriminator, RefResnetGenerator, randomize
 from translator import TranslatorError
 from translator.checkpoints import FORMAT, load_checkpoint, save_checkpoint
 from translator.plugins import registry
@@ -172,7 +172,7 @@ def test_oversized_file_is_refused_before_reading(tmp_path, monkeypatch):
 
 
 def test_incomplete_published_files_get_a_clear_error(tmp_path):
-    from reference_networks import NewArchRRDBNet, OldRRDBNet
+    from tests.reference_networks import NewArchRRDBNet, OldRRDBNet
 
     old = {k: v for k, v in OldRRDBNet(nf=8, nb=1, gc=4).state_dict().items() if not k.startswith(("model.8.", "model.10."))}
     new = {k: v for k, v in NewArchRRDBNet(nf=8, nb=1, gc=4).state_dict().items() if not k.startswith("conv_first.")}

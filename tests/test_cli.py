@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import photo, save_pth
-from reference_networks import BasicSRSRVGGNetCompact, RefUnetGenerator, randomize
+from tests.helpers import photo, save_pth
+from tests.reference_networks import BasicSRSRVGGNetCompact, RefUnetGenerator, randomize
 from translator.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

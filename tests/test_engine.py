@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from conftest import save_pth
-from reference_networks import BasicSRRRDBNet, BasicSRSRVGGNetCompact, RefResnetGenerator, RefUnetGenerator, randomize
+from tests.helpers import save_pth
+from tests.reference_networks import BasicSRRRDBNet, BasicSRSRVGGNetCompact, RefResnetGenerator, RefUnetGenerator, randomize
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
 from translator.family import make_settings

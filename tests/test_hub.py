@@ -18,34 +18,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import photo
+from tests.helpers import COMMIT, MODEL, ROOT, photo, seed_cache
 from translator import TranslatorError
 from translator.hub import parse
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "checkpoints" / "compact-sr-x2.safetensors"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def cli(*args, env: dict, cwd):
     full = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1", **env}
     return subprocess.run([sys.executable, "-m", "translator", *map(str, args)], capture_output=True, text=True, env=full, cwd=cwd, timeout=120)
-
-
-def seed_cache(cache: Path, repo: str, filename: str, data: bytes, commit: str = COMMIT, branch: str = "main") -> Path:
-    """The documented cache layout: refs/{branch} holds the commit, blobs/{sha256} the bytes, and
-    snapshots/{commit}/{file} links to the blob."""
-    folder = cache / ("models--" + repo.replace("/", "--"))
-    (folder / "refs").mkdir(parents=True, exist_ok=True)
-    (folder / "refs" / branch).write_text(commit)
-    blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
-    blob.parent.mkdir(exist_ok=True)
-    blob.write_bytes(data)
-    target = folder / "snapshots" / commit / filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
-    target.symlink_to(os.path.relpath(blob, target.parent))
-    return target
 
 
 def test_references_are_validated():
@@ -222,20 +203,20 @@ def test_a_hub_that_does_not_answer_times_out(tmp_path, fake_hub):
 def test_catalog_entries_are_usable():
     import json
 
-    from translator.hub import catalog, file_sha256
+    from translator import catalog
     from translator.plugins import registry
 
-    entries = catalog()
-    names = [e["name"] for e in entries]
+    entries = catalog.entries()
+    names = [e.name for e in entries]
     assert len(names) == len(set(names)) >= 30
-    published = {e["name"] for e in entries}
-    assert {"RealESRGAN_x4plus", "realesr-general-x4v3", "cyclegan-horse2zebra", "pix2pix-facades_label2photo"} <= published
+    assert {"RealESRGAN_x4plus", "realesr-general-x4v3", "cyclegan-horse2zebra", "pix2pix-facades_label2photo"} <= set(names)
     for entry in entries:
-        assert entry["family"] in registry().families and entry["description"]
-        if entry["source"] and not entry["source"].startswith("hf://"):
-            assert file_sha256(ROOT / entry["source"]) == entry["sha256"], f"{entry['name']} changed without its catalog sha256"
-        if not entry["source"]:
-            assert entry["origin"].startswith("http")
+        assert entry.family in registry().families and entry.description
+        if entry.shipped:
+            assert entry.shipped.parent == ROOT / "checkpoints"
+            assert catalog.file_sha256(entry.shipped) == entry.sha256, f"{entry.name} changed without its catalog sha256"
+        if not entry.source:
+            assert entry.origin.startswith("http")
     json.loads((ROOT / "checkpoints" / "catalog.json").read_text())
 
 

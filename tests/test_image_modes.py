@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from conftest import photo, save_pth
-from reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, randomize
+from tests.helpers import photo, save_pth
+from tests.reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, randomize
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
 from translator.images import check_budget, read_image, write_png

@@ -46,7 +46,7 @@ def register_families(register):
 
 DUPLICATE = """
 from translator import hookimpl
-from plugins.esrgan import ESRGAN
+from translator.default_plugins.esrgan import ESRGAN
 
 @hookimpl
 def register_families(register):
@@ -111,7 +111,7 @@ def test_broken_plugins_are_reported_and_the_rest_load(site):
     assert set(registry.families) == {"pix2pix", "cyclegan", "esrgan", "identity"}
     assert registry.plugins["good_plugin"].version == "1.0"
     assert registry.plugins["good_plugin"].families == ["identity"]
-    assert registry.families["esrgan"].__module__ == "plugins.esrgan"
+    assert registry.families["esrgan"].__module__ == "translator.default_plugins.esrgan"
     with pytest.raises(Exception, match="plugins that failed to load: broken_import: ModuleNotFoundError"):
         registry.family("espcn")
 

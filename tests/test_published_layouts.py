@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import photo, save_pth
-from reference_networks import (
+from tests.helpers import photo, save_pth
+from tests.reference_networks import (
     BasicSRRRDBNet,
     BasicSRSRVGGNetCompact,
     NewArchRRDBNet,

@@ -25,6 +25,16 @@ def requirements() -> list[Requirement]:
     return [Requirement(line) for line in (l.split("#")[0].strip() for l in lines) if line]
 
 
+def app_package_dirs() -> dict:
+    """app.py maps the repository's folders for a Space as pyproject.toml maps them for an install."""
+    import tomllib
+
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    assert ast.literal_eval(next(n.value for n in ast.parse((ROOT / "app.py").read_text()).body
+                                 if isinstance(n, ast.Assign) and n.targets[0].id == "PACKAGE_DIRS")) == mapped
+    return mapped
+
+
 def test_front_matter_is_what_the_space_builder_reads():
     card = RepoCard.load(ROOT / "README.md", repo_type="space").data
     assert card.sdk == "gradio" and (ROOT / card.app_file).is_file() and card.app_file == "app.py"
@@ -34,6 +44,7 @@ def test_front_matter_is_what_the_space_builder_reads():
     assert card.license == "mit" and card.title and card.short_description and len(card.short_description) <= 60
     # the models the app pulls are the catalog's Hub sources (none yet: the default ships here)
     catalog = json.loads((ROOT / "checkpoints" / "catalog.json").read_text())["checkpoints"]
+    assert {"translator.default_plugins": "plugins", "translator.shipped": "checkpoints"} == app_package_dirs()
     hub_repos = sorted({e["source"].removeprefix("hf://").split("@")[0].rsplit("/", 1)[0] for e in catalog if (e.get("source") or "").startswith("hf://")})
     assert sorted(card.models) == hub_repos
 
@@ -43,8 +54,8 @@ def test_requirements_cover_every_import_and_are_satisfied():
     for requirement in names.values():
         assert requirement.specifier.contains(importlib.metadata.version(requirement.name), prereleases=True), requirement
     distributions = importlib.metadata.packages_distributions()
-    local = {"translator", "plugins", "app"}
-    sources = [ROOT / "app.py", *(ROOT / "translator").glob("*.py"), *(ROOT / "plugins").glob("*.py")]
+    local = {"translator", "app"}
+    sources = [ROOT / "app.py", *(ROOT / "translator").rglob("*.py"), *(ROOT / "plugins").glob("*.py")]
     missing = set()
     for source in sources:
         for node in ast.walk(ast.parse(source.read_text())):
@@ -69,7 +80,13 @@ def test_python_app_py_serves_the_page(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "TRANSLATOR_HOME": str(tmp_path / "home")}
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # a Space installs requirements.txt, not the project: the editable install's finder is left out
+    as_a_space = (
+        "import runpy, sys; "
+        "sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith('__editable__')]; "
+        "runpy.run_path('app.py', run_name='__main__')"
+    )
+    server = subprocess.Popen([sys.executable, "-c", as_a_space], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, page = time.time() + 120, ""
         while time.time() < deadline and server.poll() is None:
@@ -81,6 +98,8 @@ def test_python_app_py_serves_the_page(tmp_path):
         assert "Image translator" in page, server.stdout.read() if server.poll() is not None else "no answer"
         config = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5).read())
         assert "translate" in {d.get("api_name") for d in config["dependencies"]}
+        # the built-in families and the shipped default came from the repository's own folders
+        assert "compact-sr-x4" in json.dumps(config)
     finally:
         server.terminate()
         server.wait(30)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import photo, save_pth
-from reference_networks import BasicSRSRVGGNetCompact, randomize
+from tests.helpers import ROOT, TINY_GAN, metrics, photo, save_pth, shapes, trainer, write_images
+from tests.reference_networks import BasicSRSRVGGNetCompact, randomize
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
 from translator.cli import main
@@ -24,34 +23,6 @@ from translator.metrics import psnr_y
 from translator.plugins import registry
 from translator.training import Trainer
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY_GAN = {"ngf": "8", "ndf": "8", "workers": "0", "log_every": "1", "sample_every": "0", "val_every": "0"}
-
-
-def shapes(height: int, width: int, seed: int) -> np.ndarray:
-    """Piecewise-constant rectangles: sharp edges that bicubic upscaling blurs and a network can restore."""
-    rng = np.random.default_rng(seed)
-    image = np.full((height, width, 3), rng.integers(0, 256, 3), dtype=np.uint8)
-    for _ in range(12):
-        top, left = rng.integers(0, height - 4), rng.integers(0, width - 4)
-        h, w = rng.integers(4, height // 2), rng.integers(4, width // 2)
-        image[top : top + h, left : left + w] = rng.integers(0, 256, 3)
-    return image
-
-
-def write_images(folder: Path, images) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{i:03d}.png")
-    return folder
-
-
-def metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def trainer(family, data, run, **overrides) -> Trainer:
-    return Trainer(registry().family(family), data, run, {k: str(v) for k, v in overrides.items()}, device="cpu")
 
 
 # ---- it learns ----
@@ -81,7 +52,7 @@ def test_pix2pix_learns_a_paired_mapping(tmp_path):
     write_images(tmp_path / "pairs" / "B", [255 - x for x in a])  # the mapping: colour inversion
     run = tmp_path / "run"
     trainer("pix2pix", tmp_path / "pairs", run, netG="resnet_6blocks", norm="batch", dropout="false", lr=2e-3, lr_constant_steps=75, lr_decay_steps=75, steps=150, batch_size=4, load_size=40, crop_size=32, **TINY_GAN).run()
-    l1 = [m["G_l1"] / 100 for m in metrics(run) if m["event"] == "step"]
+    l1 = [m["losses"]["G_l1"] / 100 for m in metrics(run) if m["event"] == "step"]
     assert np.mean(l1[-5:]) < 0.5 * np.mean(l1[:3]), f"L1 from {np.mean(l1[:3]):.3f} to {np.mean(l1[-5:]):.3f}"
 
 
@@ -90,7 +61,7 @@ def test_cyclegan_cycle_error_falls(tmp_path):
     write_images(tmp_path / "d" / "trainB", [photo(36, 36, seed)[..., ::-1].copy() for seed in range(6, 12)])
     run = tmp_path / "run"
     trainer("cyclegan", tmp_path / "d", run, netG="resnet_6blocks", lr=2e-3, lr_constant_steps=20, lr_decay_steps=20, steps=40, load_size=36, crop_size=32, pool_size=4, **TINY_GAN).run()
-    cycle = [m["cycle"] for m in metrics(run) if m["event"] == "step"]
+    cycle = [m["losses"]["cycle"] for m in metrics(run) if m["event"] == "step"]
     assert np.mean(cycle[-5:]) < 0.8 * np.mean(cycle[:5]), f"cycle loss from {np.mean(cycle[:5]):.3f} to {np.mean(cycle[-5:]):.3f}"
     assert load_checkpoint(run / "generator_BA.safetensors").family.name == "cyclegan"
 
@@ -129,7 +100,7 @@ def test_resume_continues_exactly(tmp_path, family):
     losses_a = [m for m in metrics(straight) if m["event"] == "step"]
     losses_b = [m for m in metrics(split) if m["event"] == "step"]
     assert [m["step"] for m in losses_b] == list(range(1, 7))
-    assert [m.get("D") for m in losses_a] == [m.get("D") for m in losses_b]
+    assert [m["losses"].get("D") for m in losses_a] == [m["losses"].get("D") for m in losses_b]
 
 
 def test_resume_needs_a_run_and_a_run_is_not_overwritten(tmp_path):
@@ -148,7 +119,9 @@ def test_runs_saved_before_a_setting_existed_still_resume(tmp_path):
     trainer("esrgan", data, tmp_path / "run", steps=1, **small).run()
     state = torch.load(tmp_path / "run" / "resume.pt", weights_only=True)
     # as written before the compile setting and the fused update were added
-    del state["config"]["compile"]
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    del record["training"]["compile"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
     for group in state["optimizers"]["G"]["param_groups"]:
         group["fused"] = None
     for param_state in state["optimizers"]["G"]["state"].values():
@@ -159,6 +132,33 @@ def test_runs_saved_before_a_setting_existed_still_resume(tmp_path):
     optimizer = resumed.recipe.optimizers["G"]
     assert all(group["fused"] for group in optimizer.param_groups)  # it resumed with the fused update
     assert all(float(s["step"]) == 2 for s in optimizer.state.values())
+
+
+def test_resume_reads_the_run_it_continues(tmp_path, capsys):
+    """The issue's case: a run made with --set arch=srvgg --set nf=8 resumes from --output alone."""
+    data = write_images(tmp_path / "d", [photo(40, 40, s) for s in range(3)])
+    run = tmp_path / "run"
+    loop = ["--device", "cpu", "--set", "workers=0", "--set", "log_every=1", "--set", "sample_every=0", "--set", "val_every=0"]
+    assert main(["train", "esrgan", "--data", str(data), "--output", str(run), "--steps", "2", "--batch-size", "2",
+                 "--set", "arch=srvgg", "--set", "nf=8", "--set", "num_conv=1", "--set", "scale=2", "--set", "crop_size=16", *loop]) == 0
+    assert main(["train", "--resume", "--output", str(run), "--steps", "4", "--device", "cpu"]) == 0
+    assert "done at step 4" in capsys.readouterr().out
+    resumed = load_checkpoint(run / "generator.safetensors")
+    assert resumed.arch.name == "srvgg" and resumed.arch.params["nf"] == 8 and resumed.metadata["steps"] == "4"
+    record = json.loads((run / "config.json").read_text())
+    assert record["settings"]["nf"] == 8 and record["training"]["batch_size"] == 2 and record["training"]["steps"] == 4
+    assert [m["step"] for m in metrics(run) if m["event"] == "step"] == [1, 2, 3, 4]
+
+    # what contradicts the record is refused, in one line saying what differs
+    assert main(["train", "esrgan", "--resume", "--output", str(run), "--steps", "6", "--set", "nf=16", "--batch-size", "4"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot resume with changed settings: nf 16 (was 8); batch_size 4 (was 2)") and "\n" not in err
+    assert main(["train", "cyclegan", "--resume", "--output", str(run)]) == 1
+    assert "the run trained esrgan, not cyclegan" in capsys.readouterr().err
+    assert main(["train", "--resume", "--output", str(run), "--data", str(tmp_path)]) == 1
+    assert f"the run trained on {data}" in capsys.readouterr().err
+    assert main(["train", "--output", str(tmp_path / "new")]) == 1
+    assert "a new run needs a family and its data" in capsys.readouterr().err
 
 
 # ---- data checks ----
@@ -272,14 +272,14 @@ def test_samples_validation_and_metrics_log(tmp_path):
     kinds = [e["event"] for e in events]
     assert kinds[0] == "data" and kinds[-1] == "done"
     validations = [e for e in events if e["event"] == "validation"]
-    assert validations and {"psnr", "ssim", "psnr_bicubic"} <= validations[0].keys()
+    assert validations and {"psnr", "ssim", "psnr_bicubic"} <= validations[0]["scores"].keys()
     samples = [e["path"] for e in events if e["event"] == "sample"]
     # input (nearest-upscaled), output and target side by side; the two sample images stacked
     assert len(samples) == 2 and Image.open(samples[0]).size == (3 * 24, 2 * 24)
     logged = metrics(tmp_path / "run")
     assert {"step", "validation", "done"} <= {m["event"] for m in logged}
     steps = [m for m in logged if m["event"] == "step"]
-    assert all({"pixel", "lr", "images_per_s"} <= m.keys() for m in steps)
+    assert all("pixel" in m["losses"] and {"lr", "images_per_s", "time"} <= m.keys() for m in steps)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["family"] == "esrgan" and config["training"]["steps"] == 4
 
@@ -298,7 +298,7 @@ def test_perceptual_loss_with_a_vgg_weights_file(tmp_path):
     torch.save(vgg19().state_dict(), weights)  # torchvision's layout, random values: the loading path is what is tested
     data = write_images(tmp_path / "d", [photo(40, 40, 0)])
     trainer("esrgan", data, tmp_path / "run", perceptual_weight=1, vgg_weights=weights, steps=2, crop_size=16, arch="srvgg", nf=4, num_conv=1, scale=2, batch_size=1, workers=0, log_every=1, sample_every=0, val_every=0).run()
-    assert all("perceptual" in m for m in metrics(tmp_path / "run") if m["event"] == "step")
+    assert all("perceptual" in m["losses"] for m in metrics(tmp_path / "run") if m["event"] == "step")
 
 
 def test_train_command(tmp_path, capsys):
@@ -430,11 +430,11 @@ def test_train_step_sums_micro_batch_gradients(tmp_path):
 
 
 def test_paired_augmentation_is_identical_on_both_sides():
-    from translator.augment import Augmenter
-    from translator.family import Task
+    from translator import Task
+    from translator.training import TrainConfig
 
     image = torch.from_numpy(photo(40, 40, 3)).permute(2, 0, 1)[None].repeat(4, 1, 1, 1)
-    out = Augmenter(Task.PAIRED, 32, flip=True, color_jitter=0.5)([image, image.clone()])
+    out = Task.PAIRED.augmenter(TrainConfig(crop_size=32, flip=True, color_jitter=0.5), 1)([image, image.clone()])
     assert out["A"].shape == (4, 3, 32, 32) and torch.equal(out["A"], out["B"])
     assert not all(torch.equal(out["A"][0], out["A"][i]) for i in range(1, 4))  # each sample its own draw
 
@@ -503,7 +503,7 @@ def test_training_images_share_the_translation_decoder(tmp_path):
 
 
 def test_cyclegan_fine_tunes_both_published_generators(tmp_path):
-    from reference_networks import RefResnetGenerator
+    from tests.reference_networks import RefResnetGenerator
 
     g_a, g_b = (randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=6), seed=s) for s in (1, 2))
     path_a, path_b = save_pth(g_a.state_dict(), tmp_path / "latest_net_G_A.pth"), save_pth(g_b.state_dict(), tmp_path / "latest_net_G_B.pth")

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .errors import one_line
+
 log = logging.getLogger(__name__)
 
 # Eager seconds one input shape must be expected to take before compiling it pays: a cold
@@ -112,7 +114,7 @@ class HotCompiler:
                 if isinstance(cause, torch.OutOfMemoryError) or "can't allocate memory" in str(cause):
                     raise cause from None  # the engine retries with smaller tiles
                 # the compiler's own failure: the eager module still works
-                log.warning("torch.compile failed, running without it: %s", " ".join(str(error).split())[:200])
+                log.warning("torch.compile failed, running without it: %s", one_line(error))
                 self.state["failed"], self.mode = True, "off"
                 return self.module(x)
         start = time.perf_counter()

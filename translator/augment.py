@@ -5,52 +5,29 @@ All randomness comes from torch's generator, so a seeded run (and a resumed one)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import kornia.augmentation as K
 import kornia.filters
 import torch
 import torch.nn.functional as F
 
-from .errors import TranslatorError
-from .family import Task
-
 DEGRADATIONS = ("bicubic", "realesrgan", "mixed")
 
 
-class Augmenter:
-    """Turns a loader batch (uint8 tensors on the device) into a float training batch in [0, 1].
-
-    paired: one random crop, flip and colour change applied identically to A and B;
-    unpaired: A and B augmented independently; super-resolution: flips and quarter turns of the
-    high-resolution patch, then a degradation makes its low-resolution input.
-    """
-
-    def __init__(self, task: Task, crop_size: int, flip: bool = True, color_jitter: float = 0.0, scale: int = 1, degradation: str = "bicubic"):
-        if degradation not in DEGRADATIONS:
-            raise TranslatorError(f"unknown degradation {degradation!r} (use {', '.join(DEGRADATIONS)})")
-        self.task, self.scale, self.degradation, self.flip = task, scale, degradation, flip
-        steps = [] if task == Task.SUPER_RESOLUTION else [K.RandomCrop((crop_size, crop_size))]
-        if flip:
-            steps.append(K.RandomHorizontalFlip())
-        if color_jitter:
-            steps.append(K.ColorJiggle(color_jitter, color_jitter, color_jitter, 0.0, p=0.8))
-        keys = ["input", "input"] if task == Task.PAIRED else ["input"]
-        self.pipeline = K.AugmentationSequential(*steps, data_keys=keys) if steps else None
-
-    def __call__(self, tensors: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        images = [t.float() / 255 for t in tensors]
-        if self.task == Task.PAIRED:
-            a, b = self.pipeline(*images) if self.pipeline else images
-            return {"A": a, "B": b}
-        if self.task == Task.UNPAIRED:
-            a, b = (self.pipeline(x) if self.pipeline else x for x in images)
-            return {"A": a, "B": b}
-        hr = images[0]
-        if self.pipeline:
-            hr = self.pipeline(hr)
-        if self.flip:
-            turns = torch.randint(4, (hr.shape[0],)).tolist()
-            hr = torch.stack([torch.rot90(x, k, (1, 2)) for x, k in zip(hr, turns)])
-        return {"lr": degrade(hr, self.scale, self.degradation), "hr": hr}
+def augmentation(crop_size: int | None, flip: bool, color_jitter: float, inputs: int) -> Callable[..., torch.Tensor]:
+    """A random crop (unless ``crop_size`` is None), horizontal flip and colour change of a batch
+    in [0, 1]; with ``inputs`` 2 it takes two batches and applies the same draw to both. Without
+    any step it returns its input."""
+    steps = [] if crop_size is None else [K.RandomCrop((crop_size, crop_size))]
+    if flip:
+        steps.append(K.RandomHorizontalFlip())
+    if color_jitter:
+        steps.append(K.ColorJiggle(color_jitter, color_jitter, color_jitter, 0.0, p=0.8))
+    if not steps:
+        return lambda *images: images if len(images) > 1 else images[0]
+    # "input" for both: "mask" would resample a target image with nearest neighbours
+    return K.AugmentationSequential(*steps, data_keys=["input"] * inputs)
 
 
 def degrade(hr: torch.Tensor, scale: int, kind: str = "bicubic") -> torch.Tensor:

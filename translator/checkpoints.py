@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import TranslatorError
+from .errors import TranslatorError, one_line
 from .family import Architecture, Family
 from .files import atomic_write
 from .plugins import Registry, registry as default_registry
@@ -111,7 +111,7 @@ def _read_safetensors(path: Path) -> tuple[dict, dict[str, str]]:
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as error:  # safetensors raises its own error type, and OSError
-        raise TranslatorError(f"{path.name} is not a readable safetensors file: truncated or corrupt ({_short(error)})") from None
+        raise TranslatorError(f"{path.name} is not a readable safetensors file: truncated or corrupt ({one_line(error)})") from None
     return tensors, metadata
 
 
@@ -180,7 +180,7 @@ def _recognise(family: Family, state: dict, name: str, strict: bool = False) -> 
         raise
     except Exception as error:
         if strict:
-            raise TranslatorError(f"{name}: the {family.name} family could not read its layout ({type(error).__name__}: {_short(error)})") from None
+            raise TranslatorError(f"{name}: the {family.name} family could not read its layout ({one_line(error, named=True)})") from None
         return None
 
 
@@ -239,8 +239,3 @@ def _few(items: list[str], shown: int = 3) -> str:
 
 def _key_sample(state: dict) -> str:
     return f"{len(state)} tensors, first keys {_few(list(state))}"
-
-
-def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:160] + "..." if len(text) > 160 else text or type(error).__name__

@@ -9,7 +9,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .errors import TranslatorError
+from .errors import TranslatorError, unexpected
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)
+            print(f"error: {unexpected(error)} (run with --debug for details)", file=sys.stderr)
         return 1
 
 
@@ -67,14 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     translate.set_defaults(run=_translate)
 
     train = commands.add_parser("train", help="train or fine-tune a family on a folder of images", add_help=False)
-    train.add_argument("family", help="family to train (see `translator models`)")
-    train.add_argument("--data", required=True, help="dataset folder (layout depends on the family's task; see --help)")
+    train.add_argument("family", nargs="?", help="family to train (see `translator models`); with --resume, the run's own")
+    train.add_argument("--data", help="dataset folder (layout depends on the family's task; see --help); with --resume, the run's own")
     train.add_argument("--output", "-o", required=True, help="run folder: config, metrics, samples, checkpoints")
     train.add_argument("--steps", type=int, help="optimizer steps in total")
     train.add_argument("--batch-size", type=int, help="images per step")
     train.add_argument("--checkpoint", "-c", help="start from these weights (fine-tuning): a file or hf://ORG/NAME[@REV]/FILE")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family or training-loop setting")
-    train.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped, with the settings it recorded")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     train.add_argument("-h", "--help", action=_TrainHelp, help="show this help, with every family's settings")
     train.set_defaults(run=_train)
@@ -118,7 +118,7 @@ def _models(args) -> None:
         for name in plugin.families:
             family = reg.families[name]
             print(f"  {family.name}: {family.description}")
-            print(f"    task: {family.task.value}; architectures: {', '.join(family.architectures)}; input range: {list(family.input_range)}")
+            print(f"    task: {family.task.name}; architectures: {', '.join(family.architectures)}; input range: {list(family.input_range)}")
             default = family.default_checkpoint or "none shipped (pass --checkpoint)"
             print(f"    default checkpoint: {default}")
             for field in dataclasses.fields(family.Settings):
@@ -214,10 +214,14 @@ class _TrainHelp(argparse.Action):
         from .plugins import registry
         from .training import TrainConfig
 
+        from .tasks import TASKS
+
         parser.print_help()
-        print(DATA_LAYOUTS)
+        print("\ndata layouts in DATA, by the family's task:")
+        for task in TASKS:
+            print(f"  {task.name + ':':<18} {task.layouts}")
         sections = [("training loop (every family)", TrainConfig, {})]
-        sections += [(f"{f.name} ({f.task.value})", f.Settings, f.train_defaults) for f in registry().families.values()]
+        sections += [(f"{f.name} ({f.task.name})", f.Settings, f.train_defaults) for f in registry().families.values()]
         for title, settings, defaults in sections:
             print(f"\n{title} settings, as --set KEY=VALUE:")
             for field in dataclasses.fields(settings):
@@ -228,14 +232,6 @@ class _TrainHelp(argparse.Action):
             if defaults and settings is not TrainConfig:
                 print("  (loop defaults for this family: " + ", ".join(f"{k}={v}" for k, v in defaults.items()) + ")")
         parser.exit()
-
-
-DATA_LAYOUTS = """
-data layouts, by the family's task:
-  paired:            DATA/A/ and DATA/B/ with matching file names, or side-by-side A|B images
-                     in DATA (or DATA/train/, with DATA/val/ for validation)
-  unpaired:          DATA/trainA/ and DATA/trainB/ (DATA/testA/, DATA/testB/ optional)
-  super-resolution:  high-resolution images in DATA (or DATA/train/, with DATA/val/ for PSNR/SSIM)"""
 
 
 def _train(args) -> int:
@@ -251,20 +247,22 @@ def _train(args) -> int:
         overrides["steps"] = str(args.steps)
     if args.batch_size is not None:
         overrides["batch_size"] = str(args.batch_size)
-    family = registry().family(args.family)
-    bar = tqdm(unit="step", file=sys.stderr, dynamic_ncols=True)
+    family = registry().family(args.family) if args.family else None
+    bars: list = []  # made at the first step, so that an error before it is the only line
 
     def on_event(event: dict) -> None:
         kind = event["event"]
         if kind == "data":
             tqdm.write(f"data: {event['summary']}", file=sys.stderr)
         elif kind == "step":
-            bar.total = event["steps"]
+            if not bars:
+                bars.append(tqdm(unit="step", file=sys.stderr, dynamic_ncols=True, total=event["steps"]))
+            bar = bars[0]
             bar.update(event["step"] - bar.n)
-            losses = {k: f"{v:.3g}" for k, v in event.items() if isinstance(v, float) and k not in ("time", "images_per_s")}
+            losses = {k: f"{v:.3g}" for k, v in event["losses"].items()}
             bar.set_postfix(losses | {"img/s": f"{event['images_per_s']:.1f}"}, refresh=False)
         elif kind == "validation":
-            shown = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("event", "step"))
+            shown = ", ".join(f"{k} {v}" for k, v in event["scores"].items())
             tqdm.write(f"step {event['step']} validation: {shown}", file=sys.stderr)
 
     trainer = Trainer(family, args.data, args.output, overrides, args.checkpoint, args.resume, args.device, on_event)
@@ -280,12 +278,13 @@ def _train(args) -> int:
         result = trainer.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+        for bar in bars:
+            bar.close()
     print(f"{result['status']} at step {result['step']}: {Path(args.output) / 'generator.safetensors'}")
     return 0
 
 
-def _default_checkpoint(family_name: str | None) -> Path:
+def _default_checkpoint(family_name: str | None) -> str:
     from .plugins import registry
 
     if family_name is None:
@@ -293,10 +292,7 @@ def _default_checkpoint(family_name: str | None) -> Path:
     family = registry().family(family_name)
     if family.default_checkpoint is None:
         raise TranslatorError(f"{family.name} ships no default model; pass --checkpoint (a file or one from the Hub)")
-    path = Path(family.default_checkpoint)
-    if not path.is_file():
-        raise TranslatorError(f"the default {family.name} model is missing: {path} (run from a full checkout of the repository)")
-    return path
+    return family.default_checkpoint
 
 
 def _pull(args) -> None:
@@ -313,11 +309,11 @@ def _push(args) -> None:
 
 
 def _catalog(args) -> None:
-    from .hub import catalog
+    from . import catalog
 
-    for entry in catalog():
-        where = entry.get("source") or f"no verified Hub copy yet; published at {entry['origin']}"
-        print(f"{entry['name']:<34} {entry['family']:<9} {entry['description']}\n{'':<45}{where}")
+    for entry in catalog.entries():
+        where = entry.source or f"no verified Hub copy yet; published at {entry.origin}"
+        print(f"{entry.name:<34} {entry.family:<9} {entry.description}\n{'':<45}{where}")
 
 
 def _evaluate(args) -> None:

@@ -1,10 +1,7 @@
-"""Training data: folder layouts, checking them before training, and loading lazily.
+"""Training data: scanning folders, checking files before training, and loading lazily.
 
-Layouts, by task:
-- paired: ``A/`` and ``B/`` with matching file names, or one folder of side-by-side ``A|B``
-  images (as pix2pix's datasets are); ``train/`` and ``val/`` subfolders are used when present.
-- unpaired: ``trainA/`` and ``trainB/`` (``testA/``/``testB/`` for samples when present).
-- super-resolution: one folder of high-resolution images (``train/`` and ``val/`` when present).
+Which folders a run reads is its task's business (``tasks.py``); the pieces here serve every
+layout.
 
 Loader workers only decode and resize or crop to a fixed size; augmentation happens per batch
 on the device (see ``augment.py``). Every random choice made here comes from a seed the sampler
@@ -22,7 +19,6 @@ import torch
 from PIL import Image
 
 from .errors import TranslatorError
-from .family import Task
 from .images import EXTENSIONS, MAX_PIXELS, quantize, read_image
 
 
@@ -153,39 +149,8 @@ class TrainData:
     report: Report
 
 
-def open_data(root: str | Path, task: Task, load_size: int, crop_size: int, cache: int = 0) -> TrainData:
-    """Find the layout of ``root`` for ``task`` and check it; raises TranslatorError before
-    anything trains if there is nothing usable."""
-    root = Path(root)
-    if not root.is_dir():
-        raise TranslatorError(f"data folder not found: {root}")
-    report = Report()
-    if task == Task.UNPAIRED:
-        if not (root / "trainA").is_dir() or not (root / "trainB").is_dir():
-            raise TranslatorError(f"{root}: unpaired training needs trainA/ and trainB/ folders")
-        a, b = scan_images(root / "trainA", report), scan_images(root / "trainB", report)
-        if not a or not b:
-            raise TranslatorError(f"{root}: trainA/ and trainB/ must both hold images (found {len(a)} and {len(b)})")
-        val = None
-        if (root / "testA").is_dir() and (root / "testB").is_dir():
-            val = UnpairedSet(scan_images(root / "testA", Report()), scan_images(root / "testB", Report()), load_size)
-        report.used = len(a)
-        return TrainData(UnpairedSet(a, b, load_size), val if val and len(val.a) and len(val.b) else None, report)
-    base = root / "train" if (root / "train").is_dir() else root
-    val_base = root / "val" if (root / "val").is_dir() else None
-    if task == Task.PAIRED:
-        train = _paired(base, load_size, report)
-        val = _paired(val_base, load_size, Report()) if val_base else None
-    else:
-        train = ImageFolderSet([(p,) for p in scan_images(base, report)], "crop", crop_size, cache)
-        val = ImageFolderSet([(p,) for p in scan_images(val_base, Report())], "crop", 0) if val_base else None
-    report.used = len(train)
-    if not len(train):
-        raise TranslatorError(f"no usable training images in {base} ({report.summary()})")
-    return TrainData(train, val if val is not None and len(val) else None, report)
-
-
-def _paired(base: Path, size: int, report: Report) -> ImageFolderSet:
+def paired_set(base: Path, size: int, report: Report) -> ImageFolderSet:
+    """``A/`` and ``B/`` with matching file names, or side-by-side ``A|B`` images."""
     if (base / "A").is_dir() and (base / "B").is_dir():
         a = {p.stem: p for p in scan_images(base / "A", report)}
         b = {p.stem: p for p in scan_images(base / "B", report)}

@@ -4,3 +4,21 @@ class TranslatorError(Exception):
     Its message is shown as it is, on one line, by the command line and the app; anything
     else that escapes is a bug and is reported as one.
     """
+
+
+def one_line(error: BaseException, named: bool = False, limit: int = 200) -> str:
+    """The first line of ``error``'s message, its white space folded and cut to ``limit``
+    characters; ``named`` puts the error's type in front. Libraries' messages run to several
+    lines (HTTP errors add request ids, tracebacks their frames), and a user gets one."""
+    lines = [" ".join(line.split()) for line in str(error).splitlines()]
+    text = next((line for line in lines if line), "")
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if not text:
+        return type(error).__name__
+    return f"{type(error).__name__}: {text}" if named else text
+
+
+def unexpected(error: BaseException) -> str:
+    """How a bug reaches a user: the error's type and one line of its message."""
+    return f"unexpected {one_line(error, named=True)}"

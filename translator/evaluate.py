@@ -19,7 +19,6 @@ from .augment import degrade
 from .checkpoints import load_checkpoint
 from .data import Report, scan_images
 from .errors import TranslatorError
-from .family import Task
 from .images import Picture, read_image
 from .inference import Engine, Options
 from .metrics import psnr_y, ssim_y
@@ -40,7 +39,7 @@ def evaluate(checkpoints: list[str | Path], folder: str | Path, device: str = "c
     engines = []
     for path in checkpoints:
         loaded = load_checkpoint(path)
-        if loaded.family.task != Task.SUPER_RESOLUTION:
+        if not loaded.family.task.restores:
             raise TranslatorError(f"{Path(path).name} is a {loaded.family.name} checkpoint; evaluation measures super-resolution")
         engines.append((Path(path).name, Engine(loaded, options=Options(device=device))))
     scales = {engine.scale for _, engine in engines}

@@ -8,19 +8,13 @@ change here.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import TranslatorError
-
-
-class Task(str, enum.Enum):
-    PAIRED = "paired"
-    UNPAIRED = "unpaired"
-    SUPER_RESOLUTION = "super-resolution"
+from .tasks import Task
 
 
 @dataclass
@@ -48,11 +42,16 @@ class Architecture:
     @classmethod
     def from_json(cls, text: str) -> Architecture:
         try:
-            fields = json.loads(text)
-            fields["channels"] = tuple(fields.get("channels", (3, 3)))
-            return cls(**fields)
-        except (ValueError, TypeError, AttributeError) as error:
+            return cls.from_dict(json.loads(text))
+        except ValueError as error:
             raise TranslatorError(f"the architecture recorded in the checkpoint is unreadable ({error})") from None
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> Architecture:
+        try:
+            return cls(**{**fields, "channels": tuple(fields.get("channels", (3, 3)))})
+        except (TypeError, AttributeError) as error:
+            raise TranslatorError(f"the recorded architecture is unreadable ({error})") from None
 
 
 def setting(
@@ -75,6 +74,7 @@ class Family:
 
     # unique id used on the command line and in checkpoints, e.g. "esrgan"
     name: ClassVar[str]
+    # what it learns: Task.PAIRED, Task.UNPAIRED or Task.SUPER_RESOLUTION
     task: ClassVar[Task]
     # one line for listings
     description: ClassVar[str] = ""
@@ -86,7 +86,8 @@ class Family:
     Settings: ClassVar[type] = NoSettings
     # defaults of the training loop's own settings that differ for this family (see TrainConfig)
     train_defaults: ClassVar[dict[str, Any]] = {}
-    # path of the model used when no checkpoint is given, if the plugin ships one
+    # the model used when no checkpoint is given: a catalog name, an hf:// reference or a file
+    # the plugin ships (read like --checkpoint)
     default_checkpoint: ClassVar[str | None] = None
 
     def recognise(self, state_dict: dict) -> Architecture | None:

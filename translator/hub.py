@@ -7,18 +7,15 @@ offline, and honour ``HF_HUB_OFFLINE``, ``HF_HOME``/``HF_HUB_CACHE``, ``HF_ENDPO
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import TranslatorError
+from . import catalog
+from .catalog import file_sha256
+from .errors import TranslatorError, one_line
 
-PREFIX = "hf://"
-# the repository checkout that holds checkpoints/ (shipped files are relative to it)
-CATALOG_ROOT = Path(__file__).resolve().parent.parent
+PREFIX = catalog.HUB_PREFIX
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ def parse(text: str) -> HubRef:
     try:
         uri = parse_hf_uri(text)
     except (HfUriError, HFValidationError, ValueError) as error:
-        raise TranslatorError(f"not a valid Hub reference {text!r} (expected hf://ORG/NAME[@REVISION]/FILE): {_first_line(error)}") from None
+        raise TranslatorError(f"not a valid Hub reference {text!r} (expected hf://ORG/NAME[@REVISION]/FILE): {one_line(error)}") from None
     if uri.type != "model":
         raise TranslatorError(f"{text}: checkpoints come from model repositories, not a {uri.type}")
     path = uri.path_in_repo
@@ -82,11 +79,11 @@ def fetch(text: str, sha256: str | None = None) -> Path:
     except errors.EntryNotFoundError:
         raise TranslatorError(f"{ref.repo_id} has no file {ref.path!r} at {ref.revision or 'main'}") from None
     except errors.HfHubHTTPError as error:
-        raise TranslatorError(f"the Hub refused {ref}: {_first_line(error)}") from None
+        raise TranslatorError(f"the Hub refused {ref}: {one_line(error)}") from None
     except Exception as error:  # httpx timeouts and connection errors, OSError on the cache
         if "timeout" in type(error).__name__.lower() or "timed out" in str(error).lower():
             raise TranslatorError(f"timed out fetching {ref} from the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)") from None
-        raise TranslatorError(f"cannot fetch {ref}: {type(error).__name__}: {_first_line(error)}") from None
+        raise TranslatorError(f"cannot fetch {ref}: {one_line(error, named=True)}") from None
     finally:
         quiet.setLevel(level)
     if sha256 is not None:
@@ -101,23 +98,24 @@ def resolve(text: str | Path) -> Path:
     """A local path as it is, a Hub reference fetched (checked against the catalog's sha256 when
     it lists the reference), or a catalog name."""
     if is_hub_ref(text):
-        known = next((e for e in catalog() if e.get("source") == text), {})
-        return fetch(text, known.get("sha256"))
+        known = next((e for e in catalog.entries() if e.source == text), None)
+        return fetch(text, known.sha256 if known else None)
     path = Path(text)
-    entry = None if path.exists() else next((e for e in catalog() if e["name"] == str(text)), None)
+    entry = None if path.exists() else catalog.find(str(text))
     if entry is None:
         return path
-    source = entry.get("source")
-    if not source:
+    if not entry.source:
         raise TranslatorError(
-            f"{entry['name']} has no verified Hub copy yet: download it from {entry['origin']} and pass the file, "
+            f"{entry.name} has no verified Hub copy yet: download it from {entry.origin} and pass the file, "
             "or pass an hf:// reference to a copy you trust"
         )
-    if is_hub_ref(source):
-        return fetch(source, entry.get("sha256"))
-    local = CATALOG_ROOT / source
-    if entry.get("sha256") and file_sha256(local) != entry["sha256"]:
-        raise TranslatorError(f"{local} does not match the catalog's sha256 for {entry['name']}; refused")
+    if is_hub_ref(entry.source):
+        return fetch(entry.source, entry.sha256)
+    local = entry.shipped
+    if not local.is_file():
+        raise TranslatorError(f"the shipped model {entry.name} is missing: {local} (reinstall the package)")
+    if entry.sha256 and file_sha256(local) != entry.sha256:
+        raise TranslatorError(f"{local} does not match the catalog's sha256 for {entry.name}; refused")
     return local
 
 
@@ -127,28 +125,9 @@ def pull(reference: str, sha256: str | None = None) -> Path:
     reference = (reference or "").strip()
     if is_hub_ref(reference):
         return fetch(reference, sha256) if sha256 else resolve(reference)
-    if any(entry["name"] == reference for entry in catalog()):
+    if catalog.find(reference) is not None:
         return resolve(reference)
     raise TranslatorError(f"{reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
-
-
-def catalog() -> list[dict]:
-    """The catalog's entries: name, family, description, source (file or hf://), sha256, origin."""
-    path = Path(os.environ.get("TRANSLATOR_CATALOG", CATALOG_ROOT / "checkpoints" / "catalog.json"))
-    try:
-        return json.loads(path.read_text())["checkpoints"]
-    except FileNotFoundError:
-        return []
-    except (ValueError, KeyError) as error:
-        raise TranslatorError(f"the checkpoint catalog {path} is unreadable ({error})") from None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _evict(local: Path) -> None:
@@ -157,8 +136,3 @@ def _evict(local: Path) -> None:
     local.unlink(missing_ok=True)
     if blob != local:
         blob.unlink(missing_ok=True)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(error).__name__

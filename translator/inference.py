@@ -8,6 +8,8 @@ with weights that sum to one, so memory is bounded by the tile size.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import math
 import os
@@ -21,7 +23,6 @@ import torch.nn.functional as F
 from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
-from .family import Task
 from .images import Picture
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,18 @@ class Engine:
             for m in module.modules()
         )
 
+    def with_options(self, **changes) -> Engine:
+        """This engine, sharing its loaded network (and what its compiler learnt), with other
+        per-image options: tile, overlap, batch, outscale, alpha or seed. Device, precision and
+        compile are fixed when the network is placed."""
+        fixed = {"device", "precision", "compile"} & changes.keys()
+        if fixed:
+            raise ValueError(f"{', '.join(sorted(fixed))} cannot change on a loaded engine")
+        other = copy.copy(self)
+        other.options = dataclasses.replace(self.options, **changes)
+        _check_options(other.options)
+        return other
+
     @property
     def module(self) -> torch.nn.Module:
         return self.runner.module
@@ -117,7 +130,7 @@ class Engine:
             rgb = _resize(rgb, size)
             alpha = None if alpha is None else _resize(alpha, size)
         # only restoration keeps a gray image gray; translation makes colour from anything
-        gray = picture.grayscale and self.family.task == Task.SUPER_RESOLUTION
+        gray = picture.grayscale and self.family.task.restores
         return picture.with_pixels(_to_array(rgb), None if alpha is None else alpha[0, 0].numpy(), grayscale=gray)
 
     def _run_unit(self, x: torch.Tensor, progress: Progress | None) -> torch.Tensor:

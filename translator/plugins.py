@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import pluggy
 
 from . import hookspecs
-from .errors import TranslatorError
+from .errors import TranslatorError, one_line
 from .family import Family
 
-DEFAULT_PLUGINS = ("plugins.pix2pix", "plugins.cyclegan", "plugins.esrgan")
+# the repository's plugins/ folder, installed inside the package (see pyproject.toml)
+DEFAULT_PLUGINS = ("translator.default_plugins.pix2pix", "translator.default_plugins.cyclegan", "translator.default_plugins.esrgan")
 ENTRY_POINT_GROUP = "translator"
 # comma-separated entry-point names to load (empty: none); the rescue when a plugin breaks things
 ONLY_PLUGINS_VARIABLE = "TRANSLATOR_PLUGINS"
@@ -73,7 +74,7 @@ class Registry:
         except Exception as error:  # a plugin's import can fail in any way
             if self.manager.has_plugin(name):
                 self.manager.unregister(name=name)
-            self.failures.append(PluginFailure(name, _one_line(error)))
+            self.failures.append(PluginFailure(name, one_line(error, named=True)))
             return
         self.plugins[name] = PluginInfo(name, version, builtin=builtin)
 
@@ -86,7 +87,7 @@ class Registry:
                 for family in added:
                     self._check(family)
             except Exception as error:
-                self.failures.append(PluginFailure(impl.plugin_name, _one_line(error)))
+                self.failures.append(PluginFailure(impl.plugin_name, one_line(error, named=True)))
                 continue
             for family in added:
                 self.families[family.name] = family
@@ -109,11 +110,6 @@ class Registry:
             broken = "; ".join(f"{f.name}: {f.error}" for f in self.failures)
             hint = f"; plugins that failed to load: {broken}" if broken else ""
             raise TranslatorError(f"no model family named {name!r} (installed: {known}{hint})") from None
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 _registry: Registry | None = None

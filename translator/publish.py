@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
 from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
-from .errors import TranslatorError
-from .hub import _first_line
+from .errors import TranslatorError, one_line
+from .runs import latest, read_metrics, read_record
 
 
 def push(source: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
@@ -24,7 +25,7 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
         if "/" not in repo_id:
             raise ValueError("expected ORG/NAME")
     except (errors.HFValidationError, ValueError) as error:
-        raise TranslatorError(f"not a valid repository id {repo_id!r}: {_first_line(error)}") from None
+        raise TranslatorError(f"not a valid repository id {repo_id!r}: {one_line(error)}") from None
     source = Path(source)
     with tempfile.TemporaryDirectory() as folder:
         card = _stage(source, repo_id, Path(folder))
@@ -38,9 +39,9 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
                 raise TranslatorError("the Hub needs you logged in to publish: run `hf auth login` or set HF_TOKEN") from None
             if status == 403:
                 raise TranslatorError(f"your token may not write to {repo_id}: use a write token, or a namespace you own") from None
-            raise TranslatorError(f"the Hub refused the upload to {repo_id}: {_first_line(error)}") from None
+            raise TranslatorError(f"the Hub refused the upload to {repo_id}: {one_line(error)}") from None
         except Exception as error:  # network failures
-            raise TranslatorError(f"could not publish to {repo_id}: {type(error).__name__}: {_first_line(error)}") from None
+            raise TranslatorError(f"could not publish to {repo_id}: {one_line(error, named=True)}") from None
     return str(url)
 
 
@@ -51,9 +52,10 @@ def _stage(source: Path, repo_id: str, folder: Path) -> dict:
         generators = sorted(source.glob("generator*.safetensors"))
         if not generators:
             raise TranslatorError(f"{source} holds no generator*.safetensors: is it a run folder of `translator train`?")
-        if (source / "config.json").is_file():
-            run_config = json.loads((source / "config.json").read_text())
-        metrics = _last_metrics(source / "metrics.jsonl")
+        record = read_record(source)
+        run_config = dataclasses.asdict(record) if record else {}
+        records = read_metrics(source)
+        metrics = {"step": next((r["step"] for r in reversed(records) if r.get("event") == "step"), None), **latest(records)}
     elif source.is_file():
         generators, metrics = [source], {}
     else:
@@ -70,27 +72,18 @@ def _stage(source: Path, repo_id: str, folder: Path) -> dict:
     family, arch = files[0][1].family, files[0][1].arch
     card = {
         "family": family.name,
-        "task": family.task.value,
+        "task": family.task.name,
         "architecture": arch.describe(),
         "files": [name for name, _ in files],
         "data": run_config.get("data_summary") or run_config.get("data") or "not recorded",
         "steps": metrics.get("step") or files[0][1].metadata.get("steps") or "not recorded",
-        "metrics": {k: v for k, v in metrics.items() if k not in ("event", "step", "time", "steps", "lr", "run_dir")},
+        "metrics": {k: v for k, v in metrics.items() if k != "step"},
         "training": run_config.get("training", {}),
         "settings": run_config.get("settings", {}),
     }
     (folder / "config.json").write_text(json.dumps(card, indent=2))
     (folder / "README.md").write_text(_model_card(repo_id, card))
     return card
-
-
-def _last_metrics(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    last_step = next((r for r in reversed(records) if r.get("event") == "step"), {})
-    validation = next((r for r in reversed(records) if r.get("event") == "validation"), {})
-    return {**last_step, **{f"val_{k}": v for k, v in validation.items() if k not in ("event", "step")}}
 
 
 def _model_card(repo_id: str, card: dict) -> str:

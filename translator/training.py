@@ -12,7 +12,6 @@ import copy
 import contextlib
 import dataclasses
 import io
-import json
 import os
 import threading
 import time
@@ -26,17 +25,16 @@ from torch import nn
 
 from .acceleration import adam as adam  # recipes build their optimizers with it
 from .acceleration import autocast as precision, autotuned, channels_last, compile_networks, device_layout
-from .augment import DEGRADATIONS, Augmenter, degrade
+from .augment import DEGRADATIONS
 from .checkpoints import load_checkpoint, save_checkpoint
-from .data import ResumableSampler, open_data
+from .data import ResumableSampler, TrainData
 from .errors import TranslatorError
-from .family import Architecture, Family, Task, make_settings, setting
+from .family import Architecture, Family, make_settings, setting
 from .files import atomic_write
 from .images import Picture, write_png
 from .inference import resolve_device, resolve_precision
-from .metrics import psnr_y, ssim_y
-
-RESUME_FILE = "resume.pt"
+from .plugins import Registry, registry as default_registry
+from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, keep_metrics_until, read_record
 # settings a resumed run may change; any other change would make it a different run
 RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
 Event = Callable[[dict], None]
@@ -118,11 +116,49 @@ def set_requires_grad(networks: list[nn.Module], flag: bool) -> None:
         net.requires_grad_(flag)
 
 
+@dataclass
+class _Run:
+    """A run's moving parts from set-up to the last step: what the loop and its helpers share."""
+
+    arch: Architecture
+    recipe: Recipe
+    # moving averages of the exported networks, by file stem (empty without EMA)
+    ema: dict[str, nn.Module]
+    scaler: torch.amp.GradScaler
+    data: TrainData
+    rank: int
+    world: int
+    step: int = 0
+    augment: Callable | None = None
+    batches: Iterator | None = None
+    # the fixed batch every sample image shows
+    samples: dict[str, torch.Tensor] | None = None
+    # images trained on since the last log line, and when that was
+    images: int = 0
+    clock: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def exported(self) -> nn.Module:
+        """The first exported generator, as its EMA when there is one."""
+        stem, name = next(iter(self.recipe.exports.items()))
+        return self.ema[stem] if stem in self.ema else self.recipe.networks[name]
+
+    def update_ema(self) -> None:
+        for stem, average in self.ema.items():
+            _ema_update(average, self.recipe.networks[self.recipe.exports[stem]], self.recipe.ema_decay)
+
+
 class Trainer:
+    """One training run of one family into one run folder: new, fine-tuned or resumed.
+
+    A resumed run (``resume=True``) continues from what its folder recorded: family, data,
+    settings and architecture. ``family``, ``data`` and ``overrides`` may then be left out; any
+    given must agree with the record, except the settings in ``RESUME_MAY_CHANGE``.
+    """
+
     def __init__(
         self,
-        family: Family,
-        data: str | os.PathLike,
+        family: Family | None,
+        data: str | os.PathLike | None,
         run_dir: str | os.PathLike,
         overrides: dict[str, str] | None = None,
         checkpoint: str | os.PathLike | None = None,
@@ -130,26 +166,39 @@ class Trainer:
         device: str = "auto",
         on_event: Event | None = None,
         device_lock: threading.Lock | None = None,
+        registry: Registry | None = None,
     ):
-        self.family = family
-        self.data_dir = Path(data)
         self.run_dir = Path(run_dir)
-        self.start_checkpoint = checkpoint
         self.resume = resume
         self.on_event = on_event or (lambda event: None)
         self._stop = threading.Event()
         # held for each step, so other work on the device (the app's translations) slips in between
         self.device_lock = device_lock or contextlib.nullcontext()
-        family_overrides, loop_overrides = _split_overrides(family, overrides or {})
-        self.settings = make_settings(family.Settings, family_overrides, family.name)
-        defaults = {k: str(v) for k, v in family.train_defaults.items()}
-        self.config = make_settings(TrainConfig, {**defaults, **loop_overrides}, "training")
-        if family.task != Task.SUPER_RESOLUTION and self.config.crop_size > self.config.load_size:
-            raise TranslatorError(f"crop_size {self.config.crop_size} is larger than load_size {self.config.load_size}")
+        self.main = True
+        if resume:
+            record = self._record_to_resume()
+            family, data = _agree(record, family, data, checkpoint, registry or default_registry())
+            checkpoint = record.start_checkpoint
+        elif (self.run_dir / RESUME_FILE).exists():
+            raise TranslatorError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another folder")
+        elif family is None or data is None:
+            raise TranslatorError("a new run needs a family and its data (or resume the run in the output folder)")
+        self.family, self.data_dir, self.start_checkpoint = family, Path(data), checkpoint
+        family_values, loop_values = _split_overrides(family, overrides or {})
+        if resume:
+            _refuse_changes(record, family, family_values, loop_values)
+            family_values = {**_known(family.Settings, record.settings), **family_values}
+            loop_values = {**_known(TrainConfig, record.training), **loop_values}
+        else:
+            loop_values = {**family.train_defaults, **loop_values}
+        self.settings = make_settings(family.Settings, family_values, family.name)
+        self.config = make_settings(TrainConfig, loop_values, "training")
+        family.task.check_config(self.config)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(self.config.precision, self.device)
         if self.dtype == torch.float16:  # auto on a GPU without bf16: fp16 would need loss scaling
             self.dtype = torch.float32
+        self.autocast = precision(self.device, self.dtype)
 
     def stop(self) -> None:
         """Ask the loop to save and finish after the current step (the app's Stop button)."""
@@ -157,153 +206,170 @@ class Trainer:
 
     def run(self) -> dict:
         with autotuned(self.device):  # training crops keep one shape
-            return self._run()
+            return self._loop(self._start())
 
-    def _run(self) -> dict:
-        rank, world = _init_distributed(self.device)
-        main = rank == 0
+    def _loop(self, run: _Run) -> dict:
         cfg = self.config
-        resume_path = self.run_dir / RESUME_FILE
-        if self.resume and not resume_path.is_file():
-            raise TranslatorError(f"nothing to resume in {self.run_dir} (no {RESUME_FILE})")
-        if not self.resume and resume_path.exists():
-            raise TranslatorError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another folder")
-        state = self._read_resume(resume_path) if self.resume else None
+        started, status = run.step, "done"
+        consistent = True  # networks, optimizers and step agree: safe to save on an error
+        try:
+            while run.step < cfg.steps:
+                if _any_rank(self._stop.is_set(), run.world, self.device):
+                    status = "stopped"
+                    break
+                # loaded and augmented before the device is taken, so translations need not wait
+                batches = [self._next_batch(run) for _ in range(cfg.accumulate)]
+                consistent = False
+                with self.device_lock:
+                    train_step(run.recipe, batches, cfg.accumulate, run.scaler, self.autocast, run.world)
+                    run.update_ema()
+                run.step += 1
+                consistent = True
+                self._after_step(run)
+        except Exception:
+            # keep what was learnt since the last checkpoint, then report the error
+            if consistent and run.step > started:
+                self._save(run)
+            raise
+        self._save(run)
+        if status == "done" and run.data.val is not None and cfg.val_every:
+            self._validate(run)
+        self._emit({"event": status, "step": run.step, "run_dir": str(self.run_dir), "steps_this_run": run.step - started}, log=True)
+        return {"status": status, "step": run.step}
 
-        data = open_data(self.data_dir, self.family.task, cfg.load_size, cfg.crop_size, cfg.cache_images)
-        self._emit({"event": "data", "summary": data.report.summary()}, main)
+    def _after_step(self, run: _Run) -> None:
+        """The logging, samples, validation and checkpoint due at this step."""
+        cfg, step = self.config, run.step
+        run.images += cfg.batch_size * cfg.accumulate * run.world
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            self._log_step(run)
+        if cfg.sample_every and step % cfg.sample_every == 0:
+            self._write_sample(run)
+        if cfg.val_every and step % cfg.val_every == 0 and run.data.val is not None:
+            self._validate(run)
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            self._save(run)
+
+    # ---- set-up ----
+
+    def _record_to_resume(self) -> RunRecord:
+        if not (self.run_dir / RESUME_FILE).is_file():
+            raise TranslatorError(f"nothing to resume in {self.run_dir} (no {RESUME_FILE})")
+        record = read_record(self.run_dir)
+        if record is None:
+            raise TranslatorError(f"cannot resume: {self.run_dir} has no {CONFIG_FILE} saying what it trained")
+        return record
+
+    def _start(self) -> _Run:
+        cfg, task = self.config, self.family.task
+        rank, world = _init_distributed(self.device)
+        self.main = rank == 0
+        state = self._read_state() if self.resume else None
+        data = task.open_data(self.data_dir, cfg)
+        self._emit({"event": "data", "summary": data.report.summary()})
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
-        if state is not None:  # the run's own architecture, whatever it was started from
-            arch = Architecture.from_json(state["architecture"])
-            generator = self.family.build(arch)
-        elif self.start_checkpoint is not None:
-            loaded = load_checkpoint(self.start_checkpoint, self.family.name)
-            arch, generator = loaded.arch, loaded.module
-        else:
-            arch = self.family.architecture(self.settings)
-            generator = self.family.build(arch)
-        _check_sizes(self.family.task, cfg, arch)
+        arch, generator = self._generator()
+        task.check_sizes(cfg, arch)
         recipe = self.recipe = self.family.recipe(generator, arch, self.settings, cfg, self.device)
-        nets = recipe.networks
-        for name, net in nets.items():
+        for name, net in recipe.networks.items():
             if world > 1 and cfg.sync_bn and self.device.type == "cuda":
-                nets[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                recipe.networks[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
             device_layout(net, self.device, channels_last(net, self.device, training=True)).train()
-        ema = {stem: copy.deepcopy(nets[name]).eval().requires_grad_(False) for stem, name in recipe.exports.items()} if recipe.ema_decay else {}
+        ema = {stem: copy.deepcopy(recipe.networks[name]).eval().requires_grad_(False) for stem, name in recipe.exports.items()} if recipe.ema_decay else {}
         if cfg.compile:
-            compile_networks(nets)
+            compile_networks(recipe.networks)
         scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # bf16 and fp32 need no loss scaling
+        run = _Run(arch, recipe, ema, scaler, data, rank, world)
 
-        step = 0
         if state is not None:
-            step = self._load_resume(state, recipe, ema, scaler)
+            self._load_state(state, run)
             if world > 1:  # only process 0's generator state was saved; keep the others apart
-                torch.manual_seed(cfg.seed * 7919 + rank + 1 + step)
+                torch.manual_seed(cfg.seed * 7919 + rank + 1 + run.step)
         else:
             torch.manual_seed(cfg.seed * 7919 + rank + 1)  # augmentation and dropout differ per process
-        if main:
+        if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._write_config(arch, data.report.summary())
-            if state is not None:
-                _drop_metrics_after(self.run_dir / "metrics.jsonl", step)
+            self._record(arch, data.report.summary()).write(self.run_dir)
+            keep_metrics_until(self.run_dir, run.step)
 
-        augmenter = Augmenter(self.family.task, cfg.crop_size, cfg.flip, cfg.color_jitter, arch.scale, cfg.degradation)
-        sampler = ResumableSampler(len(data.train), cfg.seed, start=step * cfg.batch_size * cfg.accumulate, rank=rank, world=world)
+        run.augment = task.augmenter(cfg, arch.scale)
+        sampler = ResumableSampler(len(data.train), cfg.seed, start=run.step * cfg.batch_size * cfg.accumulate, rank=rank, world=world)
         loader = torch.utils.data.DataLoader(
             data.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
             pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0,
             # its own generator: creating the iterator must not draw from the global one
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-        batches = iter(loader)
-        sample_batch = self._sample_batch(data, augmenter)
-        low, high = self.family.input_range
-        autocast = precision(self.device, self.dtype)
+        run.batches = iter(loader)
+        run.samples = self._sample_batch(run)
+        return run
 
-        status, started, images_since, clock = "done", step, 0, time.perf_counter()
-        consistent = True  # networks, optimizers and step agree: safe to save on an error
-        try:
-            while step < cfg.steps:
-                if _any_rank(self._stop.is_set(), world, self.device):
-                    status = "stopped"
-                    break
-                micro_batches = (
-                    {k: v * (high - low) + low for k, v in augmenter([t.to(self.device, non_blocking=True) for t in _next(batches)]).items()}
-                    for _ in range(cfg.accumulate)
-                )
-                consistent = False
-                with self.device_lock:
-                    train_step(recipe, micro_batches, cfg.accumulate, scaler, autocast, world)
-                for stem, copy_ in ema.items():
-                    _ema_update(copy_, nets[recipe.exports[stem]], recipe.ema_decay)
-                step += 1
-                consistent = True
-                images_since += cfg.batch_size * cfg.accumulate * world
+    def _generator(self) -> tuple[Architecture, nn.Module]:
+        if self.resume:  # the run's own architecture, whatever it was started from
+            arch = Architecture.from_dict(read_record(self.run_dir).architecture)
+            return arch, self.family.build(arch)
+        if self.start_checkpoint is not None:
+            loaded = load_checkpoint(self.start_checkpoint, self.family.name)
+            return loaded.arch, loaded.module
+        arch = self.family.architecture(self.settings)
+        return arch, self.family.build(arch)
 
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    now = time.perf_counter()
-                    record = {"event": "step", "step": step, "steps": cfg.steps, "time": time.time()}
-                    record.update({k: round(float(v), 6) for k, v in recipe.logs.items()})
-                    record["lr"] = {name: opt.param_groups[0]["lr"] for name, opt in recipe.optimizers.items()}
-                    record["images_per_s"] = round(images_since / max(now - clock, 1e-9), 3)
-                    images_since, clock = 0, now
-                    self._emit(record, main, log=True)
-                if main and cfg.sample_every and step % cfg.sample_every == 0:
-                    self._write_sample(step, recipe, ema, sample_batch)
-                if main and cfg.val_every and step % cfg.val_every == 0 and data.val is not None:
-                    self._validate(step, recipe, ema, data.val, arch)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                    self._save(step, recipe, ema, scaler, arch, main)
-        except Exception:
-            # keep what was learnt since the last checkpoint, then report the error
-            if consistent and step > started:
-                self._save(step, recipe, ema, scaler, arch, main)
-            raise
-
-        self._save(step, recipe, ema, scaler, arch, main)
-        if status == "done" and main and data.val is not None and cfg.val_every:
-            self._validate(step, recipe, ema, data.val, arch)
-        self._emit({"event": status, "step": step, "run_dir": str(self.run_dir), "steps_this_run": step - started}, main, log=True)
-        return {"status": status, "step": step}
+    def _record(self, arch: Architecture, data_summary: str) -> RunRecord:
+        return RunRecord(
+            family=self.family.name,
+            architecture=dataclasses.asdict(arch),
+            settings=dataclasses.asdict(self.settings),
+            training=dataclasses.asdict(self.config),
+            data=str(self.data_dir.resolve()),
+            data_summary=data_summary,
+            start_checkpoint=str(self.start_checkpoint) if self.start_checkpoint else None,
+        )
 
     # ---- pieces of the loop ----
 
-    def _emit(self, record: dict, main: bool, log: bool = False) -> None:
-        if not main:
+    def _to_network(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        low, high = self.family.input_range
+        return {k: v * (high - low) + low for k, v in batch.items()}
+
+    def _next_batch(self, run: _Run) -> dict[str, torch.Tensor]:
+        return self._to_network(run.augment([t.to(self.device, non_blocking=True) for t in _next(run.batches)]))
+
+    def _emit(self, record: dict, log: bool = False) -> None:
+        if not self.main:
             return
         if log:
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_metrics(self.run_dir, record)
         self.on_event(record)
 
-    def _write_config(self, arch, data_summary: str) -> None:
-        config = {
-            "family": self.family.name,
-            "architecture": dataclasses.asdict(arch),
-            "settings": dataclasses.asdict(self.settings),
-            "training": dataclasses.asdict(self.config),
-            "data": str(self.data_dir.resolve()),
-            "data_summary": data_summary,
-            "start_checkpoint": str(self.start_checkpoint) if self.start_checkpoint else None,
-        }
-        atomic_write(self.run_dir / "config.json", json.dumps(config, indent=2).encode())
+    def _log_step(self, run: _Run) -> None:
+        now = time.perf_counter()
+        self._emit({
+            "event": "step",
+            "step": run.step,
+            "steps": self.config.steps,
+            "time": time.time(),
+            "losses": {k: round(float(v), 6) for k, v in run.recipe.logs.items()},
+            "lr": {name: opt.param_groups[0]["lr"] for name, opt in run.recipe.optimizers.items()},
+            "images_per_s": round(run.images / max(now - run.clock, 1e-9), 3),
+        }, log=True)
+        run.images, run.clock = 0, now
 
-    def _sample_batch(self, data, augmenter: Augmenter) -> dict[str, torch.Tensor]:
+    def _sample_batch(self, run: _Run) -> dict[str, torch.Tensor]:
         # a fixed batch, made with its own generator so it costs the training stream nothing
-        source = data.val if data.val is not None and self.family.task != Task.SUPER_RESOLUTION else data.train
+        source = self.family.task.sample_source(run.data)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(12345)
             items = [source[(i % len(source), 12345 + i)] for i in range(min(2, len(source)))]
             raw = [torch.stack([item[k] for item in items]).to(self.device) for k in range(len(items[0]))]
-            batch = augmenter(raw)
-        low, high = self.family.input_range
-        return {k: v * (high - low) + low for k, v in batch.items()}
+            return self._to_network(run.augment(raw))
 
-    def _write_sample(self, step: int, recipe: Recipe, ema: dict, batch: dict) -> None:
+    def _write_sample(self, run: _Run) -> None:
+        if not self.main:
+            return
         low, high = self.family.input_range
-        x, target = recipe.source(batch)
-        generator = _exported(recipe, ema)
+        x, target = run.recipe.source(run.samples)
+        generator = run.exported()
         with torch.no_grad():
             was_training = generator.training
             generator.eval()
@@ -315,88 +381,71 @@ class Trainer:
             panels.append(target.float())
         grid = torch.cat([torch.cat(list(p), dim=1) for p in panels], dim=2)
         grid = ((grid - low) / (high - low)).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-        path = self.run_dir / "samples" / f"step_{step:07d}.png"
+        path = self.run_dir / "samples" / f"step_{run.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         write_png(Picture(grid), path)
-        self._emit({"event": "sample", "step": step, "path": str(path)}, True)
+        self._emit({"event": "sample", "step": run.step, "path": str(path)})
 
-    def _validate(self, step: int, recipe: Recipe, ema: dict, val, arch) -> None:
-        scale, unit = arch.scale, arch.scale * arch.multiple
-        generator = _exported(recipe, ema)
+    def _validate(self, run: _Run) -> None:
+        if not self.main:
+            return
+        generator = run.exported()
         low, high = self.family.input_range
+
+        def apply(x: torch.Tensor) -> torch.Tensor:
+            return ((generator(x * (high - low) + low).float() - low) / (high - low)).clamp(0, 1)
+
         scores: dict[str, list[float]] = {}
         was_training = generator.training
         generator.eval()
         with torch.no_grad():
-            for index in range(min(len(val), 20)):
-                images = [t[None].to(self.device).float() / 255 for t in val[(index, index)]]
-                if self.family.task == Task.SUPER_RESOLUTION:
-                    hr = images[0][:, :, : images[0].shape[2] // unit * unit, : images[0].shape[3] // unit * unit]
-                    if min(hr.shape[2:]) < 4 * scale:
-                        continue
-                    lr = degrade(hr, scale)
-                    out = generator(lr * (high - low) + low).float()
-                    sr = ((out - low) / (high - low)).clamp(0, 1)
-                    bicubic = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
-                    scores.setdefault("psnr", []).append(psnr_y(sr, hr, scale))
-                    scores.setdefault("ssim", []).append(ssim_y(sr, hr, scale))
-                    scores.setdefault("psnr_bicubic", []).append(psnr_y(bicubic, hr, scale))
-                elif self.family.task == Task.PAIRED:
-                    a, b = (torch.nn.functional.interpolate(t, size=(self.config.crop_size,) * 2, mode="bicubic", align_corners=False).clamp(0, 1) for t in images)
-                    out = ((generator(a * (high - low) + low).float() - low) / (high - low)).clamp(0, 1)
-                    scores.setdefault("l1", []).append(float((out - b).abs().mean()))
-                    scores.setdefault("psnr", []).append(psnr_y(out, b, 0))
+            for index in range(min(len(run.data.val), 20)):
+                images = [t[None].to(self.device).float() / 255 for t in run.data.val[(index, index)]]
+                for key, value in self.family.task.score(apply, images, run.arch, self.config).items():
+                    scores.setdefault(key, []).append(value)
         generator.train(was_training)
         if scores:
-            record = {"event": "validation", "step": step}
-            record.update({k: round(sum(v) / len(v), 4) for k, v in scores.items()})
-            self._emit(record, True, log=True)
+            means = {k: round(sum(v) / len(v), 4) for k, v in scores.items()}
+            self._emit({"event": "validation", "step": run.step, "scores": means}, log=True)
 
-    def _save(self, step: int, recipe: Recipe, ema: dict, scaler, arch, main: bool) -> None:
-        if not main:
+    # ---- checkpoints and resume ----
+
+    def _save(self, run: _Run) -> None:
+        if not self.main:
             return
-        extra = {"steps": str(step), "data": self.data_dir.name, "run": self.run_dir.name}
+        recipe = run.recipe
+        extra = {"steps": str(run.step), "data": self.data_dir.name, "run": self.run_dir.name}
         for stem, name in recipe.exports.items():
-            weights = ema[stem] if stem in ema else recipe.networks[name]
-            save_checkpoint(self.run_dir / f"{stem}.safetensors", self.family, arch, weights.state_dict(), extra)
+            weights = run.ema[stem] if stem in run.ema else recipe.networks[name]
+            save_checkpoint(self.run_dir / f"{stem}.safetensors", self.family, run.arch, weights.state_dict(), extra)
+        # the settings are in the run's record (config.json); this is the state that goes with them
         state = {
-            "step": step,
-            "architecture": arch.to_json(),
-            "settings": dataclasses.asdict(self.settings),
-            "config": dataclasses.asdict(self.config),
+            "step": run.step,
             "networks": {k: v.state_dict() for k, v in recipe.networks.items()},
             "optimizers": {k: v.state_dict() for k, v in recipe.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in recipe.schedulers.items()},
-            "scaler": scaler.state_dict(),
-            "ema": {k: v.state_dict() for k, v in ema.items()},
+            "scaler": run.scaler.state_dict(),
+            "ema": {k: v.state_dict() for k, v in run.ema.items()},
             "recipe": recipe.extra_state(),
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write(self.run_dir / RESUME_FILE, buffer.getvalue())
-        self._emit({"event": "checkpoint", "step": step, "path": str(self.run_dir / RESUME_FILE)}, True)
+        self._emit({"event": "checkpoint", "step": run.step, "path": str(self.run_dir / RESUME_FILE)})
 
-    def _read_resume(self, path: Path) -> dict:
+    def _read_state(self) -> dict:
+        path = self.run_dir / RESUME_FILE
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(state, dict) or "step" not in state:
                 raise ValueError("not a resume state")
         except Exception:
             raise TranslatorError(f"cannot resume: {path} is corrupt or truncated (the run's generator*.safetensors may still be usable)") from None
-        changed = [
-            f"{key} {now!r} (was {before.get(key)!r})"
-            for now_values, before in ((dataclasses.asdict(self.settings), state.get("settings", {})), (dataclasses.asdict(self.config), state.get("config", {})))
-            for key, now in now_values.items()
-            if key not in RESUME_MAY_CHANGE and before.get(key) != now
-        ]
-        if changed:
-            raise TranslatorError(
-                "cannot resume with changed settings: " + "; ".join(changed) + f" (only {', '.join(sorted(RESUME_MAY_CHANGE))} may change)"
-            )
         return state
 
-    def _load_resume(self, state: dict, recipe: Recipe, ema: dict, scaler) -> int:
+    def _load_state(self, state: dict, run: _Run) -> None:
+        recipe = run.recipe
         try:
             for name, net in recipe.networks.items():
                 net.load_state_dict(state["networks"][name])
@@ -409,17 +458,47 @@ class Trainer:
                 optimizer.load_state_dict(saved)
             for name, scheduler in recipe.schedulers.items():
                 scheduler.load_state_dict(state["schedulers"][name])
-            scaler.load_state_dict(state["scaler"])
-            for stem, copy_ in ema.items():
-                copy_.load_state_dict(state["ema"][stem])
+            run.scaler.load_state_dict(state["scaler"])
+            for stem, average in run.ema.items():
+                average.load_state_dict(state["ema"][stem])
             recipe.load_extra_state(state["recipe"], self.device)
             torch.set_rng_state(state["rng"]["torch"])
             if state["rng"]["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         except (KeyError, RuntimeError, ValueError, TypeError) as error:
             raise TranslatorError(f"cannot resume: the saved state does not fit this family's networks ({type(error).__name__})") from None
-        return int(state["step"])
+        run.step = int(state["step"])
 
+
+def _agree(record: RunRecord, family: Family | None, data, checkpoint, registry: Registry) -> tuple[Family, Path]:
+    """The recorded family and data of a run being resumed, refusing any given that differ."""
+    if family is not None and family.name != record.family:
+        raise TranslatorError(f"cannot resume: the run trained {record.family}, not {family.name}")
+    if data is not None and Path(data).resolve() != Path(record.data):
+        raise TranslatorError(f"cannot resume: the run trained on {record.data}, not {Path(data).resolve()}")
+    if checkpoint is not None and str(checkpoint) != record.start_checkpoint:
+        raise TranslatorError(f"cannot resume from another checkpoint: the run started from {record.start_checkpoint or 'a new network'}")
+    return family or registry.family(record.family), Path(record.data)
+
+
+def _refuse_changes(record: RunRecord, family: Family, family_values: dict, loop_values: dict) -> None:
+    """Settings given to a resumed run must be the recorded ones, but for ``RESUME_MAY_CHANGE``."""
+    changed = []
+    for settings_class, given, recorded, name in (
+        (family.Settings, family_values, record.settings, family.name),
+        (TrainConfig, loop_values, record.training, "training"),
+    ):
+        now = dataclasses.asdict(make_settings(settings_class, given, name))
+        before = {**dataclasses.asdict(settings_class()), **recorded}
+        changed += [f"{key} {now[key]!r} (was {before.get(key)!r})" for key in given if key not in RESUME_MAY_CHANGE and now[key] != before.get(key)]
+    if changed:
+        raise TranslatorError("cannot resume with changed settings: " + "; ".join(changed) + f" (only {', '.join(sorted(RESUME_MAY_CHANGE))} may change)")
+
+
+def _known(settings_class: type, values: dict) -> dict:
+    """Recorded values of the settings that still exist (a run may predate or outlive some)."""
+    names = {f.name for f in dataclasses.fields(settings_class)}
+    return {k: v for k, v in values.items() if k in names}
 
 def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int = 1) -> None:
     """One optimizer step of ``recipe`` over ``count`` micro-batches whose gradients add up.
@@ -461,17 +540,6 @@ def _split_overrides(family: Family, overrides: dict[str, str]) -> tuple[dict, d
         known = ", ".join(sorted(family_keys | loop_keys))
         raise TranslatorError(f"unknown setting {sorted(unknown)[0]!r} for training {family.name} (known: {known})")
     return ({k: v for k, v in overrides.items() if k in family_keys}, {k: v for k, v in overrides.items() if k in loop_keys})
-
-
-def _check_sizes(task: Task, cfg: TrainConfig, arch) -> None:
-    if task == Task.SUPER_RESOLUTION:
-        low = cfg.crop_size // arch.scale
-        if cfg.crop_size % arch.scale or low % arch.multiple or low < 4:
-            raise TranslatorError(
-                f"crop_size {cfg.crop_size} must be a multiple of {arch.scale * arch.multiple} (the scale times the network's size multiple), at least {4 * arch.scale}"
-            )
-    elif cfg.crop_size % arch.multiple:
-        raise TranslatorError(f"crop_size {cfg.crop_size} must be a multiple of {arch.multiple} for {arch.describe()}")
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -521,14 +589,6 @@ def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def _drop_metrics_after(path: Path, step: int) -> None:
-    """A resumed run repeats the steps after its last checkpoint; their old records go."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
-    atomic_write(path, ("\n".join(kept) + "\n").encode() if kept else b"")
-
-
 def _broadcast_buffers(networks) -> None:
     # batch-norm running statistics follow process 0, as DDP's broadcast_buffers does
     for net in networks:
@@ -542,9 +602,3 @@ def _ema_update(average: nn.Module, current: nn.Module, decay: float) -> None:
         a.lerp_(c, 1 - decay)
     for a, c in zip(average.buffers(), current.buffers()):
         a.copy_(c)
-
-
-def _exported(recipe: Recipe, ema: dict) -> nn.Module:
-    """The first exported generator, as its EMA when there is one."""
-    stem, name = next(iter(recipe.exports.items()))
-    return ema[stem] if stem in ema else recipe.networks[name]

@@ -11,9 +11,10 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import TranslatorError
-from .family import Family
-from .training import Trainer
+from ..errors import TranslatorError, unexpected
+from ..family import Family
+from ..plugins import Registry
+from ..training import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +48,21 @@ class TrainingJob:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(
-        self,
-        family: Family,
-        data: Path,
-        run_dir: Path,
-        overrides: dict,
-        checkpoint: str | None = None,
-        resume: bool = False,
-        device: str = "auto",
-    ) -> str:
-        """Start training in the background; settings errors and problems found while opening
+    def start(self, family: Family, data: Path, run_dir: Path, overrides: dict, checkpoint: str | None = None, device: str = "auto") -> str:
+        """Start a new run in the background; settings errors and problems found while opening
         the data are raised here, as one line, before this returns."""
+        return self._launch(lambda: Trainer(family, data, run_dir, overrides, checkpoint, False, device, self._on_event, DEVICE_LOCK))
+
+    def resume(self, run_dir: Path, overrides: dict, registry: Registry, device: str = "auto") -> str:
+        """Continue a saved run from its own record, as ``translator train --resume`` does."""
+        return self._launch(lambda: Trainer(None, None, run_dir, overrides, None, True, device, self._on_event, DEVICE_LOCK, registry))
+
+    def _launch(self, make_trainer) -> str:
         with self._lock:
             if self.running:
                 raise TranslatorError(f"a training run is already going ({self.run_dir.name}); stop it first (one at a time)")
-            trainer = Trainer(family, data, run_dir, overrides, checkpoint, resume, device, self._on_event, DEVICE_LOCK)
-            self._trainer, self.family, self.run_dir = trainer, family.name, Path(run_dir)
+            trainer = make_trainer()
+            self._trainer, self.family, self.run_dir = trainer, trainer.family.name, trainer.run_dir
             self.status, self.error, self.data, self.sample, self.validation = "starting", "", "", None, {}
             self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0
             self._first = self._last = None
@@ -116,7 +115,7 @@ class TrainingJob:
             self.status, self.error = "failed", str(error)
         except Exception as error:  # a bug: keep the server up and say what happened
             log.exception("training failed")
-            self.status, self.error = "failed", f"unexpected {type(error).__name__}: {error}"
+            self.status, self.error = "failed", unexpected(error)
         finally:
             self._started.set()
 
@@ -135,6 +134,6 @@ class TrainingJob:
         elif kind == "sample":
             self.sample = event["path"]
         elif kind == "validation":
-            self.validation = {k: v for k, v in event.items() if k != "event"}
+            self.validation = {"step": event["step"], **event["scores"]}
         elif kind == "checkpoint":
             self.step = max(self.step, event["step"])

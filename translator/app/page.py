@@ -1,52 +1,35 @@
-"""The Gradio app: Translate, Train, Checkpoints and Plugins tabs over the core.
+"""The Gradio page: Translate, Train, Checkpoints and Plugins tabs, and the named API endpoints,
+over the ``Studio`` service.
 
 Every form is generated from the registry (families, their settings and defaults), so an
-installed plugin shows up here with no change. Handlers are thin: the work is done by the
-engine, the trainer, the workspace and the Hub module, and a ``TranslatorError`` reaches the
-page as one readable line.
+installed plugin shows up here with no change. Handlers only adapt widgets to the service, and
+a ``TranslatorError`` reaches the page as one readable line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
-import shutil
-import tempfile
-import time
 import typing
-from collections import OrderedDict
+from importlib.resources import files
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 from gradio import FileData
 
-from .errors import TranslatorError
-from .family import Family, Task, make_settings
-from .jobs import DEVICE_LOCK, TrainingJob
-from .plugins import Registry, registry as default_registry
-from .training import TrainConfig
-from .workspace import Workspace, check_name, describe_run
+from ..errors import TranslatorError, unexpected
+from ..family import Family
+from ..runs import read_metrics
+from ..training import TrainConfig
+from .service import Studio
+from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 # Requests waiting beyond this many are told the queue is full instead of piling up.
 QUEUE_SIZE = int(os.environ.get("TRANSLATOR_QUEUE_SIZE", "8"))
-# The before/after slider shows at most this many pixels; the download is always full size.
-PREVIEW_PIXELS = 4_000_000
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-try:  # ZeroGPU Spaces lend a GPU only inside functions wrapped by spaces.GPU
-    import spaces
-
-    on_gpu = spaces.GPU
-except ImportError:
-
-    def on_gpu(fn):
-        return fn
 
 
 def user_errors(fn):
@@ -62,156 +45,9 @@ def user_errors(fn):
             raise gr.Error(str(error), print_exception=False) from None
         except Exception as error:  # a bug; the log keeps the traceback
             log.exception("handler %s failed", fn.__name__)
-            text = " ".join(str(error).split())[:300]
-            raise gr.Error(f"unexpected {type(error).__name__}: {text}", print_exception=False) from None
+            raise gr.Error(unexpected(error), print_exception=False) from None
 
     return wrapper
-
-
-class Studio:
-    """The state the app's handlers share: registry, workspace, the training job, loaded models."""
-
-    def __init__(self, workspace: Workspace | None = None, registry: Registry | None = None, device: str | None = None):
-        self.registry = registry or default_registry()
-        self.workspace = workspace or Workspace()
-        self.device = device or os.environ.get("TRANSLATOR_DEVICE", "auto")
-        self.job = TrainingJob()
-        self.results = Path(tempfile.gettempdir()) / "image-translator-results"
-        self._loaded: OrderedDict[str, object] = OrderedDict()
-
-    # ---- translate ----
-
-    def default_checkpoint(self, family: str) -> str | None:
-        """The entry of the family's shipped model, if it ships one."""
-        shipped = self.registry.family(family).default_checkpoint
-        for entry in self.workspace.entries(family):
-            if entry.kind == "shipped" and shipped and Path(shipped).name == Path(entry.source).name:
-                return entry.ref
-        return None
-
-    def checkpoint_choices(self, family: str) -> list[tuple[str, str]]:
-        return [(e.label, e.ref) for e in self.workspace.entries(family)]
-
-    def load(self, ref: str, family: str):
-        """The checkpoint for ``ref``; the last two stay loaded, so repeated translations are quick."""
-        from .checkpoints import load_checkpoint
-
-        key = f"{family}\0{ref}"
-        if key in self._loaded:
-            self._loaded.move_to_end(key)
-            return self._loaded[key]
-        checkpoint = load_checkpoint(ref, family, self.registry)
-        self._loaded[key] = checkpoint
-        while len(self._loaded) > 2:
-            self._loaded.popitem(last=False)
-        return checkpoint
-
-    def translate(self, image_path: str, family_name: str, checkpoint: str, outscale, tile, options: dict, progress=None) -> Path:
-        """Translate one uploaded file; the full-size lossless PNG."""
-        from .images import read_image, write_png
-        from .inference import Engine, Options
-
-        if not image_path:
-            raise TranslatorError("add an image first (upload, paste or webcam)")
-        family = self.registry.family(family_name)
-        checkpoint = checkpoint or self.default_checkpoint(family.name)
-        if not checkpoint:
-            raise TranslatorError(f"{family.name} ships no default model: pick a checkpoint, pull one in the Checkpoints tab, or give hf://ORG/NAME/FILE")
-        ref = self.workspace.pick(checkpoint, family.name)
-        settings = make_settings(family.Settings, {k: v for k, v in options.items() if v is not None}, family.name)
-        picture = read_image(image_path)
-        engine_options = Options(device=self.device, tile=_optional_int(tile, "tile"), outscale=_optional_float(outscale, "outscale"))
-        with DEVICE_LOCK:
-            engine = Engine(self.load(ref, family.name), settings, engine_options)
-            result = _run_engine(engine, picture, progress)
-        stem = Path(image_path).stem[:80] or "image"
-        return write_png(result, self._result_folder() / f"{stem}-{family.name}.png")
-
-    def _result_folder(self) -> Path:
-        # results live until gradio has copied them into its cache; old ones are cleared here
-        self.results.mkdir(parents=True, exist_ok=True)
-        cutoff = time.time() - 3600
-        for old in self.results.iterdir():
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=self.results))
-
-    # ---- train ----
-
-    def start_training(self, family_name: str, dataset: str, run_name: str, checkpoint: str, overrides: dict) -> str:
-        family = self.registry.family(family_name)
-        if not dataset:
-            raise TranslatorError("choose a dataset (a folder under the datasets root, or upload a .zip)")
-        data = self.workspace.dataset(dataset)
-        run_name = run_name.strip() or f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir = self.workspace.run(run_name)
-        if run_dir.exists():
-            raise TranslatorError(f"a run named {run_name!r} already exists: resume it, or choose another name")
-        start = self.workspace.pick(checkpoint, family.name) if checkpoint else None
-        values = {k: v for k, v in overrides.items() if v is not None}
-        self.job.start(family, data, run_dir, values, start, device=self.device)
-        return run_name
-
-    def resume_training(self, run_name: str, steps) -> str:
-        if not run_name:
-            raise TranslatorError("choose a run to resume")
-        run_dir = self.workspace.run(run_name)
-        config = describe_run(run_dir)
-        if not config or not (run_dir / "resume.pt").is_file():
-            raise TranslatorError(f"{run_name} has no saved state to resume")
-        family = self.registry.family(config["family"])
-        overrides = {**config.get("settings", {}), **config.get("training", {})}
-        if _optional_int(steps, "steps"):
-            overrides["steps"] = int(steps)
-        self.job.start(family, Path(config["data"]), run_dir, overrides, resume=True, device=self.device)
-        return run_name
-
-    # ---- checkpoints ----
-
-    def pull(self, reference: str) -> str:
-        from .checkpoints import load_checkpoint
-        from .hub import pull
-
-        path = pull(reference)
-        # loading it now tells the user at once what it is, or why it cannot be used
-        checkpoint = load_checkpoint(path, None, self.registry)
-        return f"{path.name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
-
-    def upload_checkpoint(self, file_path: str) -> str:
-        from .checkpoints import load_checkpoint, save_checkpoint
-
-        if not file_path:
-            raise TranslatorError("choose a checkpoint file to upload")
-        path = Path(file_path)
-        name = check_name(path.stem, "checkpoint")
-        target = self.workspace.checkpoints / f"{name}.safetensors"
-        if target.exists():
-            raise TranslatorError(f"a checkpoint named {name} is already uploaded; delete it first or rename the file")
-        checkpoint = load_checkpoint(path, None, self.registry)  # the safe loader; refuses pickled code
-        save_checkpoint(target, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": path.name})
-        return f"{name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
-
-    def push(self, run_name: str, repo_id: str, token: str, private: bool) -> str:
-        from .publish import push
-
-        if not run_name:
-            raise TranslatorError("choose a trained run to publish")
-        run_dir = self.workspace.run(run_name)
-        if not run_dir.is_dir():
-            raise TranslatorError(f"no run named {run_name!r}")
-        return push(run_dir, (repo_id or "").strip(), bool(private), (token or "").strip() or None)
-
-
-def _run_engine_plain(engine, picture, progress):
-    def report(done: int, total: int) -> None:
-        if progress is not None:
-            progress((done, total), desc="translating", unit="tiles")
-
-    return engine.translate(picture, report)
-
-
-# the only function that touches the GPU, so it alone asks ZeroGPU for one
-_run_engine = on_gpu(_run_engine_plain)
 
 
 # ---- the page ----
@@ -279,10 +115,11 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
                 results = gr.File(label="Downloads", file_count="multiple", interactive=False)
                 batch_info = gr.Markdown()
         with gr.Column():
-            slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False)
+            slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", interactive=False)
             result = gr.File(label="Result (lossless PNG, full size)", interactive=False)
             info = gr.Markdown()
-    examples = sorted(str(p) for p in EXAMPLES.glob("*.png"))
+    # the example photo ships inside this package
+    examples = sorted(str(p) for p in Path(str(files(__package__))).glob("*.png"))
     if examples:
         gr.Examples(examples, inputs=[image])
 
@@ -292,9 +129,11 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
     # in the form, 0 (the fields' default) means automatic for both
     @user_errors
     def translate_clicked(image_path, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
-        path = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), progress)
-        before, after = _slider_pair(image_path, path)
-        return str(path), (before, after), _describe(path)
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="translating", unit="tiles")
+
+        done = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), report)
+        return str(done.path), done.previews(), done.describe()
 
     @user_errors
     def batch_clicked(files, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
@@ -303,7 +142,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
         done, failed = [], []
         for file in progress.tqdm(files, desc="images"):
             try:
-                done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values))))
+                done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values)).path))
             except TranslatorError as error:
                 failed.append(f"{Path(file).name}: {error}")
         if not done:
@@ -422,7 +261,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
 
 
 def _checkpoints_tab(studio: Studio) -> None:
-    from .hub import catalog
+    from .. import catalog
 
     ws = studio.workspace
     table = gr.Dataframe(_checkpoint_rows(ws), headers=["checkpoint", "family", "kind", "size", "source", "sha256"], label="Checkpoints", interactive=False, wrap=True)
@@ -441,10 +280,10 @@ def _checkpoints_tab(studio: Studio) -> None:
         token = gr.Textbox(label="Hugging Face token (write)", type="password", placeholder="empty: HF_TOKEN or hf auth login")
         private = gr.Checkbox(label="private", value=False)
         publish = gr.Button("Publish")
-    unlisted = [e for e in catalog() if not e.get("source")]
+    unlisted = [e for e in catalog.entries() if not e.source]
     if unlisted:
         with gr.Accordion(f"Published names without a verified Hub copy ({len(unlisted)})", open=False):
-            gr.Dataframe([[e["name"], e["family"], e["description"], e.get("origin", "")] for e in unlisted], headers=["name", "family", "what it does", "published at"], interactive=False, wrap=True)
+            gr.Dataframe([[e.name, e.family, e.description, e.origin or ""] for e in unlisted], headers=["name", "family", "what it does", "published at"], interactive=False, wrap=True)
     message = gr.Markdown()
 
     def refreshed(note: str):
@@ -485,7 +324,7 @@ def _api(studio: Studio, first: Family) -> None:
         """Translate one image; returns the lossless PNG. checkpoint: empty for the family's shipped
         model, a name from /checkpoints, a catalog name or hf://ORG/NAME[@REVISION]/FILE.
         tile: None picks automatically. settings: the family's translation settings."""
-        path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {})
+        path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {}).path
         return FileData(path=str(path), orig_name=path.name)
 
     @user_errors
@@ -571,7 +410,7 @@ def _plugins_tab(studio: Studio) -> None:
     reg = studio.registry
     rows = [[p.name, p.version, "built-in" if p.builtin else "installed", ", ".join(p.families) or "none"] for p in reg.plugins.values()]
     gr.Dataframe(rows, headers=["plugin", "version", "kind", "families"], label="Loaded plugins", interactive=False)
-    families = [[f.name, f.task.value, f.description, ", ".join(f.architectures)] for f in reg.families.values()]
+    families = [[f.name, f.task.name, f.description, ", ".join(f.architectures)] for f in reg.families.values()]
     gr.Dataframe(families, headers=["family", "task", "what it does", "architectures"], label="Families", interactive=False, wrap=True)
     failed = [[f.name, f.error] for f in reg.failures]
     if failed:
@@ -610,12 +449,7 @@ def _setting_inputs(settings_class: type, defaults: dict, keep=None, free_text: 
 
 
 def _layout_help(family: Family) -> str:
-    layouts = {
-        Task.PAIRED: "`A/` and `B/` with matching file names, or side-by-side A|B images (optionally under `train/`, with `val/`)",
-        Task.UNPAIRED: "`trainA/` and `trainB/` (`testA/`, `testB/` optional)",
-        Task.SUPER_RESOLUTION: "high-resolution images (optionally under `train/`, with `val/` for PSNR/SSIM)",
-    }
-    return f"**{family.name}** ({family.task.value}) expects a dataset folder with {layouts[family.task]}."
+    return f"**{family.name}** ({family.task}) expects a dataset folder with {family.task.layouts}."
 
 
 def _status_text(snapshot: dict) -> str:
@@ -647,17 +481,9 @@ def _loss_table(run_dir: Path | None):
     import pandas as pd
 
     empty = pd.DataFrame({"step": [], "value": [], "loss": []})
-    path = run_dir / "metrics.jsonl" if run_dir else None
-    if path is None or not path.is_file():
-        return empty
-    records = [r for r in map(json.loads, path.read_text().splitlines()) if r.get("event") == "step"]
+    records = [r for r in read_metrics(run_dir) if r.get("event") == "step"] if run_dir else []
     stride = max(1, len(records) // 400)
-    rows = [
-        (r["step"], v, k)
-        for r in records[::stride]
-        for k, v in r.items()
-        if isinstance(v, float) and k not in ("time", "images_per_s")
-    ]
+    rows = [(r["step"], value, name) for r in records[::stride] for name, value in r["losses"].items()]
     return pd.DataFrame(rows, columns=["step", "value", "loss"]) if rows else empty
 
 
@@ -676,61 +502,3 @@ def _size(size: int | None) -> str:
     if size is None:
         return "not downloaded"
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
-
-
-def _describe(path: Path) -> str:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        mode = image.mode
-        width, height = image.size
-    return f"{width}x{height} PNG ({mode}), {path.stat().st_size / 1e6:.2f} MB"
-
-
-def _slider_pair(source: str, result: Path) -> tuple[str, str]:
-    """The input scaled to the result's size, and the result, both within the preview budget."""
-    from PIL import Image, ImageOps
-
-    folder = result.parent
-    with Image.open(result) as after:
-        size = after.size
-        scale = min(1.0, (PREVIEW_PIXELS / (size[0] * size[1])) ** 0.5)
-        shown = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        if scale < 1:
-            preview = folder / "after-preview.png"
-            _eight_bit(after).resize(shown, Image.Resampling.LANCZOS).save(preview)
-            after_path = str(preview)
-        else:
-            after_path = str(result)
-    with Image.open(source) as before:
-        before = _eight_bit(ImageOps.exif_transpose(before))
-        before.resize(shown, Image.Resampling.BICUBIC).save(folder / "before.png")
-    return str(folder / "before.png"), after_path
-
-
-def _eight_bit(image):
-    """A displayable 8-bit copy (Pillow's own conversion clips 16-bit gray to white)."""
-    from PIL import Image
-
-    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
-        array = np.asarray(image).astype(np.float32) / 257
-        return Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8))
-    return image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
-
-
-def _optional_int(value, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    number = float(value)
-    if number < 0 or number != int(number):
-        raise TranslatorError(f"{name} must be a whole number of 0 or more, got {value}")
-    return int(number)
-
-
-def _optional_float(value, name: str) -> float | None:
-    if value is None or value == "":
-        return None
-    number = float(value)
-    if not 0 < number <= 16:
-        raise TranslatorError(f"{name} must be above 0 and at most 16, got {value}")
-    return number

@@ -14,9 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import FORMAT, SUFFIXES
-from .errors import TranslatorError
-from .hub import CATALOG_ROOT, catalog, file_sha256, is_hub_ref
+from ..checkpoints import FORMAT, SUFFIXES
+from ..errors import TranslatorError
+from .. import catalog
+from ..catalog import file_sha256
+from ..hub import is_hub_ref
 
 # where the app keeps datasets, runs and uploaded checkpoints
 HOME_VARIABLE = "TRANSLATOR_HOME"
@@ -118,16 +120,15 @@ class Workspace:
 
     def _catalog_entries(self) -> list[Entry]:
         entries = []
-        for item in catalog():
-            source = item.get("source")
-            if not source:
+        for item in catalog.entries():
+            if not item.source:
                 continue  # no verified copy to pull: listed by `translator catalog`, not offered here
-            local = None if is_hub_ref(source) else CATALOG_ROOT / source
+            local = item.shipped
             if local is not None and not local.is_file():
                 continue
             kind = "shipped" if local is not None else "catalog"
             size = local.stat().st_size if local is not None else None
-            entries.append(Entry(item["name"], f"{item['name']}: {item['description']}", item["family"], kind, size, source, item.get("sha256"), local))
+            entries.append(Entry(item.name, f"{item.name}: {item.description}", item.family, kind, size, item.source, item.sha256, local))
         return entries
 
     def _pulled_entries(self) -> list[Entry]:

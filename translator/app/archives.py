@@ -20,8 +20,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import TranslatorError
-from .images import EXTENSIONS
+from ..errors import TranslatorError
+from ..images import EXTENSIONS
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 DEFAULT_MAX_FILES = 100_000

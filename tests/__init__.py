@@ -1,0 +1,1 @@
+"""The test suite: `python -m pytest` (the fast tier: `-m "not slow"`)."""

@@ -1,0 +1,91 @@
+"""What many tests need: images and published-style files they make, tiny training settings,
+and a Hugging Face cache seeded in its documented layout."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from translator import catalog
+from translator.plugins import registry
+from translator.training import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+# the shipped x2 model: a real project-format file for tests that need one
+MODEL = catalog.find("compact-sr-x2").shipped
+# the app's example photo, never trained on by the shipped models
+EXAMPLE = ROOT / "translator" / "app" / "chelsea.png"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TINY_GAN = {"ngf": "8", "ndf": "8", "workers": "0", "log_every": "1", "sample_every": "0", "val_every": "0"}
+# a network and loop small enough to train for a few steps in seconds
+TINY_SR = {"arch": "srvgg", "scale": "2", "nf": "8", "num_conv": "2", "crop_size": "32", "batch_size": "2", "workers": "0",
+           "log_every": "1", "sample_every": "2", "val_every": "0", "checkpoint_every": "0", "ema_decay": "0"}
+
+
+def save_pth(state: dict, path, wrapper: str | None = None, prefix: str = "", extra: dict | None = None):
+    """Save a state dict the way a published file would hold it."""
+    state = {prefix + k: v for k, v in state.items()}
+    obj = {wrapper: state} if wrapper else dict(state)
+    obj.update(extra or {})
+    torch.save(obj, path)
+    return path
+
+
+def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth, photo-like uint8 RGB image with edges, made deterministically."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = []
+    for c in range(3):
+        fx, fy, phase = rng.uniform(0.02, 0.12), rng.uniform(0.02, 0.12), rng.uniform(0, 6)
+        channels.append(0.5 + 0.35 * np.sin(fx * x + phase) * np.cos(fy * y + c))
+    image = np.stack(channels, axis=2)
+    image[height // 3 : 2 * height // 3, width // 4 : width // 2] *= 0.5  # a hard-edged block
+    image += rng.normal(0, 0.02, image.shape)
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
+def shapes(height: int, width: int, seed: int) -> np.ndarray:
+    """Piecewise-constant rectangles: sharp edges that bicubic upscaling blurs and a network can restore."""
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width, 3), rng.integers(0, 256, 3), dtype=np.uint8)
+    for _ in range(12):
+        top, left = rng.integers(0, height - 4), rng.integers(0, width - 4)
+        h, w = rng.integers(4, height // 2), rng.integers(4, width // 2)
+        image[top : top + h, left : left + w] = rng.integers(0, 256, 3)
+    return image
+
+
+def write_images(folder: Path, images) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def trainer(family, data, run, **overrides) -> Trainer:
+    return Trainer(registry().family(family), data, run, {k: str(v) for k, v in overrides.items()}, device="cpu")
+
+
+def seed_cache(cache: Path, repo: str, filename: str, data: bytes, commit: str = COMMIT, branch: str = "main") -> Path:
+    """The documented cache layout: refs/{branch} holds the commit, blobs/{sha256} the bytes, and
+    snapshots/{commit}/{file} links to the blob."""
+    folder = cache / ("models--" + repo.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / branch).write_text(commit)
+    blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.parent.mkdir(exist_ok=True)
+    blob.write_bytes(data)
+    target = folder / "snapshots" / commit / filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    target.symlink_to(os.path.relpath(blob, target.parent))
+    return target

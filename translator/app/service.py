@@ -1,0 +1,258 @@
+"""What the app does, without the page: translate, train, list, pull, upload and publish.
+
+Nothing here knows about Gradio; ``page.py`` puts widgets and API endpoints on top, and a test
+or another front end can drive ``Studio`` directly. Every input arrives as the page gives it
+(text, numbers, file paths of uploads) and is checked here, so both the form and the API get
+the same one-line errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import TranslatorError
+from ..family import make_settings
+from ..hub import is_hub_ref
+from ..images import Picture
+from ..plugins import Registry, registry as default_registry
+from .jobs import DEVICE_LOCK, TrainingJob
+from .workspace import Workspace, check_name
+
+# The before/after slider shows at most this many pixels; the download is always full size.
+PREVIEW_PIXELS = 4_000_000
+# engines (networks on the device) kept between requests, most recently used first
+ENGINES_KEPT = 2
+
+Progress = Callable[[int, int], None]
+
+try:  # ZeroGPU Spaces lend a GPU only inside functions wrapped by spaces.GPU
+    import spaces
+
+    on_gpu = spaces.GPU
+except ImportError:
+
+    def on_gpu(fn):
+        return fn
+
+
+@dataclass
+class Translation:
+    """One translated image: the lossless PNG written for download, and both pictures."""
+
+    path: Path
+    source: Picture
+    result: Picture
+
+    def previews(self) -> tuple[np.ndarray, np.ndarray]:
+        """8-bit arrays for the before/after slider: the input scaled to the result's size, and
+        the result, both within ``PREVIEW_PIXELS``; made from the pictures in memory."""
+        height, width = self.result.height, self.result.width
+        scale = min(1.0, (PREVIEW_PIXELS / (height * width)) ** 0.5)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return _displayable(self.source, size), _displayable(self.result, size)
+
+    def describe(self) -> str:
+        result = self.result
+        mode = ("L" if result.grayscale else "RGB") + ("A" if result.alpha is not None else "")
+        depth = ", 16-bit" if result.bits == 16 else ""
+        return f"{result.width}x{result.height} PNG ({mode}{depth}), {self.path.stat().st_size / 1e6:.2f} MB"
+
+
+class Studio:
+    """The state the app shares between requests: registry, workspace, the training job, and
+    the engines of recently used checkpoints."""
+
+    def __init__(self, workspace: Workspace | None = None, registry: Registry | None = None, device: str | None = None):
+        self.registry = registry or default_registry()
+        self.workspace = workspace or Workspace()
+        self.device = device or os.environ.get("TRANSLATOR_DEVICE", "auto")
+        self.job = TrainingJob()
+        self.results = Path(tempfile.gettempdir()) / "image-translator-results"
+        self._engines: OrderedDict[tuple, object] = OrderedDict()
+        self._engines_lock = threading.Lock()
+
+    # ---- translate ----
+
+    def default_checkpoint(self, family: str) -> str | None:
+        """The family's default model, when it is one the app offers."""
+        ref = self.registry.family(family).default_checkpoint
+        if ref and (is_hub_ref(ref) or any(entry.ref == ref for entry in self.workspace.entries(family))):
+            return ref
+        return None
+
+    def checkpoint_choices(self, family: str) -> list[tuple[str, str]]:
+        return [(e.label, e.ref) for e in self.workspace.entries(family)]
+
+    def translate(
+        self, image_path: str | None, family_name: str, checkpoint: str, outscale=None, tile=None, options: dict | None = None, progress: Progress | None = None
+    ) -> Translation:
+        """Translate one uploaded file into a full-size lossless PNG."""
+        from ..images import read_image, write_png
+
+        if not image_path:
+            raise TranslatorError("add an image first (upload, paste or webcam)")
+        family = self.registry.family(family_name)
+        checkpoint = checkpoint or self.default_checkpoint(family.name)
+        if not checkpoint:
+            raise TranslatorError(f"{family.name} ships no default model: pick a checkpoint, pull one in the Checkpoints tab, or give hf://ORG/NAME/FILE")
+        ref = self.workspace.pick(checkpoint, family.name)
+        settings = make_settings(family.Settings, {k: v for k, v in (options or {}).items() if v is not None}, family.name)
+        tile, outscale = optional_int(tile, "tile"), optional_float(outscale, "outscale")
+        picture = read_image(image_path)
+        engine = self.engine(ref, family.name, settings).with_options(tile=tile, outscale=outscale)
+        with DEVICE_LOCK:
+            result = _run_engine(engine, picture, progress)
+        stem = Path(image_path).stem[:80] or "image"
+        path = write_png(result, self._result_folder() / f"{stem}-{family.name}.png")
+        return Translation(path, picture, result)
+
+    def engine(self, ref: str, family: str, settings):
+        """The engine for a checkpoint, family settings and this app's device, loaded once and
+        kept while it is among the last few used. A file that changed since (a run that trained
+        on) is loaded again."""
+        from ..checkpoints import load_checkpoint
+        from ..hub import resolve
+        from ..inference import Engine, Options
+
+        path = resolve(ref)  # a Hub download happens here, before any device time is taken
+        stat = path.stat() if path.is_file() else None
+        key = (family, str(path), stat and (stat.st_size, stat.st_mtime_ns), repr(dataclasses.astuple(settings)))
+        with self._engines_lock:
+            if key in self._engines:
+                self._engines.move_to_end(key)
+                return self._engines[key]
+            engine = Engine(load_checkpoint(path, family, self.registry), settings, Options(device=self.device))
+            self._engines[key] = engine
+            while len(self._engines) > ENGINES_KEPT:
+                self._engines.popitem(last=False)
+            return engine
+
+    def _result_folder(self) -> Path:
+        # results live until gradio has copied them into its cache; old ones are cleared here
+        self.results.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - 3600
+        for old in self.results.iterdir():
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.results))
+
+    # ---- train ----
+
+    def start_training(self, family_name: str, dataset: str, run_name: str, checkpoint: str, overrides: dict) -> str:
+        family = self.registry.family(family_name)
+        if not dataset:
+            raise TranslatorError("choose a dataset (a folder under the datasets root, or upload a .zip)")
+        data = self.workspace.dataset(dataset)
+        run_name = run_name.strip() or f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = self.workspace.run(run_name)
+        if run_dir.exists():
+            raise TranslatorError(f"a run named {run_name!r} already exists: resume it, or choose another name")
+        start = self.workspace.pick(checkpoint, family.name) if checkpoint else None
+        values = {k: v for k, v in overrides.items() if v is not None}
+        self.job.start(family, data, run_dir, values, start, device=self.device)
+        return run_name
+
+    def resume_training(self, run_name: str, steps) -> str:
+        """Continue a saved run from its own record; ``steps``, if given, is the new total."""
+        if not run_name:
+            raise TranslatorError("choose a run to resume")
+        run_dir = self.workspace.run(run_name)
+        if not run_dir.is_dir():
+            raise TranslatorError(f"no run named {run_name!r}")
+        steps = optional_int(steps, "steps")
+        self.job.resume(run_dir, {"steps": steps} if steps else {}, self.registry, device=self.device)
+        return run_name
+
+    # ---- checkpoints ----
+
+    def pull(self, reference: str) -> str:
+        from ..checkpoints import load_checkpoint
+        from ..hub import pull
+
+        path = pull(reference)
+        # loading it now tells the user at once what it is, or why it cannot be used
+        checkpoint = load_checkpoint(path, None, self.registry)
+        return f"{path.name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
+
+    def upload_checkpoint(self, file_path: str) -> str:
+        from ..checkpoints import load_checkpoint, save_checkpoint
+
+        if not file_path:
+            raise TranslatorError("choose a checkpoint file to upload")
+        path = Path(file_path)
+        name = check_name(path.stem, "checkpoint")
+        target = self.workspace.checkpoints / f"{name}.safetensors"
+        if target.exists():
+            raise TranslatorError(f"a checkpoint named {name} is already uploaded; delete it first or rename the file")
+        checkpoint = load_checkpoint(path, None, self.registry)  # the safe loader; refuses pickled code
+        save_checkpoint(target, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": path.name})
+        return f"{name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
+
+    def push(self, run_name: str, repo_id: str, token: str, private: bool) -> str:
+        from ..publish import push
+
+        if not run_name:
+            raise TranslatorError("choose a trained run to publish")
+        run_dir = self.workspace.run(run_name)
+        if not run_dir.is_dir():
+            raise TranslatorError(f"no run named {run_name!r}")
+        return push(run_dir, (repo_id or "").strip(), bool(private), (token or "").strip() or None)
+
+
+def _run_engine_plain(engine, picture: Picture, progress: Progress | None) -> Picture:
+    return engine.translate(picture, progress)
+
+
+# the only function that touches the GPU, so it alone asks ZeroGPU for one
+_run_engine = on_gpu(_run_engine_plain)
+
+
+def _displayable(picture: Picture, size: tuple[int, int]) -> np.ndarray:
+    """An 8-bit RGB(A) array of ``picture`` at ``size`` (width, height)."""
+    planes = picture.rgb if picture.alpha is None else np.dstack([picture.rgb, picture.alpha])
+    if (picture.width, picture.height) != size:
+        shrinking = size[0] < picture.width
+        planes = cv2.resize(planes, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    return (np.clip(planes, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def optional_int(value, name: str) -> int | None:
+    """A form's or client's whole number of 0 or more; empty means none."""
+    if value is None or value == "":
+        return None
+    number = _number(value, name)
+    if number < 0 or number != int(number):
+        raise TranslatorError(f"{name} must be a whole number of 0 or more, got {value}")
+    return int(number)
+
+
+def optional_float(value, name: str) -> float | None:
+    """A scale factor above 0 and at most 16; empty means none."""
+    if value is None or value == "":
+        return None
+    number = _number(value, name)
+    if not 0 < number <= 16:
+        raise TranslatorError(f"{name} must be above 0 and at most 16, got {value}")
+    return number
+
+
+def _number(value, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TranslatorError(f"{name} must be a number, got {str(value)[:40]!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise TranslatorError(f"{name} must be a finite number, got {value}")
+    return number
