@@ -1,10 +1,10 @@
 """Benchmarks: the project's training step and inference engine against the reference
 implementations' way of running the same networks, in one run on one machine.
 
-    python bench/run.py --quick                 # CPU-sized inputs, a few minutes
-    python bench/run.py --device cuda           # the full table on a GPU
-    python bench/run.py --quick --json bench/results.json
-    python bench/run.py --markdown bench/results.json   # a saved run as BENCHMARKS.md's table
+    python -m bench.run --quick                 # CPU-sized inputs, a few minutes
+    python -m bench.run --device cuda           # the full table on a GPU
+    python -m bench.run --quick --json bench/results.json
+    python -m bench.run --markdown bench/results.json   # a saved run as BENCHMARKS.md's table
 
 Every (row, variant) runs in a fresh process so that its peak memory is its own. Variants:
 "reference" runs the networks the way the original code does; "ours" is the project's own
@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# the repository, where `python -m bench.run` finds this package
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 # name: (what, unit, full size, quick size, full batch, quick batch)
 ROWS = {
@@ -83,8 +82,8 @@ def main() -> None:
 
 
 def child(row: str, variant: str, args) -> dict:
-    command = [sys.executable, __file__, "--row", row, "--variant", variant, "--device", args.device] + (["--quick"] if args.quick else [])
-    done = subprocess.run(command, capture_output=True, text=True)
+    command = [sys.executable, "-m", "bench.run", "--row", row, "--variant", variant, "--device", args.device] + (["--quick"] if args.quick else [])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -225,7 +224,7 @@ def measure(row: str, variant: str, quick: bool, device: torch.device) -> dict:
 
 
 def training(row: str, variant: str, size: int, batch: int, device: torch.device):
-    from reference import ReferenceCycleGAN, ReferencePix2Pix
+    from bench.reference import ReferenceCycleGAN, ReferencePix2Pix
     from translator.acceleration import autocast, channels_last, compile_networks, device_batch, device_layout
     from translator.family import make_settings
     from translator.inference import resolve_precision
@@ -260,7 +259,7 @@ def training(row: str, variant: str, size: int, batch: int, device: torch.device
 
 
 def inference(row: str, variant: str, size: int, batch: int, device: torch.device):
-    from reference import reference_upscale
+    from bench.reference import reference_upscale
     from translator.checkpoints import Checkpoint
     from translator.family import make_settings
     from translator.images import read_image, write_png

@@ -1,0 +1,1 @@
+"""Benchmarks against the reference implementations: `python -m bench.run` from the repository."""
