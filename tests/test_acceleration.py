@@ -39,6 +39,7 @@ def test_small_translations_never_wait_for_a_compile(tmp_path):
     assert not engine.runner.state["hot"]
 
 
+@pytest.mark.slow
 def test_a_shape_whose_work_repays_the_warm_up_is_compiled_and_gives_the_same_pixels(tmp_path, monkeypatch):
     x = torch.rand(1, 3, 40, 56) * 2 - 1
     eager = tiny_engine(tmp_path, "eager", "cyclegan", tile=16, overlap=4, compile="off").run(x)
@@ -128,6 +129,7 @@ def test_every_family_trains_with_fused_optimizer_updates(family):
         assert optimizer.defaults["fused"] is True, f"{family} optimizer {name} loops over its parameters"
 
 
+@pytest.mark.slow
 def test_compiled_training_follows_the_eager_run(tmp_path):
     write_images(tmp_path / "d", [photo(32, 32, s) for s in range(4)])
     settings = dict(arch="srvgg", nf=8, num_conv=2, scale=2, ema_decay=0, crop_size=16, batch_size=2, steps=3, workers=0, log_every=1, sample_every=3, val_every=0)
@@ -144,6 +146,7 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
     assert (tmp_path / "compiled" / "samples" / "step_0000003.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_compiled_job_keeps_one_shape_for_its_odd_last_batch_of_tiles(tmp_path):
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert len(tile_starts(32, 16, 4, 4)) ** 2 == 9  # in batches of 2, the last batch is short

@@ -240,6 +240,7 @@ def test_a_run_that_cannot_start_says_why_at_once(studio):
         studio.start_training("esrgan", "missing", "", "", {})
 
 
+@pytest.mark.slow
 def test_on_a_zerogpu_space_only_the_device_work_asks_for_the_gpu(tmp_path):
     import subprocess
     import sys

@@ -99,6 +99,7 @@ def test_train_through_the_api_then_translate_with_the_result(client, tmp_path):
     assert "already exists" in error_of(lambda: client.predict("esrgan", "tiles", run_name="api-run", api_name="/train"))
 
 
+@pytest.mark.slow
 def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
     url, _ = app_server
     source = tmp_path / "big.png"

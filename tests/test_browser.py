@@ -27,6 +27,8 @@ try:
 except ImportError:  # reported by the fixture as a failure, not a skip
     sync_playwright = None
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",

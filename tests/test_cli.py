@@ -24,7 +24,7 @@ def cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "translator", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
-def test_errors_are_one_line_without_traceback(tmp_path, sr_pth):
+def test_errors_are_one_line_without_traceback(tmp_path, sr_pth, capsys):
     Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
     cases = [
         ("translate", tmp_path / "missing.png", "--checkpoint", sr_pth),
@@ -36,11 +36,19 @@ def test_errors_are_one_line_without_traceback(tmp_path, sr_pth):
         ("convert", sr_pth, "--output", tmp_path / "x.pth"),
     ]
     for args in cases:
-        result = cli(*args)
-        assert result.returncode == 1, args
-        assert "Traceback" not in result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert main([str(a) for a in args]) == 1, args
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+@pytest.mark.slow
+def test_a_real_process_prints_one_line_and_exits_non_zero(tmp_path, sr_pth):
+    """The command as a user runs it: nothing from torch or the loader before the error line."""
+    result = cli("translate", tmp_path / "missing.png", "--checkpoint", sr_pth)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: input not found: {tmp_path / 'missing.png'}"], result.stderr
 
 
 def _has_cuda():
@@ -128,13 +136,14 @@ def test_family_settings_reach_the_family(tmp_path, capsys):
     assert "setting 'sampling' must be one of eval, train" in capsys.readouterr().err
 
 
-def test_models_lists_families_and_settings():
-    result = cli("models")
-    assert result.returncode == 0
+def test_models_lists_families_and_settings(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
     for expected in ("pix2pix:", "cyclegan:", "esrgan:", "task: super-resolution", "--set sampling=eval", "architectures: rrdbnet, srvgg"):
-        assert expected in result.stdout
+        assert expected in out
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "translator"
     assert script.exists(), "pip install -e . installs the translator command"

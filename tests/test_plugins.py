@@ -139,6 +139,7 @@ def test_models_command_lists_failures(site, capsys):
     assert "failed to load broken_import: ModuleNotFoundError" in out
 
 
+@pytest.mark.slow
 def test_example_plugin_package_installs_and_is_discovered(tmp_path):
     """The example package is installed for real (pip, its own pyproject and entry point) into a
     separate folder, and a fresh process finds and runs its family with no change to the core."""

@@ -1,5 +1,6 @@
 """The repository is a Hugging Face Space as it is: front matter, requirements, and `python app.py`."""
 
+import pytest
 import ast
 import importlib.metadata
 import json
@@ -75,6 +76,7 @@ def test_requirements_cover_every_import_and_are_satisfied():
     assert not missing, f"imported but not in requirements.txt: {sorted(missing)}"
 
 
+@pytest.mark.slow
 def test_python_app_py_serves_the_page(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
