@@ -7,7 +7,6 @@ catalog, files pulled into the Hugging Face cache, uploads and trained runs) or 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -198,11 +197,3 @@ def _family_of(path: Path) -> str:
     except Exception:  # unreadable: the loader will say why when it is used
         return "?"
     return metadata.get("family", "?") if metadata.get("format") == FORMAT else "?"
-
-
-def describe_run(run_dir: Path) -> dict:
-    """A run folder's config, as written by the trainer ({} when it has none yet)."""
-    try:
-        return json.loads((run_dir / "config.json").read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
