@@ -207,3 +207,54 @@ def test_networks_that_are_not_rgb_are_refused_by_the_engine(tmp_path):
     checkpoint = load_checkpoint(save_pth(gray.state_dict(), tmp_path / "g.pth"), "esrgan")
     with pytest.raises(TranslatorError, match="takes 1-channel images"):
         Engine(checkpoint, options=Options(device="cpu"))
+
+
+def test_a_plain_pickle_holding_code_is_named_as_code_and_torch_says_nothing(tmp_path, capfd):
+    """A pickle written with protocol 4 (not torch.save) trips torch's refusal without a GLOBAL in
+    its message, and makes torch warn about the protocol; the user still gets one line naming it."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "raw.pth"
+    path.write_bytes(pickle.dumps({"conv_first.weight": RunsCode(marker)}, protocol=4))
+    with pytest.raises(TranslatorError) as error:
+        load_checkpoint(path, "esrgan")
+    assert not marker.exists()
+    assert "refused raw.pth: it holds pickled code (os.makedirs)" in _one_line(error)
+    assert capfd.readouterr().err == ""
+
+
+def test_a_deflated_archive_that_unpacks_past_the_limit_is_refused_before_loading(tmp_path, monkeypatch):
+    import zipfile
+
+    import translator.checkpoints as checkpoints
+
+    plain = tmp_path / "plain.pth"
+    torch.save({"w": torch.zeros(2_000_000)}, plain)  # 8 MB of zeros
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as packed:
+        for member in source.infolist():
+            packed.writestr(member.filename, source.read(member.filename))
+    assert bomb.stat().st_size < 100_000
+    monkeypatch.setattr(checkpoints, "MAX_BYTES", 4_000_000)  # the file itself is far under it
+    with pytest.raises(TranslatorError, match=r"bomb.pth unpacks to 7.6 MiB, over the 3.8 MiB limit") as error:
+        load_checkpoint(bomb, "esrgan")
+    _one_line(error)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int8, torch.uint8, torch.int64, torch.complex64, torch.float8_e4m3fn])
+def test_weights_that_are_not_floating_point_are_refused(tmp_path, dtype):
+    state = randomize(BasicSRSRVGGNetCompact(num_feat=4, num_conv=1, upscale=2)).state_dict()
+    state = {k: v.to(dtype) for k, v in state.items()}
+    path = save_pth(state, tmp_path / "odd.pth", "params_ema")
+    with pytest.raises(TranslatorError) as error:
+        load_checkpoint(path, "esrgan")
+    assert "holds weights that are not floating point" in _one_line(error) and str(dtype).removeprefix("torch.") in str(error.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_weights_are_widened(tmp_path, dtype):
+    reference = randomize(BasicSRSRVGGNetCompact(num_feat=4, num_conv=1, upscale=2))
+    path = save_pth({k: v.to(dtype) for k, v in reference.state_dict().items()}, tmp_path / "half.pth", "params_ema")
+    loaded = load_checkpoint(path, "esrgan").module
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())

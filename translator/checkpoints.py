@@ -13,6 +13,8 @@ import os
 import pickle
 import re
 import struct
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,8 @@ SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 MAX_BYTES = int(os.environ.get("TRANSLATOR_MAX_CHECKPOINT_BYTES", 2 * 1024**3))
 # Real-ESRGAN/BasicSR wrap their weights; params_ema is the better of the two when both exist.
 WRAPPER_KEYS = ("params_ema", "params", "state_dict")
+# Weight types a network is loaded from (half precision is widened as it loads).
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Prefixes added by DataParallel/DDP and torch.compile.
 PREFIXES = ("module.", "_orig_mod.")
 
@@ -87,7 +91,7 @@ def read_weights(path: Path) -> tuple[object, dict[str, str]]:
     if size == 0:
         raise TranslatorError(f"{path.name} is empty")
     if size > MAX_BYTES:
-        raise TranslatorError(f"{path.name} is {size / 1024**3:.1f} GiB, over the {MAX_BYTES / 1024**3:.1f} GiB limit for a checkpoint")
+        raise TranslatorError(f"{path.name} is {_bytes(size)}, over the {_bytes(MAX_BYTES)} limit for a checkpoint")
     with open(path, "rb") as f:
         head = f.read(9)
     if _looks_like_safetensors(head, size):
@@ -116,19 +120,61 @@ def _read_safetensors(path: Path) -> tuple[dict, dict[str, str]]:
 
 
 def _read_pickle(path: Path) -> object:
+    _check_archive(path)
     try:
-        # weights_only is the default since torch 2.6; spelled out because it is the safety line
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # its notes on pickle protocols would precede our one line
+            warnings.simplefilter("ignore")
+            # weights_only is the default since torch 2.6; spelled out because it is the safety line
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         match = re.search(r"GLOBAL ([\w.]+)", str(error))
-        if match:
+        code = match.group(1) if match else _pickled_code(path)
+        if code:
             raise TranslatorError(
-                f"refused {path.name}: it holds pickled code ({match.group(1)}) that would run on load; "
-                "only plain weights are accepted"
+                f"refused {path.name}: it holds pickled code ({code}) that would run on load; only plain weights are accepted"
             ) from None
         raise TranslatorError(f"cannot read {path.name}: not a PyTorch checkpoint, or truncated") from None
     except Exception:  # truncated zips, garbage bytes, ...: torch raises several types, all noisy
         raise TranslatorError(f"cannot read {path.name}: not a PyTorch checkpoint, or truncated") from None
+
+
+def _check_archive(path: Path) -> None:
+    """A zip checkpoint (torch.save's format) is refused when its members would unpack past the
+    size limit: a deflated archive can hold gigabytes of zeros in a few megabytes."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # torch.load reports it as unreadable
+    if unpacked > MAX_BYTES:
+        raise TranslatorError(f"{path.name} unpacks to {_bytes(unpacked)}, over the {_bytes(MAX_BYTES)} limit for a checkpoint")
+
+
+def _pickled_code(path: Path) -> str | None:
+    """The first callable a pickle would import, found by reading its opcodes without running
+    any (torch's refusal does not always name it, e.g. for a plain pickle of protocol 4)."""
+    import pickletools
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+        strings: list[str] = []
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL":
+                return str(arg).replace(" ", ".")
+            if isinstance(arg, str):
+                strings.append(arg)
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                return f"{strings[-2]}.{strings[-1]}"
+    except Exception:  # not a pickle we can read: the caller's message stands
+        return None
+    return None
 
 
 def unwrap(obj: object, name: str) -> dict[str, torch.Tensor]:
@@ -203,6 +249,10 @@ def load_strict(module: torch.nn.Module, state: dict, what: str) -> None:
         problems.append(f"wrong shapes: {_few(wrong)}")
     if problems:
         raise TranslatorError(f"{what} does not fit the network: " + "; ".join(problems))
+    # integer, boolean or complex values in a float weight would load by casting, silently wrong
+    odd = [f"{k} ({state[k].dtype})" for k, v in expected.items() if v.is_floating_point() and state[k].dtype not in FLOAT_DTYPES]
+    if odd:
+        raise TranslatorError(f"{what} holds weights that are not floating point: {_few(odd)}; only float16, bfloat16, float32 and float64 load")
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise TranslatorError(f"{what} holds NaN or infinite weights in {_few(bad)}")
@@ -230,6 +280,10 @@ def _own_family(metadata: dict, registry: Registry, path: Path) -> Family:
         known = ", ".join(sorted(registry.families)) or "none"
         raise TranslatorError(f"{path.name} was made by the {name!r} family, which is not installed (installed: {known})")
     return registry.families[name]
+
+
+def _bytes(count: int) -> str:
+    return f"{count / 1024**3:.1f} GiB" if count >= 1024**3 else f"{count / 1024**2:.1f} MiB"
 
 
 def _few(items: list[str], shown: int = 3) -> str:
