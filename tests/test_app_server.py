@@ -145,3 +145,23 @@ def test_uploads_over_the_limit_are_refused_before_any_handler(tmp_path, monkeyp
         client.close()
     finally:
         demo.close()
+
+
+def test_the_training_run_cannot_be_deleted_and_a_stopped_one_goes_whole(client, tmp_path):
+    client, studio = client
+    folder = studio.workspace.datasets / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(48, 48, seed=i)).save(folder / f"{i}.png")
+    client.predict("esrgan", "photos", run_name="busy", settings={**TINY_SR, "steps": 100000, "checkpoint_every": "1"}, api_name="/train")
+    deadline = time.time() + 60
+    while not (studio.workspace.run("busy") / "generator.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    generator = next(item["checkpoint"] for item in client.predict(family="esrgan", api_name="/checkpoints") if item["kind"] == "run")
+    assert "run busy is training now: stop it first" in error_of(lambda: client.predict(generator, api_name="/delete_checkpoint"))
+    assert (studio.workspace.run("busy") / "config.json").is_file()
+
+    client.predict(api_name="/stop_training")
+    studio.job.wait(60)
+    assert client.predict(generator, api_name="/delete_checkpoint") == "run busy"
+    assert not studio.workspace.run("busy").exists() and not list(studio.workspace.runs.iterdir())

@@ -134,12 +134,15 @@ def _translate(args) -> int:
 
     from .checkpoints import load_checkpoint
     from .family import make_settings
+    from .files import sweep_stale
     from .images import read_image, write_png
     from .inference import Engine, Options
     from .inputs import collect_inputs, output_paths
 
     inputs = collect_inputs(args.inputs)
     outputs = output_paths(inputs, Path(args.output))
+    for folder in {target.parent for target in outputs}:
+        sweep_stale(folder)  # partial results of an earlier run that was killed
     checkpoint = load_checkpoint(args.checkpoint or _default_checkpoint(args.model), args.model)
     settings = make_settings(checkpoint.family.Settings, _pairs(args.set), checkpoint.family.name)
     options = Options(

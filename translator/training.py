@@ -30,7 +30,7 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .data import ResumableSampler, TrainData
 from .errors import TranslatorError
 from .family import Architecture, Family, make_settings, setting
-from .files import atomic_write
+from .files import atomic_write, sweep_stale
 from .images import Picture, write_png
 from .inference import resolve_device, resolve_precision
 from .plugins import Registry, registry as default_registry
@@ -290,6 +290,7 @@ class Trainer:
             torch.manual_seed(cfg.seed * 7919 + rank + 1)  # augmentation and dropout differ per process
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.run_dir)  # what a killed run was writing
             self._record(arch, data.report.summary()).write(self.run_dir)
             keep_metrics_until(self.run_dir, run.step)
 

@@ -303,7 +303,7 @@ def _checkpoints_tab(studio: Studio) -> None:
     def delete_entry(ref):
         if not ref:
             raise TranslatorError("choose what to delete")
-        return refreshed(f"deleted {ws.delete(ref)}")
+        return refreshed(f"deleted {studio.delete(ref)}")
 
     @user_errors
     def publish_run(run_name, repo, token_text, is_private):
@@ -379,7 +379,7 @@ def _api(studio: Studio, first: Family) -> None:
     @user_errors
     def delete_checkpoint(checkpoint: str) -> str:
         """Delete an uploaded checkpoint, a trained run or a pulled file."""
-        return studio.workspace.delete(checkpoint)
+        return studio.delete(checkpoint)
 
     @user_errors
     def push(run_name: str, repo_id: str, token: str = "", private: bool = False) -> str:

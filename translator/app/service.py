@@ -27,6 +27,7 @@ from ..family import make_settings
 from ..hub import is_hub_ref
 from ..images import Picture
 from ..plugins import Registry, registry as default_registry
+from ..runs import RESUME_FILE
 from .jobs import DEVICE_LOCK, TrainingJob
 from .workspace import Workspace, check_name
 
@@ -157,7 +158,8 @@ class Studio:
         data = self.workspace.dataset(dataset)
         run_name = run_name.strip() or f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = self.workspace.run(run_name)
-        if run_dir.exists():
+        # a run that failed before its first checkpoint holds nothing to resume: it is started over
+        if (run_dir / RESUME_FILE).exists():
             raise TranslatorError(f"a run named {run_name!r} already exists: resume it, or choose another name")
         start = self.workspace.pick(checkpoint, family.name) if checkpoint else None
         values = {k: v for k, v in overrides.items() if v is not None}
@@ -199,6 +201,18 @@ class Studio:
         checkpoint = load_checkpoint(path, None, self.registry)  # the safe loader; refuses pickled code
         save_checkpoint(target, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": path.name})
         return f"{name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
+
+    def delete(self, ref: str) -> str:
+        """Delete an uploaded checkpoint, a pulled file or a trained run, but never the run that
+        is training: its record and state would go from under it."""
+        if not ref:
+            raise TranslatorError("choose what to delete")
+        entry = self.workspace.entry(ref)
+        if entry.kind == "run" and self.job.running and self.job.run_dir is not None and entry.path.resolve() == self.job.run_dir.resolve():
+            raise TranslatorError(f"{entry.label} is training now: stop it first, then delete it")
+        with self._engines_lock:
+            self._engines.clear()  # an engine of the deleted file must not outlive it
+        return self.workspace.delete(ref)
 
     def push(self, run_name: str, repo_id: str, token: str, private: bool) -> str:
         from ..publish import push

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..checkpoints import FORMAT, SUFFIXES
 from ..errors import TranslatorError
+from ..files import sweep_stale
 from .. import catalog
 from ..catalog import file_sha256
 from ..hub import is_hub_ref
@@ -24,6 +25,8 @@ HOME_VARIABLE = "TRANSLATOR_HOME"
 # a folder of datasets to offer instead of HOME/datasets (read-only use)
 DATASETS_VARIABLE = "TRANSLATOR_DATASETS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# the prefix of a folder being deleted
+DELETING = ".deleting-"
 
 
 @dataclass
@@ -56,8 +59,18 @@ class Workspace:
         self.checkpoints = self.root / "checkpoints"
         for folder in (self.datasets, self.runs, self.checkpoints):
             folder.mkdir(parents=True, exist_ok=True)
+        self._sweep()
         # sha256 of large files, by (path, size, mtime): listing must not re-hash every time
         self._hashes: dict[tuple[str, int, int], str] = {}
+
+    def _sweep(self) -> None:
+        """What a killed server left behind: folders it was deleting, and its own temporary files
+        (runs' checkpoints, uploads) that a writer never renamed into place."""
+        for parent in (self.datasets, self.runs):
+            for doomed in parent.glob(f"{DELETING}*"):
+                shutil.rmtree(doomed, ignore_errors=True)
+        for folder in (self.checkpoints, *(p for p in self.runs.iterdir() if p.is_dir())):
+            sweep_stale(folder)
 
     # ---- datasets and runs ----
 
@@ -101,18 +114,23 @@ class Workspace:
         scope = f" for {family}" if family else ""
         raise TranslatorError(f"unknown checkpoint {ref!r}{scope}: pick one from the list, or give hf://ORG/NAME[@REVISION]/FILE")
 
-    def delete(self, ref: str) -> str:
-        """Remove an uploaded checkpoint, a trained run or a pulled file's cache revision."""
+    def entry(self, ref: str) -> Entry:
+        """The deletable entry ``ref`` names, or a one-line error."""
         entry = next((e for e in self.entries() if e.ref == ref), None)
         if entry is None or entry.path is None:
-            raise TranslatorError(f"{ref!r} cannot be deleted here (only uploads, runs and pulled files can)")
+            raise TranslatorError(f"{str(ref)[:200]!r} cannot be deleted here (only uploads, runs and pulled files can)")
+        return entry
+
+    def delete(self, ref: str) -> str:
+        """Remove an uploaded checkpoint, a trained run or a pulled file's cache revision."""
+        entry = self.entry(ref)
         if entry.kind == "pulled":
             from huggingface_hub import constants, scan_cache_dir
 
             # the whole cached revision goes, as `hf cache delete` does it; its path is the snapshot
             scan_cache_dir(constants.HF_HUB_CACHE).delete_revisions(entry.path.name).execute()
         elif entry.kind == "run":
-            shutil.rmtree(entry.path)
+            remove_folder(entry.path)
         else:
             entry.path.unlink()
         return entry.label
@@ -175,6 +193,15 @@ class Workspace:
         if key not in self._hashes:
             self._hashes[key] = file_sha256(path)
         return self._hashes[key]
+
+
+def remove_folder(folder: Path) -> None:
+    """Delete a folder whole or not at all, as far as anyone can see: it is first renamed to a
+    hidden name (one atomic step, after which it is listed nowhere), then removed; what a
+    failure leaves behind is swept at the next start."""
+    doomed = folder.with_name(f"{DELETING}{folder.name}.{os.getpid()}")
+    os.replace(folder, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def check_name(name: str, what: str) -> str:
