@@ -31,7 +31,7 @@ class CycleGANSettings:
     lambda_b: float = setting(10.0, "weight of the cycle loss B->A->B", low=0.0)
     lambda_identity: float = setting(0.5, "weight of the identity loss, relative to the cycle weights", low=0.0)
     pool_size: int = setting(50, "generated images remembered for the discriminators (0: none)", low=0)
-    checkpoint_b: str = setting("", "fine-tuning: the B-to-A generator to start from (file, hf:// or catalog name; --checkpoint is A-to-B)")
+    checkpoint_b: str = setting("", "fine-tuning: the B-to-A generator to start from (file, hf:// or catalog name; --checkpoint is A-to-B)", checkpoint=True)
     lr: float = setting(2e-4, "Adam learning rate", low=0.0)
     lr_constant_steps: int = setting(100_000, "steps at the full learning rate (the original's 100 epochs of horse2zebra)", low=0)
     lr_decay_steps: int = setting(100_000, "steps over which it then falls linearly to zero", low=1)

@@ -28,7 +28,7 @@ class ESRGANSettings:
     lr_halve_every: int = setting(200_000, "steps between halvings of the learning rate", low=1)
     pixel_weight: float = setting(1.0, "weight of the L1 loss against the high-resolution image", low=0.0)
     perceptual_weight: float = setting(0.0, "weight of the VGG19 perceptual loss (needs torchvision's VGG19 weights file)", low=0.0)
-    vgg_weights: str = setting("", "path of vgg19-dcbb9e9d.pth (default: torch hub's cache)")
+    vgg_weights: str = setting("", "path of vgg19-dcbb9e9d.pth (default: torch hub's cache)", file=True)
     gan_weight: float = setting(0.0, "weight of the adversarial loss (0: no discriminator, PSNR-oriented training)", low=0.0)
     gan_mode: str = setting("ragan", "adversarial objective (ragan: ESRGAN's relativistic average GAN)", choices=GAN_MODES)
     ema_decay: float = setting(0.999, "decay of the generator's exponential moving average, which is what gets exported (0: off)", low=0.0, high=0.99999)

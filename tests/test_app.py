@@ -128,6 +128,14 @@ def test_forms_are_generated_from_each_familys_settings(family):
             assert component.minimum == field.metadata["low"] and component.maximum == field.metadata["high"]
 
 
+def test_the_train_form_offers_the_checkpoint_picker_for_a_setting_that_names_one_and_hides_file_paths(studio):
+    demo = build_app(studio)
+    pickers = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "checkpoint_b"]
+    assert len(pickers) == 1 and pickers[0].choices[0] == ("none", "")
+    assert {ref for _, ref in pickers[0].choices[1:]} == {ref for _, ref in studio.checkpoint_choices("cyclegan")}
+    assert not [b for b in demo.blocks.values() if getattr(b, "label", None) == "vgg_weights"]
+
+
 class Negative(Family):
     name = "negative"
     task = Task.PAIRED

@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import io
+import json
 import resource
 import time
 import zipfile
@@ -12,8 +13,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.helpers import photo
-from tests.helpers import TINY_SR
+from tests.helpers import TINY_GAN, TINY_SR, photo, write_images
+from tests.reference_networks import RefResnetGenerator, randomize
 
 
 @pytest.fixture
@@ -165,3 +166,54 @@ def test_the_training_run_cannot_be_deleted_and_a_stopped_one_goes_whole(client,
     studio.job.wait(60)
     assert client.predict(generator, api_name="/delete_checkpoint") == "run busy"
     assert not studio.workspace.run("busy").exists() and not list(studio.workspace.runs.iterdir())
+
+
+def test_the_server_remembers_a_bounded_number_of_sessions(tmp_path, monkeypatch):
+    """Each new client session is remembered by gradio; past the bound the oldest are forgotten."""
+    from translator.app import Studio, build_app, launch_options
+    from translator.app.workspace import Workspace
+
+    monkeypatch.setenv("TRANSLATOR_SESSIONS", "3")
+    demo = build_app(Studio(Workspace(tmp_path / "home"), device="cpu"))
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        small = tmp_path / "small.png"
+        Image.fromarray(photo(8, 8)).save(small)
+        for _ in range(6):  # six fresh sessions, each through the queue
+            client = Client(demo.local_url, verbose=False)
+            assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")
+            client.close()
+        assert demo.state_holder.capacity == 3 and len(demo.state_holder.session_data) <= 3
+    finally:
+        demo.close()
+
+
+def test_settings_that_name_files_take_only_what_the_picker_offers(client, tmp_path):
+    client, studio = client
+    unpaired = studio.workspace.datasets / "h2z"
+    for domain, seeds in (("trainA", range(2)), ("trainB", range(2, 4))):
+        write_images(unpaired / domain, [photo(36, 36, s) for s in seeds])
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----")
+    answers = []
+    for path in (secret, tmp_path / "absent"):
+        message = error_of(lambda: client.predict("cyclegan", "h2z", settings={"checkpoint_b": str(path)}, api_name="/train"))
+        answers.append(message.replace(str(path), "PATH"))
+    # the same answer whether the file exists or not
+    assert answers[0] == answers[1] and "unknown checkpoint 'PATH' for cyclegan: pick one from the list" in answers[0]
+    refused = error_of(lambda: client.predict("esrgan", "h2z", settings={"vgg_weights": str(secret), "perceptual_weight": 1}, api_name="/train"))
+    assert "setting 'vgg_weights' names a file on the server, which the app does not take" in refused
+
+    # a listed checkpoint is taken: both CycleGAN generators fine-tune from the app
+    from translator.checkpoints import save_checkpoint
+    from translator.plugins import registry
+
+    cyclegan, state = registry().family("cyclegan"), randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=6)).state_dict()
+    generator = save_checkpoint(tmp_path / "g.safetensors", cyclegan, cyclegan.recognise(state), state)
+    name = client.predict(handle_file(str(generator)), api_name="/upload_checkpoint").split(" ")[0]
+    ref = next(item["checkpoint"] for item in client.predict(api_name="/checkpoints") if item["label"].startswith(name))
+    settings = {**TINY_GAN, "steps": 1, "load_size": 36, "crop_size": 32, "netG": "resnet_6blocks", "checkpoint_b": ref}
+    client.predict("cyclegan", "h2z", run_name="tuned", checkpoint=ref, settings=settings, api_name="/train")
+    studio.job.wait(60)
+    assert studio.job.snapshot()["status"] == "done", studio.job.snapshot()
+    assert json.loads((studio.workspace.run("tuned") / "config.json").read_text())["settings"]["checkpoint_b"] == ref

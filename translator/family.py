@@ -55,13 +55,24 @@ class Architecture:
 
 
 def setting(
-    default: Any, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None, translate: bool = False
+    default: Any,
+    help: str,
+    choices: tuple | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    translate: bool = False,
+    checkpoint: bool = False,
+    file: bool = False,
 ) -> Any:
     """A field of a family's Settings dataclass, with the help text the CLI and app show, and
     the values it accepts (``choices``, or a range from ``low`` to ``high`` inclusive).
     ``translate`` marks a setting that changes translation, which the app's Translate tab
-    offers; the others only matter for training."""
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "translate": translate})
+    offers; the others only matter for training. ``checkpoint`` marks one that names a
+    checkpoint (a file, ``hf://`` reference or catalog name): the app offers its checkpoint
+    picker for it and takes nothing else. ``file`` marks one that names some other file on
+    this machine, which only the command line takes."""
+    metadata = {"help": help, "choices": choices, "low": low, "high": high, "translate": translate, "checkpoint": checkpoint, "file": file}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass

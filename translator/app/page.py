@@ -78,8 +78,15 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
 
 def launch_options() -> dict:
     """Arguments of ``launch``: the upload limit (bigger uploads are refused before any handler
-    runs), and no ``allowed_paths``, so nothing beyond gradio's own cache is ever served."""
-    return {"max_file_size": os.environ.get("TRANSLATOR_MAX_UPLOAD", "500mb"), "show_error": True, "footer_links": ["api", "gradio"]}
+    runs), a bound on the sessions gradio remembers (its default of 10,000 grew the server by
+    about 0.25 MB a session), and no ``allowed_paths``, so nothing beyond gradio's own cache is
+    ever served."""
+    return {
+        "max_file_size": os.environ.get("TRANSLATOR_MAX_UPLOAD", "500mb"),
+        "state_session_capacity": int(os.environ.get("TRANSLATOR_SESSIONS", "200")),
+        "show_error": True,
+        "footer_links": ["api", "gradio"],
+    }
 
 
 def _translate_tab(studio: Studio, families: list[Family], first: Family) -> None:
@@ -193,7 +200,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
                 groups, family_inputs, family_names = [], [], []
                 for fam in families:
                     with gr.Group(visible=fam is first) as group:
-                        for field, component in _setting_inputs(fam.Settings, {}, free_text=False, prefix=fam.name):
+                        for field, component in _setting_inputs(fam.Settings, {}, free_text=False, prefix=fam.name, checkpoints=studio.checkpoint_choices(fam.name)):
                             family_inputs.append(component)
                             family_names.append((fam.name, field.name))
                     groups.append(group)
@@ -422,11 +429,12 @@ def _plugins_tab(studio: Studio) -> None:
 # ---- helpers ----
 
 
-def _setting_inputs(settings_class: type, defaults: dict, keep=None, free_text: bool = True, prefix: str = ""):
-    """One input per setting, typed by the field: checkbox, choice, number or text.
+def _setting_inputs(settings_class: type, defaults: dict, keep=None, free_text: bool = True, prefix: str = "", checkpoints: list | None = None):
+    """One input per setting, typed by the field: checkbox, choice, number, checkpoint picker
+    (``checkpoints``, for settings that name one) or text.
 
-    Free-text settings are file paths in practice; a web user may not name server files, so
-    the Train tab leaves them to the command line (``free_text=False``)."""
+    Other free-text settings are file paths in practice; a web user may not name server files,
+    so the Train tab leaves them to the command line (``free_text=False``)."""
     hints = typing.get_type_hints(settings_class)
     for field in dataclasses.fields(settings_class):
         meta = field.metadata
@@ -435,7 +443,9 @@ def _setting_inputs(settings_class: type, defaults: dict, keep=None, free_text: 
         kind, choices = hints[field.name], meta.get("choices")
         value = defaults.get(field.name, field.default)
         common = {"label": field.name, "info": meta.get("help", ""), "elem_id": f"{prefix}-{field.name}" if prefix else None}
-        if choices:
+        if meta.get("checkpoint") and checkpoints is not None:
+            component = gr.Dropdown([("none", "")] + list(checkpoints), value="", **common)
+        elif choices:
             component = gr.Dropdown(list(choices), value=value, **common)
         elif kind is bool:
             component = gr.Checkbox(value=value, **common)

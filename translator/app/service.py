@@ -162,9 +162,22 @@ class Studio:
         if (run_dir / RESUME_FILE).exists():
             raise TranslatorError(f"a run named {run_name!r} already exists: resume it, or choose another name")
         start = self.workspace.pick(checkpoint, family.name) if checkpoint else None
-        values = {k: v for k, v in overrides.items() if v is not None}
+        values = self._checked_paths(family, {k: v for k, v in overrides.items() if v is not None})
         self.job.start(family, data, run_dir, values, start, device=self.device)
         return run_name
+
+    def _checked_paths(self, family, values: dict) -> dict:
+        """Settings that name files take only what the checkpoint picker offers: a web user never
+        names a server path, and the error never says whether one exists."""
+        for field in dataclasses.fields(family.Settings):
+            value = values.get(field.name)
+            if value in (None, ""):
+                continue
+            if field.metadata.get("file"):
+                raise TranslatorError(f"setting {field.name!r} names a file on the server, which the app does not take; use `translator train --set {field.name}=...`")
+            if field.metadata.get("checkpoint"):
+                values[field.name] = self.workspace.pick(str(value), family.name)
+        return values
 
     def resume_training(self, run_name: str, steps) -> str:
         """Continue a saved run from its own record; ``steps``, if given, is the new total."""
