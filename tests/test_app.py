@@ -110,6 +110,14 @@ def test_handler_errors_become_one_readable_line():
         breaks()
     assert caught.value.message == "unexpected KeyError: 'missing'"
 
+    @user_errors
+    def folds():
+        raise TranslatorError("training data: 12.png\n  is truncated\n" + "x" * 10_000)
+
+    with pytest.raises(gr.Error) as caught:
+        folds()
+    assert caught.value.message.startswith("training data: 12.png is truncated x") and len(caught.value.message) == 500
+
 
 @pytest.mark.parametrize("family", sorted(registry().families))
 def test_forms_are_generated_from_each_familys_settings(family):

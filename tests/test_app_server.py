@@ -120,8 +120,10 @@ def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
         answers = list(pool.map(one, range(20)))
 
     assert sorted(set(answers)) == ["full", "ok"], answers
-    # at most the running job and the 8 waiting ones get through
-    assert 1 <= answers.count("ok") <= 9
+    from translator.app.page import QUEUE_SIZE, TRANSLATIONS
+
+    # at most the running translations and the waiting ones get through
+    assert 1 <= answers.count("ok") <= TRANSLATIONS["concurrency_limit"] + QUEUE_SIZE
     growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert growth_mb < 1500, f"peak memory grew by {growth_mb:.0f} MB"
 
@@ -217,3 +219,48 @@ def test_settings_that_name_files_take_only_what_the_picker_offers(client, tmp_p
     studio.job.wait(60)
     assert studio.job.snapshot()["status"] == "done", studio.job.snapshot()
     assert json.loads((studio.workspace.run("tuned") / "config.json").read_text())["settings"]["checkpoint_b"] == ref
+
+
+def test_wrong_types_and_huge_values_get_one_short_line(client, tmp_path):
+    client, _ = client
+    small = tmp_path / "small.png"
+    Image.fromarray(photo(8, 8)).save(small)
+    cases = {
+        "outscale must be a number, got str": lambda: client.predict(handle_file(str(small)), outscale="big", api_name="/translate"),
+        "settings must be an object of names to plain values, got list": lambda: client.predict(handle_file(str(small)), settings=[1, 2], api_name="/translate"),
+        "checkpoint must be text, got int": lambda: client.predict(handle_file(str(small)), checkpoint=7, api_name="/translate"),
+        "private must be true or false, got str": lambda: client.predict("run", "me/x", private="yes", api_name="/push"),
+    }
+    for expected, call in cases.items():
+        message = error_of(call)
+        assert expected in message and "unexpected" not in message, message
+    huge = "x" * 1_000_000
+    message = error_of(lambda: client.predict(handle_file(str(small)), checkpoint=huge, api_name="/translate"))
+    assert message.startswith("unknown checkpoint") and len(message) <= 500 and "\n" not in message
+    assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")  # still serving
+
+
+def test_a_slow_download_keeps_no_other_translation_waiting(client, tmp_path, monkeypatch):
+    import translator.hub
+
+    client, _ = client
+    real = translator.hub.resolve
+    released = __import__("threading").Event()
+
+    def resolve(ref):
+        if str(ref).startswith("hf://slow/"):
+            released.wait(30)  # a Hub that takes its time to answer
+            raise translator.TranslatorError("timed out fetching it from the Hub")
+        return real(ref)
+
+    monkeypatch.setattr(translator.hub, "resolve", resolve)
+    small = tmp_path / "small.png"
+    Image.fromarray(photo(8, 8)).save(small)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(lambda: error_of(lambda: client.predict(handle_file(str(small)), checkpoint="hf://slow/repo/model.safetensors", api_name="/translate")))
+        time.sleep(1)
+        started = time.monotonic()
+        assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")
+        assert time.monotonic() - started < 20 and not slow.done()
+        released.set()
+        assert "timed out" in slow.result(60)

@@ -6,19 +6,23 @@ import argparse
 import dataclasses
 import sys
 import traceback
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .errors import TranslatorError, unexpected
+from .errors import TranslatorError, shown
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:
+        # library warnings (torch's, the loader's) would come before the one line a user reads
+        warnings.simplefilter("ignore")
     try:
         return args.run(args) or 0
     except TranslatorError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {shown(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -29,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"error: {unexpected(error)} (run with --debug for details)", file=sys.stderr)
+            print(f"error: {shown(error)} (run with --debug for details)", file=sys.stderr)
         return 1
 
 

@@ -22,3 +22,15 @@ def one_line(error: BaseException, named: bool = False, limit: int = 200) -> str
 def unexpected(error: BaseException) -> str:
     """How a bug reaches a user: the error's type and one line of its message."""
     return f"unexpected {one_line(error, named=True)}"
+
+
+# longest message a boundary shows: a value a user sent (a megabyte of text, say) is not echoed back whole
+SHOWN_LIMIT = 500
+
+
+def shown(error: BaseException) -> str:
+    """What a person is shown for ``error`` where it leaves the program (the command line, a
+    page, an API answer): a TranslatorError's whole message on one line, anything else as the
+    bug it is; never longer than ``SHOWN_LIMIT``."""
+    text = " ".join(str(error).split()) if isinstance(error, TranslatorError) else unexpected(error)
+    return text if len(text) <= SHOWN_LIMIT else text[: SHOWN_LIMIT - 3] + "..."

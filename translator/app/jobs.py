@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import TranslatorError, unexpected
+from ..errors import TranslatorError, shown
 from ..family import Family
 from ..plugins import Registry
 from ..training import Trainer
@@ -112,10 +112,10 @@ class TrainingJob:
             result = trainer.run()
             self.status = result["status"]
         except TranslatorError as error:
-            self.status, self.error = "failed", str(error)
+            self.status, self.error = "failed", shown(error)
         except Exception as error:  # a bug: keep the server up and say what happened
             log.exception("training failed")
-            self.status, self.error = "failed", unexpected(error)
+            self.status, self.error = "failed", shown(error)
         finally:
             self._started.set()
 

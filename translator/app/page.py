@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import logging
 import os
+import types
 import typing
 from importlib.resources import files
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import gradio as gr
 from gradio import FileData
 
-from ..errors import TranslatorError, unexpected
+from ..errors import TranslatorError, shown
 from ..family import Family
 from ..runs import read_metrics
 from ..training import TrainConfig
@@ -30,6 +32,45 @@ log = logging.getLogger(__name__)
 
 # Requests waiting beyond this many are told the queue is full instead of piling up.
 QUEUE_SIZE = int(os.environ.get("TRANSLATOR_QUEUE_SIZE", "8"))
+# Translations decode, download and encode side by side; only their device work takes turns
+# (the service's device lock), so a slow Hub download keeps no one else waiting.
+TRANSLATIONS = {"concurrency_id": "translate", "concurrency_limit": int(os.environ.get("TRANSLATOR_TRANSLATIONS", "2"))}
+
+
+def api_endpoint(fn):
+    """An API endpoint: arguments of the wrong type (a client may send anything) are one line
+    naming the parameter, before the handler runs; then errors as ``user_errors`` makes them."""
+    hints = typing.get_type_hints(fn)
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        for name, value in signature.bind_partial(*args, **kwargs).arguments.items():
+            _check_type(name, value, hints.get(name))
+        return fn(*args, **kwargs)
+
+    return user_errors(checked)
+
+
+def _check_type(name: str, value, hint) -> None:
+    union = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else ()
+    if value is None and type(None) in union:
+        return
+    kind = next((k for k in union if k is not type(None)), hint)
+    kind = typing.get_origin(kind) or kind
+    if kind is FileData:
+        return  # _uploaded checks what a file argument names
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) or (isinstance(value, float) and value.is_integer())
+    elif kind is dict:
+        ok = isinstance(value, dict) and all(isinstance(k, str) and (v is None or isinstance(v, (str, int, float, bool))) for k, v in value.items())
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        what = {float: "a number", int: "a whole number", dict: "an object of names to plain values", str: "text", bool: "true or false"}.get(kind, kind.__name__)
+        raise TranslatorError(f"{name} must be {what}, got {type(value).__name__}")
 
 
 def user_errors(fn):
@@ -42,10 +83,10 @@ def user_errors(fn):
         except gr.Error:
             raise
         except TranslatorError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            raise gr.Error(shown(error), print_exception=False) from None
         except Exception as error:  # a bug; the log keeps the traceback
             log.exception("handler %s failed", fn.__name__)
-            raise gr.Error(unexpected(error), print_exception=False) from None
+            raise gr.Error(shown(error), print_exception=False) from None
 
     return wrapper
 
@@ -159,8 +200,8 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
 
     inputs = [image, family, checkpoint, outscale, tile, *option_inputs]
     # the form's generated inputs make a poor API; the named endpoints are in _api
-    run.click(translate_clicked, inputs, [result, slider, info], api_visibility="private", concurrency_id="device")
-    run_batch.click(batch_clicked, [batch, *inputs[1:]], [gallery, results, batch_info], api_visibility="private", concurrency_id="device")
+    run.click(translate_clicked, inputs, [result, slider, info], api_visibility="private", **TRANSLATIONS)
+    run_batch.click(batch_clicked, [batch, *inputs[1:]], [gallery, results, batch_info], api_visibility="private", **TRANSLATIONS)
 
     def switch(family_name):
         fam = studio.registry.family(family_name)
@@ -326,7 +367,7 @@ def _api(studio: Studio, first: Family) -> None:
     """The named endpoints for gradio_client and other programs: the same actions as the tabs,
     with plain parameters (family settings as one dict, as `--set` takes them)."""
 
-    @user_errors
+    @api_endpoint
     def translate(image: FileData, family: str = first.name, checkpoint: str = "", outscale: float | None = None, tile: int | None = None, settings: dict | None = None) -> FileData:
         """Translate one image; returns the lossless PNG. checkpoint: empty for the family's shipped
         model, a name from /checkpoints, a catalog name or hf://ORG/NAME[@REVISION]/FILE.
@@ -334,38 +375,38 @@ def _api(studio: Studio, first: Family) -> None:
         path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {}).path
         return FileData(path=str(path), orig_name=path.name)
 
-    @user_errors
+    @api_endpoint
     def train(family: str, dataset: str, run_name: str = "", checkpoint: str = "", settings: dict | None = None) -> dict:
         """Start a training run in the background (one at a time); returns its status.
         settings: family and training-loop settings, as `translator train --set` takes them."""
         studio.start_training(family, dataset, run_name, checkpoint, settings or {})
         return studio.job.snapshot()
 
-    @user_errors
+    @api_endpoint
     def training_status() -> dict:
         """The current (or last) run: status, step, steps, images/s, ETA, latest sample, validation."""
         return studio.job.snapshot()
 
-    @user_errors
+    @api_endpoint
     def stop_training() -> dict:
         """Ask the run to save and stop after its current step."""
         studio.job.stop()
         return studio.job.snapshot()
 
-    @user_errors
+    @api_endpoint
     def resume_training(run_name: str, steps: int | None = None) -> dict:
         """Continue a saved run where it stopped (steps: a new total, if any)."""
         studio.resume_training(run_name, steps)
         return studio.job.snapshot()
 
-    @user_errors
+    @api_endpoint
     def upload_dataset(archive: FileData) -> str:
         """Unpack a .zip dataset into the datasets root; returns the dataset's name."""
         from .archives import unpack_zip
 
         return unpack_zip(_uploaded(archive), studio.workspace.datasets).folder.name
 
-    @user_errors
+    @api_endpoint
     def checkpoints(family: str = "") -> list[dict]:
         """Every checkpoint the app offers (for one family, or all)."""
         return [
@@ -373,27 +414,27 @@ def _api(studio: Studio, first: Family) -> None:
             for e in studio.workspace.entries(family or None, hashes=True)
         ]
 
-    @user_errors
+    @api_endpoint
     def pull(reference: str) -> str:
         """Download hf://ORG/NAME[@REVISION]/FILE (or a catalog name) into the Hugging Face cache."""
         return studio.pull(reference)
 
-    @user_errors
+    @api_endpoint
     def upload_checkpoint(file: FileData) -> str:
         """Add a checkpoint file (checked by the safe loader, stored as safetensors)."""
         return studio.upload_checkpoint(_uploaded(file))
 
-    @user_errors
+    @api_endpoint
     def delete_checkpoint(checkpoint: str) -> str:
         """Delete an uploaded checkpoint, a trained run or a pulled file."""
         return studio.delete(checkpoint)
 
-    @user_errors
+    @api_endpoint
     def push(run_name: str, repo_id: str, token: str = "", private: bool = False) -> str:
         """Publish a trained run to the Hub; returns the repository's URL."""
         return studio.push(run_name, repo_id, token, private)
 
-    gr.api(translate, api_name="translate", concurrency_id="device")
+    gr.api(translate, api_name="translate", **TRANSLATIONS)
     for fn in (train, resume_training, upload_dataset, pull, upload_checkpoint, delete_checkpoint, push):
         gr.api(fn, api_name=fn.__name__)
     for fn in (training_status, stop_training, checkpoints):
