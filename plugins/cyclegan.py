@@ -45,6 +45,8 @@ class CycleGAN(Family):
     architectures = gan_networks.GENERATORS
     input_range = (-1.0, 1.0)
     Settings = CycleGANSettings
+    # a quarter of the pixels: about 3.5 s a step on two CPU cores instead of 16
+    light_defaults = {"load_size": 143, "crop_size": 128}
 
     def recognise(self, state_dict):
         return gan_networks.recognise_generator(state_dict)

@@ -47,6 +47,7 @@ class Pix2Pix(CycleGAN):
     task = Task.PAIRED
     description = "paired image-to-image translation (edges to photo, map to aerial, day to night)"
     Settings = Pix2PixSettings
+    light_defaults = {"netG": "unet_128", "load_size": 143, "crop_size": 128}
 
     def prepare(self, module, settings):
         module.eval()

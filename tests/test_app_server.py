@@ -264,3 +264,36 @@ def test_a_slow_download_keeps_no_other_translation_waiting(client, tmp_path, mo
         assert time.monotonic() - started < 20 and not slow.done()
         released.set()
         assert "timed out" in slow.result(60)
+
+
+def test_a_run_is_admitted_only_if_it_fits_and_says_what_it_needs(client, tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    from translator.training import Trainer
+
+    client, studio = client
+    networks = []
+    start = Trainer._start
+
+    def remembered(self):
+        run = start(self)
+        networks.append(weakref.ref(run.recipe.networks["G"]))
+        return run
+
+    monkeypatch.setattr(Trainer, "_start", remembered)
+    write_images(studio.workspace.datasets / "photos", [photo(48, 48, s) for s in range(3)])
+    # ten times this machine's memory: refused at once, nothing allocated, the server unchanged
+    huge = error_of(lambda: client.predict("esrgan", "photos", settings={"nf": 4096, "batch_size": 64}, api_name="/train"))
+    assert huge.startswith("this run needs about") and "free; lower batch_size or crop_size" in huge
+    assert "workers 64 is more than this machine's" in error_of(lambda: client.predict("esrgan", "photos", settings={"workers": 64}, api_name="/train"))
+
+    # the defaults on a CPU host are the light ones, and the status says what they need
+    status = client.predict("esrgan", "photos", run_name="light", settings={"steps": 2, "workers": 0, "val_every": 0}, api_name="/train")
+    assert status["estimate"].startswith("about ") and "per step" in status["estimate"]
+    studio.job.wait(60)
+    record = json.loads((studio.workspace.run("light") / "config.json").read_text())
+    assert record["settings"]["arch"] == "srvgg" and record["training"]["batch_size"] == 4
+    # and once it ends, its networks are let go
+    gc.collect()
+    assert len(networks) == 1 and networks[0]() is None

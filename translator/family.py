@@ -97,6 +97,9 @@ class Family:
     Settings: ClassVar[type] = NoSettings
     # defaults of the training loop's own settings that differ for this family (see TrainConfig)
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # family and loop settings the app starts from on a machine without a GPU: a smaller network
+    # and batch, so that a first run shows progress in seconds rather than minutes
+    light_defaults: ClassVar[dict[str, Any]] = {}
     # the model used when no checkpoint is given: a catalog name, an hf:// reference or a file
     # the plugin ships (read like --checkpoint)
     default_checkpoint: ClassVar[str | None] = None

@@ -56,6 +56,11 @@ class Task:
         if config.crop_size % arch.multiple:
             raise TranslatorError(f"crop_size {config.crop_size} must be a multiple of {arch.multiple} for {arch.describe()}")
 
+    def batch_shapes(self, config: TrainConfig, arch: Architecture) -> dict[str, tuple[int, int, int]]:
+        """Channels, height and width of one sample of each batch key, as training feeds them."""
+        side = config.crop_size
+        return {key: (arch.channels[0], side, side) for key in self.keys}
+
     def sample_source(self, data: TrainData):
         """Where the fixed batch of sample images comes from."""
         return data.val if data.val is not None else data.train
@@ -203,6 +208,10 @@ class SuperResolution(Task):
             raise TranslatorError(
                 f"crop_size {config.crop_size} must be a multiple of {arch.scale * arch.multiple} (the scale times the network's size multiple), at least {4 * arch.scale}"
             )
+
+    def batch_shapes(self, config, arch):
+        side = config.crop_size
+        return {"lr": (arch.channels[0], side // arch.scale, side // arch.scale), "hr": (arch.channels[1], side, side)}
 
     def sample_source(self, data):
         # validation photos are whole images of any size; training patches stack into a batch

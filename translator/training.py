@@ -194,6 +194,9 @@ class Trainer:
         self.settings = make_settings(family.Settings, family_values, family.name)
         self.config = make_settings(TrainConfig, loop_values, "training")
         family.task.check_config(self.config)
+        cores = os.cpu_count() or 1
+        if self.config.workers > cores:
+            raise TranslatorError(f"workers {self.config.workers} is more than this machine's {cores} cores")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(self.config.precision, self.device)
         if self.dtype == torch.float16:  # auto on a GPU without bf16: fp16 would need loss scaling
@@ -306,14 +309,19 @@ class Trainer:
         run.samples = self._sample_batch(run)
         return run
 
-    def _generator(self) -> tuple[Architecture, nn.Module]:
-        if self.resume:  # the run's own architecture, whatever it was started from
-            arch = Architecture.from_dict(read_record(self.run_dir).architecture)
-            return arch, self.family.build(arch)
+    def architecture(self) -> Architecture:
+        """The network this run trains: the run's own when resumed, whatever it started from."""
+        if self.resume:
+            return Architecture.from_dict(read_record(self.run_dir).architecture)
         if self.start_checkpoint is not None:
+            return load_checkpoint(self.start_checkpoint, self.family.name).arch
+        return self.family.architecture(self.settings)
+
+    def _generator(self) -> tuple[Architecture, nn.Module]:
+        if self.start_checkpoint is not None and not self.resume:
             loaded = load_checkpoint(self.start_checkpoint, self.family.name)
             return loaded.arch, loaded.module
-        arch = self.family.architecture(self.settings)
+        arch = self.architecture()
         return arch, self.family.build(arch)
 
     def _record(self, arch: Architecture, data_summary: str) -> RunRecord:

@@ -6,11 +6,13 @@ shows it. Translations and training take turns on the device through ``DEVICE_LO
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from pathlib import Path
 
+from .. import budget
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..plugins import Registry
@@ -22,6 +24,20 @@ log = logging.getLogger(__name__)
 DEVICE_LOCK = threading.Lock()
 # how long Start waits for the run to get going, so that a bad dataset is reported at once
 START_WAIT_S = 60.0
+
+
+def _return_memory() -> None:
+    import ctypes
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:  # glibc keeps freed heap pages for later; hand them back to the system
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class TrainingJob:
@@ -40,6 +56,8 @@ class TrainingJob:
         self.images_per_s = 0.0
         self.sample: str | None = None
         self.validation: dict = {}
+        # memory and time per step the run was admitted with
+        self.estimate = ""
         # (time, step) of the first step record of this session, for the ETA
         self._first: tuple[float, int] | None = None
         self._last: tuple[float, int] | None = None
@@ -62,7 +80,11 @@ class TrainingJob:
             if self.running:
                 raise TranslatorError(f"a training run is already going ({self.run_dir.name}); stop it first (one at a time)")
             trainer = make_trainer()
+            # admitted only if it fits: networks and one step counted, one step timed
+            with DEVICE_LOCK:
+                estimate = budget.estimate(trainer, trainer.architecture())
             self._trainer, self.family, self.run_dir = trainer, trainer.family.name, trainer.run_dir
+            self.estimate = estimate.describe()
             self.status, self.error, self.data, self.sample, self.validation = "starting", "", "", None, {}
             self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0
             self._first = self._last = None
@@ -79,7 +101,8 @@ class TrainingJob:
         with self._lock:
             if not self.running:
                 return self.status
-            self._trainer.stop()
+            if self._trainer is not None:
+                self._trainer.stop()
             self.status = "stopping"
             return self.status
 
@@ -105,6 +128,7 @@ class TrainingJob:
             "sample": self.sample,
             "validation": dict(self.validation),
             "error": self.error,
+            "estimate": self.estimate,
         }
 
     def _work(self, trainer: Trainer) -> None:
@@ -117,6 +141,10 @@ class TrainingJob:
             log.exception("training failed")
             self.status, self.error = "failed", shown(error)
         finally:
+            # the networks, optimizer states and loader go with the trainer, and so does their memory
+            self._trainer = trainer.recipe = None
+            del trainer
+            _return_memory()
             self._started.set()
 
     def _on_event(self, event: dict) -> None:

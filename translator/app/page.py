@@ -234,14 +234,14 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
             start_from = gr.Dropdown([("new network", "")] + studio.checkpoint_choices(first.name), value="", label="Start from (fine-tuning)")
             main_settings = {"steps", "batch_size", "crop_size"}
             with gr.Row():
-                loop_fields = list(_setting_inputs(TrainConfig, first.train_defaults, keep=lambda f: f.name in main_settings, prefix="loop"))
+                loop_fields = list(_setting_inputs(TrainConfig, studio.train_defaults(first.name), keep=lambda f: f.name in main_settings, prefix="loop"))
             with gr.Accordion("Training settings", open=False):
-                loop_fields += _setting_inputs(TrainConfig, first.train_defaults, keep=lambda f: f.name not in main_settings, prefix="loop")
+                loop_fields += _setting_inputs(TrainConfig, studio.train_defaults(first.name), keep=lambda f: f.name not in main_settings, prefix="loop")
             with gr.Accordion("Family settings", open=False):
                 groups, family_inputs, family_names = [], [], []
                 for fam in families:
                     with gr.Group(visible=fam is first) as group:
-                        for field, component in _setting_inputs(fam.Settings, {}, free_text=False, prefix=fam.name, checkpoints=studio.checkpoint_choices(fam.name)):
+                        for field, component in _setting_inputs(fam.Settings, studio.train_defaults(fam.name), free_text=False, prefix=fam.name, checkpoints=studio.checkpoint_choices(fam.name)):
                             family_inputs.append(component)
                             family_names.append((fam.name, field.name))
                     groups.append(group)
@@ -294,7 +294,8 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
 
     def switch(family_name):
         fam = studio.registry.family(family_name)
-        loop_updates = [gr.update(value=fam.train_defaults.get(f.name, f.default)) for f, _ in loop_fields]
+        defaults = studio.train_defaults(family_name)
+        loop_updates = [gr.update(value=defaults.get(f.name, f.default)) for f, _ in loop_fields]
         choices = [("new network", "")] + studio.checkpoint_choices(family_name)
         return [_layout_help(fam), gr.Dropdown(choices=choices, value="")] + loop_updates + [gr.Group(visible=f.name == family_name) for f in families]
 
@@ -511,6 +512,8 @@ def _status_text(snapshot: dict) -> str:
         lines.append(f"{snapshot['images_per_s']:.1f} images/s")
     if snapshot["eta_s"] is not None:
         lines.append(f"about {_duration(snapshot['eta_s'])} left")
+    if snapshot["estimate"]:
+        lines.append(f"estimated: {snapshot['estimate']}")
     if snapshot["data"]:
         lines.append(f"data: {snapshot['data']}")
     if snapshot["error"]:

@@ -151,6 +151,15 @@ class Studio:
 
     # ---- train ----
 
+    def train_defaults(self, family_name: str) -> dict:
+        """The settings a new run of the family starts from here: the family's, and its lighter
+        ones where this app has no GPU."""
+        from ..inference import resolve_device
+
+        family = self.registry.family(family_name)
+        light = family.light_defaults if resolve_device(self.device).type == "cpu" else {}
+        return {**family.train_defaults, **light}
+
     def start_training(self, family_name: str, dataset: str, run_name: str, checkpoint: str, overrides: dict) -> str:
         family = self.registry.family(family_name)
         if not dataset:
@@ -162,7 +171,8 @@ class Studio:
         if (run_dir / RESUME_FILE).exists():
             raise TranslatorError(f"a run named {run_name!r} already exists: resume it, or choose another name")
         start = self.workspace.pick(checkpoint, family.name) if checkpoint else None
-        values = self._checked_paths(family, {k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values = self._checked_paths(family, {**self.train_defaults(family.name), **given})
         self.job.start(family, data, run_dir, values, start, device=self.device)
         return run_name
 

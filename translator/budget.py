@@ -1,0 +1,133 @@
+"""What a training run will need, known before it starts: memory and time per step.
+
+Memory is counted without allocating any: the family's networks and one training step run on
+PyTorch's meta device, which computes shapes but holds no data, while a hook adds up what
+autograd keeps for the backward pass. Time comes from one real step at batch 1, scaled to the
+run's batch. A run whose estimate does not fit in the device's free memory is refused before
+it takes any.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import TranslatorError
+
+# Adam keeps two moments per parameter, and every parameter has its gradient
+OPTIMIZER_COPIES = 3
+# what the allocator, autograd's temporaries and the data in flight add to what is counted
+OVERHEAD = 1.3
+
+
+@dataclass
+class Estimate:
+    memory_bytes: int
+    seconds_per_step: float
+    # free memory of the device when estimated (None: not known on this device)
+    free_bytes: int | None
+
+    def describe(self) -> str:
+        free = f" of {_gb(self.free_bytes)} free" if self.free_bytes is not None else ""
+        return f"about {_gb(self.memory_bytes)}{free} and {_duration(self.seconds_per_step)} per step"
+
+
+def estimate(trainer, arch, measure: bool = True) -> Estimate:
+    """The memory and time per step of ``trainer``'s run with the network ``arch``."""
+    family, config, device = trainer.family, trainer.config, trainer.device
+    family.task.check_sizes(config, arch)
+    # a recipe that loads weights of its own (CycleGAN's checkpoint_b) loads them into nothing
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        recipe = family.recipe(family.build(arch), arch, trainer.settings, config, torch.device("meta"))
+    weights = sum(p.numel() * p.element_size() for net in recipe.networks.values() for p in net.parameters())
+    trained = sum(
+        p.numel() * p.element_size() for optimizer in recipe.optimizers.values() for group in optimizer.param_groups for p in group["params"]
+    )
+    averages = sum(p.numel() * p.element_size() for stem, name in recipe.exports.items() for p in recipe.networks[name].parameters()) if recipe.ema_decay else 0
+    kept = _activations(recipe, family.task.batch_shapes(config, arch), config.batch_size, torch.device("meta"))
+    memory = int((weights + trained * OPTIMIZER_COPIES + averages + kept) * OVERHEAD)
+    free = free_memory(device)
+    if free is not None and memory > free:
+        raise TranslatorError(
+            f"this run needs about {_gb(memory)} but {device.type} has {_gb(free)} free; "
+            "lower batch_size or crop_size, or choose a smaller network"
+        )
+    seconds = _measured_step(trainer, arch) * config.batch_size * config.accumulate if measure else 0.0
+    return Estimate(memory, seconds, free)
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes the device can still give, or None where that is not known."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def _activations(recipe, shapes: dict, batch: int, device: torch.device) -> int:
+    """Bytes autograd keeps for backward in the largest phase of one step (phases run one after
+    the other, each freeing its graph), counted on ``device`` (meta: nothing is allocated)."""
+    kept = {"now": 0}
+    peaks = []
+
+    def pack(tensor):
+        if not (tensor.is_leaf and tensor.requires_grad):  # parameters are counted already
+            kept["now"] += tensor.numel() * tensor.element_size()
+        return tensor
+
+    inputs = {key: torch.zeros((batch, *shape), device=device) for key, shape in shapes.items()}
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), _quiet_rng():
+        for _, loss in recipe.step(inputs):
+            peaks.append(kept["now"])
+            kept["now"] = 0
+            del loss
+    return max(peaks, default=0)
+
+
+def _measured_step(trainer, arch) -> float:
+    """Seconds of one real optimizer step at batch 1 on the run's device, with throwaway copies
+    of the networks (the run itself starts from its own)."""
+    from .acceleration import channels_last, device_layout
+    from .training import train_step
+
+    family, device = trainer.family, trainer.device
+    recipe = family.recipe(family.build(arch), arch, trainer.settings, trainer.config, device)
+    for net in recipe.networks.values():
+        device_layout(net, device, channels_last(net, device, training=True)).train()
+    low, high = family.input_range
+    batch = {key: torch.rand((1, *shape), device=device) * (high - low) + low for key, shape in family.task.batch_shapes(trainer.config, arch).items()}
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    with _quiet_rng():
+        started = time.perf_counter()
+        train_step(recipe, [batch], 1, scaler, trainer.autocast)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _quiet_rng():
+    """The estimate's random draws (dropout, image pools) leave the run's random stream as it was."""
+    with torch.random.fork_rng(devices=[]):
+        yield
+
+
+def _gb(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e8 else f"{count / 1e6:.0f} MB"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
