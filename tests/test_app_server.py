@@ -163,6 +163,7 @@ def test_the_training_run_cannot_be_deleted_and_a_stopped_one_goes_whole(client,
     generator = next(item["checkpoint"] for item in client.predict(family="esrgan", api_name="/checkpoints") if item["kind"] == "run")
     assert "run busy is training now: stop it first" in error_of(lambda: client.predict(generator, api_name="/delete_checkpoint"))
     assert (studio.workspace.run("busy") / "config.json").is_file()
+    assert "the run busy is training on photos: stop it first" in error_of(lambda: client.predict("photos", api_name="/delete_dataset"))
 
     client.predict(api_name="/stop_training")
     studio.job.wait(60)
@@ -297,3 +298,46 @@ def test_a_run_is_admitted_only_if_it_fits_and_says_what_it_needs(client, tmp_pa
     # and once it ends, its networks are let go
     gc.collect()
     assert len(networks) == 1 and networks[0]() is None
+
+
+def test_datasets_and_results_stay_within_the_quota_and_datasets_can_be_deleted(tmp_path, monkeypatch):
+    from translator.app import Studio, build_app, launch_options
+    from translator.app.workspace import Workspace
+
+    monkeypatch.setenv("TRANSLATOR_QUOTA", "300kb")
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    studio.results = tmp_path / "results"
+    demo = build_app(studio)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    client = Client(demo.local_url, verbose=False)
+
+    def archive(name: str, count: int):
+        path = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for i in range(count):
+                z.writestr(f"{i}.png", cv2.imencode(".png", np.zeros((150, 150, 3), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 0])[1].tobytes())
+        return path
+
+    try:
+        # a small zip that unpacks to far more: refused from what it declares, nothing written
+        bomb = error_of(lambda: client.predict(handle_file(str(archive("bomb", 10))), api_name="/upload_dataset"))
+        assert "unpacks to 0.7 MB, more than the 0.3 MB left of the workspace's 0.3 MB quota" in bomb
+        assert studio.workspace.dataset_names() == []
+        assert client.predict(handle_file(str(archive("few", 2))), api_name="/upload_dataset") == "few"
+        assert "left of the workspace's" in error_of(lambda: client.predict(handle_file(str(archive("more", 3))), api_name="/upload_dataset"))
+        # deleting a dataset gives its room back
+        assert client.predict("few", api_name="/delete_dataset") == "few"
+        assert studio.workspace.dataset_names() == [] and not list(studio.workspace.datasets.iterdir())
+        assert client.predict(handle_file(str(archive("more", 3))), api_name="/upload_dataset") == "more"
+        assert "no dataset named 'few'" in error_of(lambda: client.predict("few", api_name="/delete_dataset"))
+        # results older than their hour, or past the quota, are cleared before the next one
+        small = tmp_path / "small.png"
+        Image.fromarray(photo(8, 8)).save(small)
+        stale = studio.results / "old"
+        stale.mkdir(parents=True)
+        (stale / "x.png").write_bytes(b"0" * 100_000)
+        assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")
+        assert not stale.exists()
+    finally:
+        client.close()
+        demo.close()

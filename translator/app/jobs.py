@@ -49,6 +49,7 @@ class TrainingJob:
         self.status = "idle"
         self.family = ""
         self.run_dir: Path | None = None
+        self.data_dir: Path | None = None
         self.error = ""
         self.data = ""
         self.step = 0
@@ -83,7 +84,7 @@ class TrainingJob:
             # admitted only if it fits: networks and one step counted, one step timed
             with DEVICE_LOCK:
                 estimate = budget.estimate(trainer, trainer.architecture())
-            self._trainer, self.family, self.run_dir = trainer, trainer.family.name, trainer.run_dir
+            self._trainer, self.family, self.run_dir, self.data_dir = trainer, trainer.family.name, trainer.run_dir, trainer.data_dir
             self.estimate = estimate.describe()
             self.status, self.error, self.data, self.sample, self.validation = "starting", "", "", None, {}
             self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0

@@ -227,6 +227,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
             with gr.Row():
                 dataset = gr.Dropdown(ws.dataset_names(), value=None, label="Dataset", info=f"folders in {ws.datasets}", allow_custom_value=False, scale=4)
                 refresh = gr.Button("Refresh", scale=1)
+                drop = gr.Button("Delete", variant="stop", scale=1)
             with gr.Accordion("Upload a dataset (.zip)", open=False):
                 archive = gr.File(label="Zip archive", file_types=[".zip"], height=140)
                 unpack = gr.Button("Unpack into the datasets root")
@@ -279,11 +280,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
 
     @user_errors
     def unpack_zip(file_path):
-        from .archives import unpack_zip as unpack_archive
-
-        if not file_path:
-            raise TranslatorError("choose a .zip file first")
-        unpacked = unpack_archive(file_path, ws.datasets)
+        unpacked = studio.upload_dataset(file_path)
         gr.Info(unpacked.summary())
         return gr.Dropdown(choices=ws.dataset_names(), value=unpacked.folder.name)
 
@@ -304,6 +301,15 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
     resume.click(resume_selected, [resume_run, resume_steps], status, api_visibility="private")
     unpack.click(unpack_zip, archive, dataset, api_visibility="private")
     refresh.click(lambda: (gr.Dropdown(choices=ws.dataset_names()), gr.Dropdown(choices=ws.run_names())), None, [dataset, resume_run], api_visibility="private", queue=False)
+
+    @user_errors
+    def drop_dataset(name):
+        if not name:
+            raise TranslatorError("choose a dataset to delete")
+        gr.Info(f"deleted {studio.delete_dataset(name)}")
+        return gr.Dropdown(choices=ws.dataset_names(), value=None)
+
+    drop.click(drop_dataset, dataset, dataset, api_visibility="private")
     family.change(switch, family, [layout, start_from, *loop_components, *groups], api_visibility="private", queue=False)
     # polling stays out of the queue, so a page left open never takes a translation's place
     timer.tick(tick, None, [status, curves, sample, validation], api_visibility="private", queue=False)
@@ -403,9 +409,12 @@ def _api(studio: Studio, first: Family) -> None:
     @api_endpoint
     def upload_dataset(archive: FileData) -> str:
         """Unpack a .zip dataset into the datasets root; returns the dataset's name."""
-        from .archives import unpack_zip
+        return studio.upload_dataset(_uploaded(archive)).folder.name
 
-        return unpack_zip(_uploaded(archive), studio.workspace.datasets).folder.name
+    @api_endpoint
+    def delete_dataset(dataset: str) -> str:
+        """Delete a dataset the app unpacked (not one the running run trains on)."""
+        return studio.delete_dataset(dataset)
 
     @api_endpoint
     def checkpoints(family: str = "") -> list[dict]:
@@ -436,7 +445,7 @@ def _api(studio: Studio, first: Family) -> None:
         return studio.push(run_name, repo_id, token, private)
 
     gr.api(translate, api_name="translate", **TRANSLATIONS)
-    for fn in (train, resume_training, upload_dataset, pull, upload_checkpoint, delete_checkpoint, push):
+    for fn in (train, resume_training, upload_dataset, delete_dataset, pull, upload_checkpoint, delete_checkpoint, push):
         gr.api(fn, api_name=fn.__name__)
     for fn in (training_status, stop_training, checkpoints):
         gr.api(fn, api_name=fn.__name__, queue=False)

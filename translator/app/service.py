@@ -81,6 +81,8 @@ class Studio:
         self.device = device or os.environ.get("TRANSLATOR_DEVICE", "auto")
         self.job = TrainingJob()
         self.results = Path(tempfile.gettempdir()) / "image-translator-results"
+        # bytes the datasets and results may take together
+        self.quota = parse_size(os.environ.get("TRANSLATOR_QUOTA", "10gb"))
         self._engines: OrderedDict[tuple, object] = OrderedDict()
         self._engines_lock = threading.Lock()
 
@@ -141,12 +143,16 @@ class Studio:
             return engine
 
     def _result_folder(self) -> Path:
-        # results live until gradio has copied them into its cache; old ones are cleared here
+        # Results live until gradio has copied them into its cache (which it clears itself): ours
+        # go after an hour, and sooner, oldest first, while datasets and results pass the quota.
         self.results.mkdir(parents=True, exist_ok=True)
         cutoff = time.time() - 3600
-        for old in self.results.iterdir():
-            if old.stat().st_mtime < cutoff:
+        folders = sorted(self.results.iterdir(), key=lambda p: p.stat().st_mtime)
+        for old in folders:
+            if old.stat().st_mtime < cutoff or self.workspace.used_bytes(self.results) > self.quota:
                 shutil.rmtree(old, ignore_errors=True)
+        if self.workspace.used_bytes(self.results) > self.quota:
+            raise TranslatorError(f"the workspace's datasets use up its {_megabytes(self.quota)} quota (TRANSLATOR_QUOTA); delete datasets first")
         return Path(tempfile.mkdtemp(dir=self.results))
 
     # ---- train ----
@@ -199,6 +205,37 @@ class Studio:
         steps = optional_int(steps, "steps")
         self.job.resume(run_dir, {"steps": steps} if steps else {}, self.registry, device=self.device)
         return run_name
+
+    # ---- datasets ----
+
+    def upload_dataset(self, archive_path: str):
+        """Unpack an uploaded .zip into the datasets folder, within what the quota has left."""
+        import zipfile
+
+        from .archives import unpack_zip
+
+        if not archive_path:
+            raise TranslatorError("choose a .zip file first")
+        left = self.quota - self.workspace.used_bytes(self.results)
+        try:
+            with zipfile.ZipFile(archive_path) as archive:
+                declared = sum(member.file_size for member in archive.infolist())
+        except (zipfile.BadZipFile, OSError):
+            declared = 0  # unpack_zip says what is wrong with it
+        if declared > left:
+            raise TranslatorError(
+                f"the archive unpacks to {_megabytes(declared)}, more than the {_megabytes(max(left, 0))} left of the "
+                f"workspace's {_megabytes(self.quota)} quota (TRANSLATOR_QUOTA); delete datasets first"
+            )
+        return unpack_zip(archive_path, self.workspace.datasets, max_bytes=max(left, 1))
+
+    def delete_dataset(self, name: str) -> str:
+        """Delete one of the app's own datasets, unless the running run trains on it."""
+        folder = self.workspace.dataset(name)
+        if self.job.running and self.job.data_dir is not None and folder.resolve() == self.job.data_dir.resolve():
+            raise TranslatorError(f"the run {self.job.run_dir.name} is training on {name}: stop it first")
+        self.workspace.delete_dataset(folder)
+        return folder.name
 
     # ---- checkpoints ----
 
@@ -263,6 +300,21 @@ def _displayable(picture: Picture, size: tuple[int, int]) -> np.ndarray:
         shrinking = size[0] < picture.width
         planes = cv2.resize(planes, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
     return (np.clip(planes, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``10gb``, ``500mb``, ``300kb`` or a plain number."""
+    units = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+    cleaned = text.strip().lower()
+    unit = next((u for u in units if cleaned.endswith(u)), "")
+    try:
+        return int(float(cleaned.removesuffix(unit) if unit else cleaned) * units.get(unit, 1))
+    except ValueError:
+        raise TranslatorError(f"not a size: {text!r} (e.g. 10gb, 500mb)") from None
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
 
 
 def optional_int(value, name: str) -> int | None:

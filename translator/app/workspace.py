@@ -83,6 +83,19 @@ class Workspace:
             raise TranslatorError(f"no dataset named {name!r} in {self.datasets}")
         return path
 
+    def delete_dataset(self, folder: Path) -> None:
+        if self.datasets != self.root / "datasets":
+            raise TranslatorError(f"the datasets in {self.datasets} ({DATASETS_VARIABLE}) are not the app's to delete")
+        remove_folder(folder)
+
+    def used_bytes(self, *others: Path) -> int:
+        """Bytes the app's datasets (and ``others``) take on disk."""
+        total = 0
+        for folder in (self.datasets, *others):
+            for parent, _, names in os.walk(folder):
+                total += sum(os.lstat(os.path.join(parent, name)).st_size for name in names)
+        return total
+
     def run_names(self) -> list[str]:
         runs = [p for p in self.runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
