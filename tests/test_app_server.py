@@ -171,6 +171,7 @@ def test_the_training_run_cannot_be_deleted_and_a_stopped_one_goes_whole(client,
     assert not studio.workspace.run("busy").exists() and not list(studio.workspace.runs.iterdir())
 
 
+@pytest.mark.slow
 def test_the_server_remembers_a_bounded_number_of_sessions(tmp_path, monkeypatch):
     """Each new client session is remembered by gradio; past the bound the oldest are forgotten."""
     from translator.app import Studio, build_app, launch_options

@@ -20,6 +20,7 @@ from PIL import Image
 
 from tests.helpers import COMMIT, MODEL, ROOT, photo, seed_cache, trainer
 from translator import TranslatorError
+from translator.cli import main
 from translator.hub import parse
 
 
@@ -41,25 +42,45 @@ def test_references_are_validated():
             parse(bad)
 
 
-def test_offline_pull_from_a_seeded_cache(tmp_path):
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    """A Hub cache in tmp_path, used in this process: huggingface_hub reads the cache folder from
+    its constants on each download, and the tests run it offline (conftest)."""
+    from huggingface_hub import constants
+
     cache = tmp_path / "hub-cache"
-    seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
-    seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes(), commit="f" * 40, branch="v2")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_offline_pull_from_a_seeded_cache(tmp_path, offline_cache, capsys):
+    seed_cache(offline_cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
+    seed_cache(offline_cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes(), commit="f" * 40, branch="v2")
     Image.fromarray(photo(10, 12)).save(tmp_path / "in.png")
-    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
 
     for ref in ("hf://someone/upscalers/x2.safetensors", f"hf://someone/upscalers@{COMMIT}/x2.safetensors", "hf://someone/upscalers@v2/x2.safetensors"):
-        result = cli("translate", "in.png", "--checkpoint", ref, "-o", "out.png", env=env, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
+        assert main(["translate", str(tmp_path / "in.png"), "--checkpoint", ref, "-o", str(tmp_path / "out.png")]) == 0, capsys.readouterr().err
         assert Image.open(tmp_path / "out.png").size == (24, 20)
 
     digest = hashlib.sha256(MODEL.read_bytes()).hexdigest()
-    ok = cli("pull", "hf://someone/upscalers/x2.safetensors", "--sha256", digest, env=env, cwd=tmp_path)
-    assert ok.returncode == 0 and ok.stdout.strip().endswith("x2.safetensors")
+    capsys.readouterr()
+    assert main(["pull", "hf://someone/upscalers/x2.safetensors", "--sha256", digest]) == 0
+    assert capsys.readouterr().out.strip().endswith("x2.safetensors")
 
-    missing = cli("pull", "hf://someone/upscalers/x4.safetensors", env=env, cwd=tmp_path)
-    assert missing.returncode == 1
-    assert missing.stderr.strip() == "error: hf://someone/upscalers/x4.safetensors is not in the local cache and the Hub cannot be reached (offline, or the network failed)"
+    assert main(["pull", "hf://someone/upscalers/x4.safetensors"]) == 1
+    assert capsys.readouterr().err.strip() == "error: hf://someone/upscalers/x4.safetensors is not in the local cache and the Hub cannot be reached (offline, or the network failed)"
+
+
+@pytest.mark.slow
+def test_a_fresh_process_reads_the_cache_from_the_environment(tmp_path):
+    """The variables a user sets (HF_HUB_OFFLINE, HF_HUB_CACHE) reach huggingface_hub, which reads them at import."""
+    cache = tmp_path / "hub-cache"
+    seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
+    Image.fromarray(photo(10, 12)).save(tmp_path / "in.png")
+    result = cli("translate", "in.png", "--checkpoint", "hf://someone/upscalers/x2.safetensors", "-o", "out.png",
+                 env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out.png").size == (24, 20)
 
 
 def test_a_file_whose_sha256_differs_is_refused_and_evicted(tmp_path):
@@ -221,13 +242,12 @@ def test_catalog_entries_are_usable():
     json.loads((ROOT / "checkpoints" / "catalog.json").read_text())
 
 
-def test_catalog_names_work_as_checkpoints(tmp_path):
+def test_catalog_names_work_as_checkpoints(tmp_path, capsys):
     Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
-    ok = cli("translate", "in.png", "-c", "compact-sr-x2", "-o", "o.png", env={}, cwd=tmp_path)
-    assert ok.returncode == 0 and Image.open(tmp_path / "o.png").size == (16, 16)
-    unverified = cli("pull", "cyclegan-horse2zebra", env={}, cwd=tmp_path)
-    assert unverified.returncode == 1
-    assert unverified.stderr.startswith("error: cyclegan-horse2zebra has no verified Hub copy yet: download it from http://efrosgans")
+    assert main(["translate", str(tmp_path / "in.png"), "-c", "compact-sr-x2", "-o", str(tmp_path / "o.png")]) == 0
+    assert Image.open(tmp_path / "o.png").size == (16, 16)
+    assert main(["pull", "cyclegan-horse2zebra"]) == 1
+    assert capsys.readouterr().err.startswith("error: cyclegan-horse2zebra has no verified Hub copy yet: download it from http://efrosgans")
 
 
 def test_catalog_sha256_is_checked_on_every_pull(tmp_path):
