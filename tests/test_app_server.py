@@ -342,3 +342,19 @@ def test_datasets_and_results_stay_within_the_quota_and_datasets_can_be_deleted(
     finally:
         client.close()
         demo.close()
+
+
+def test_a_cheap_request_for_an_expensive_answer_is_refused_from_the_header(client, tmp_path, monkeypatch):
+    import translator.images
+
+    client, studio = client
+    zeros = tmp_path / "zeros.png"
+    Image.fromarray(np.zeros((4000, 4000, 3), np.uint8)).save(zeros, optimize=True)
+    assert zeros.stat().st_size < 100_000  # tens of kilobytes that ask for 256 MP at x4
+    decoded = []
+    monkeypatch.setattr(translator.images, "read_image", lambda *args, **kwargs: decoded.append(args))
+    started = time.monotonic()
+    message = error_of(lambda: client.predict(handle_file(str(zeros)), api_name="/translate"))
+    assert "the result would be 256 MP, over this app's" in message and "TRANSLATOR_APP_MAX_OUTPUT_PIXELS" in message
+    assert not decoded and time.monotonic() - started < 10
+    assert studio.max_output_pixels <= 64_000_000

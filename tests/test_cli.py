@@ -92,7 +92,8 @@ def test_failed_translation_leaves_no_file(tmp_path, sr_pth, monkeypatch):
     def explode(picture):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(images, "encode_png", lambda picture: b"partial" + explode(picture))
+    # the encoder has written part of its file when the disk fills up
+    monkeypatch.setattr(images, "encode_png", lambda picture, target: target.write_bytes(b"partial") and explode(picture))
     assert main(["translate", str(tmp_path / "in.png"), "-c", str(sr_pth), "-o", str(tmp_path / "out" / "r.png")]) == 1
     assert not (tmp_path / "out" / "r.png").exists()
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True

@@ -212,3 +212,23 @@ def test_outscale_cannot_escape_the_output_budget(tmp_path, monkeypatch):
     engine.options.outscale = 0.001
     with pytest.raises(TranslatorError, match="would shrink"):
         engine.translate(picture)
+
+
+def test_a_large_8_bit_result_is_assembled_in_half_precision_within_one_level(tmp_path):
+    """Above 4 MP out, an 8-bit result is blended in float16 (half the memory); its PNG stays
+    within one 8-bit level of the float32 result everywhere, and alpha comes out the same way."""
+    import numpy as np
+
+    from translator.images import Picture, to_pixels
+
+    net = randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=1, upscale=2))
+    engine = Engine(load_checkpoint(save_pth(net.state_dict(), tmp_path / "sr.pth", "params_ema"), "esrgan"), options=Options(device="cpu"))
+    rng = np.random.default_rng(0)
+    picture = Picture(rng.random((1040, 1100, 3), dtype=np.float32), alpha=np.tile(np.linspace(0, 1, 1100, dtype=np.float32), (1040, 1)))
+    half = engine.translate(picture)
+    assert half.rgb.dtype == np.float16 and half.alpha.dtype == np.float16 and half.rgb.shape == (2080, 2200, 3)
+    full = engine.translate(Picture(picture.rgb, picture.alpha, bits=16))  # 16-bit stays float32
+    assert full.rgb.dtype == np.float32
+    full.bits = 8
+    difference = np.abs(to_pixels(half).astype(int) - to_pixels(full).astype(int))
+    assert difference.max() <= 1 and difference.mean() < 0.01

@@ -301,7 +301,10 @@ def test_perceptual_loss_with_a_vgg_weights_file(tmp_path):
     from torchvision.models import vgg19
 
     weights = tmp_path / "vgg19.pth"
-    torch.save(vgg19().state_dict(), weights)  # torchvision's layout, random values: the loading path is what is tested
+    with torch.device("meta"):
+        layout = vgg19().state_dict()
+    # torchvision's layout, random values: the loading path is what is tested
+    torch.save({key: torch.randn(value.shape) * 0.01 for key, value in layout.items()}, weights)
     data = write_images(tmp_path / "d", [photo(40, 40, 0)])
     trainer("esrgan", data, tmp_path / "run", perceptual_weight=1, vgg_weights=weights, steps=2, crop_size=16, arch="srvgg", nf=4, num_conv=1, scale=2, batch_size=1, workers=0, log_every=1, sample_every=0, val_every=0).run()
     assert all("perceptual" in m["losses"] for m in metrics(tmp_path / "run") if m["event"] == "step")

@@ -1,26 +1,36 @@
 """Writing files so that a crash never leaves a partial one behind, and sweeping up after a
 writer that was killed before it could."""
 
+import contextlib
 import os
 import re
 import tempfile
 from pathlib import Path
 
-# .{final name}.{writer's pid}.{random}.tmp: the pid says whether its writer may still finish
-_TEMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+# .{final name}.{writer's pid}.{random}.tmp[.ext]: the pid says whether its writer may still finish
+_TEMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp(\.\w+)?$")
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and rename."""
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, extension: str = ""):
+    """A temporary file in ``path``'s folder for a writer that wants a name of its own (an
+    encoder streaming to disk; ``extension`` tells it the format); when the block ends it is
+    synced and renamed onto ``path``, and if the block raises it is removed."""
     path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + extension)
     try:
         # mkstemp makes the file private; give it the permissions any new file would get
         os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        os.close(handle)
+        yield Path(temp)
+        with open(temp, "rb+") as written:
+            os.fsync(written.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -33,7 +43,7 @@ def sweep_stale(folder: str | os.PathLike) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         return
-    for path in folder.glob(".*.tmp"):
+    for path in folder.glob(".*.tmp*"):
         match = _TEMP.match(path.name)
         if match and not _alive(int(match.group(1))):
             path.unlink(missing_ok=True)

@@ -7,7 +7,6 @@ reads 16-bit colour only as 8-bit, so those files go through OpenCV.
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import TranslatorError
-from .files import atomic_write
+from .files import atomic_path
 
 # Largest input decoded, checked from the header before any decoding (decompression bombs).
 MAX_PIXELS = int(os.environ.get("TRANSLATOR_MAX_PIXELS", 64_000_000))
@@ -61,6 +60,20 @@ def check_budget(width: int, height: int, name: str, max_pixels: int | None = No
             f"{name} is {width}x{height} ({width * height / 1e6:.0f} MP), over the {limit / 1e6:.0f} MP limit; "
             "downscale it first or raise TRANSLATOR_MAX_PIXELS"
         )
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Width and height as the file's header declares them, without decoding the pixels."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except FileNotFoundError:
+        raise TranslatorError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        raise TranslatorError(f"{path.name} is not an image (or not in a format Pillow reads)") from None
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Picture:
@@ -164,33 +177,44 @@ def quantize(array: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(array * top + 0.5, 0, top).astype(np.uint16 if bits == 16 else np.uint8)
 
 
-def encode_png(picture: Picture) -> bytes:
-    """Lossless PNG with the picture's channels and bit depth."""
-    color = picture.rgb @ _LUMA if picture.grayscale else picture.rgb
-    planes = color if not picture.grayscale else color[..., None]
-    if picture.alpha is not None:
-        planes = np.concatenate([planes, picture.alpha[..., None]], axis=2)
-    pixels = quantize(planes, picture.bits)
-    if pixels.shape[2] == 2:
-        if picture.bits == 8:  # OpenCV writes no gray+alpha; Pillow does, in 8 bits
-            buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESSION)
-            return buffer.getvalue()
-        pixels = pixels[..., [0, 0, 0, 1]]  # 16-bit gray+alpha is written as RGBA
-    if pixels.shape[2] >= 3:
-        pixels = pixels[..., [2, 1, 0, 3][: pixels.shape[2]]]  # OpenCV's BGR(A) order
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(pixels), PNG_OPTIONS)
-    if not ok:
+def encode_png(picture: Picture, target: Path) -> None:
+    """``target`` written as a lossless PNG with the picture's channels and bit depth. The
+    encoder streams to the file: a large result's compressed bytes are never all in memory."""
+    pixels = to_pixels(picture)
+    if pixels.shape[2] == 2:  # 8-bit gray+alpha: OpenCV writes none; Pillow does
+        Image.fromarray(pixels).save(target, format="PNG", compress_level=PNG_COMPRESSION)
+    elif not cv2.imwrite(str(target), pixels, PNG_OPTIONS):
         raise TranslatorError("could not encode the result as PNG")
-    return data.tobytes()
+
+
+def to_pixels(picture: Picture, rows: int = 256) -> np.ndarray:
+    """The integer pixels a PNG holds, in OpenCV's channel order (gray, BGR or BGRA; 8-bit
+    gray+alpha as gray, alpha), made a band of ``rows`` at a time: a large result never has a
+    second full-size float copy next to it."""
+    if picture.grayscale:
+        # OpenCV writes no gray+alpha, so 16-bit gray+alpha is written as RGBA
+        order = ["Y"] if picture.alpha is None else (["Y", "A"] if picture.bits == 8 else ["Y", "Y", "Y", "A"])
+    else:
+        order = ["B", "G", "R"] + (["A"] if picture.alpha is not None else [])
+    pixels = np.empty((picture.height, picture.width, len(order)), np.uint16 if picture.bits == 16 else np.uint8)
+    for top in range(0, picture.height, rows):
+        band = picture.rgb[top : top + rows].astype(np.float32, copy=False)
+        planes = {"R": band[..., 0], "G": band[..., 1], "B": band[..., 2]}
+        if picture.grayscale:
+            planes["Y"] = band @ _LUMA
+        if picture.alpha is not None:
+            planes["A"] = picture.alpha[top : top + rows].astype(np.float32, copy=False)
+        for index, name in enumerate(order):
+            pixels[top : top + rows, :, index] = quantize(planes[name], picture.bits)
+    return pixels
 
 
 def write_png(picture: Picture, path: str | os.PathLike) -> Path:
     path = Path(path)
-    data = encode_png(picture)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data)
+        with atomic_path(path, ".png") as temp:
+            encode_png(picture, temp)
     except OSError as error:
         raise TranslatorError(f"cannot write {path}: {error.strerror or error}") from None
     return path

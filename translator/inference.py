@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 AUTO_TILE_OUTPUT_PIXELS = 2048 * 2048
 # ... and larger ones in tiles of about this many output pixels a side.
 AUTO_TILE_OUTPUT_SIDE = 1024
-# Largest result the engine will assemble in memory (float32, 3 channels: 3 GB).
+# Largest result the engine will assemble in memory: at most 12 bytes an output pixel while it
+# is assembled and written (9.6 measured for RGB, bench/memory.py), 2.5 GB.
 MAX_OUTPUT_PIXELS = int(os.environ.get("TRANSLATOR_MAX_OUTPUT_PIXELS", 256_000_000))
 
 Progress = Callable[[int, int], None]
@@ -121,10 +122,14 @@ class Engine:
             raise TranslatorError(f"--outscale {self.options.outscale} would shrink the {picture.width}x{picture.height} image to nothing")
         if self.options.seed is not None:
             torch.manual_seed(self.options.seed)
-        rgb = self._run_unit(_to_tensor(picture.rgb), progress)
+        # A large result written in 8 bits is assembled in half precision: the result is most of
+        # a translation's memory, and float16 resolves an 8-bit level (to within one, in rounding).
+        large = out_pixels > AUTO_TILE_OUTPUT_PIXELS and picture.bits == 8 and not self.options.outscale
+        dtype = torch.float16 if large else torch.float32
+        rgb = self._run_unit(_to_tensor(picture.rgb), progress, dtype)
         alpha = None
         if picture.alpha is not None:
-            alpha = self._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress)
+            alpha = self._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress, dtype)
         if self.options.outscale and self.options.outscale != self.scale:
             size = (round(picture.height * self.options.outscale), round(picture.width * self.options.outscale))
             rgb = _resize(rgb, size)
@@ -133,30 +138,32 @@ class Engine:
         gray = picture.grayscale and self.family.task.restores
         return picture.with_pixels(_to_array(rgb), None if alpha is None else alpha[0, 0].numpy(), grayscale=gray)
 
-    def _run_unit(self, x: torch.Tensor, progress: Progress | None) -> torch.Tensor:
+    def _run_unit(self, x: torch.Tensor, progress: Progress | None, dtype: torch.dtype, gray: bool = False) -> torch.Tensor:
         low, high = self.family.input_range
         if (low, high) == (0.0, 1.0):  # no copies of a large image for an identity mapping
-            return self.run(x, progress).clamp_(0, 1)
-        y = self.run(x * (high - low) + low, progress)
+            return self.run(x, progress, dtype, gray).clamp_(0, 1)
+        y = self.run(x * (high - low) + low, progress, dtype, gray)
         return y.sub_(low).div_(high - low).clamp_(0, 1)
 
-    def _upscale_alpha(self, alpha: torch.Tensor, progress: Progress | None) -> torch.Tensor:
+    def _upscale_alpha(self, alpha: torch.Tensor, progress: Progress | None, dtype: torch.dtype) -> torch.Tensor:
         if self.scale == 1:
             return alpha
         if self.options.alpha == "network":
-            return self._run_unit(alpha.expand(-1, 3, -1, -1), progress).mean(1, keepdim=True)
+            # run as a gray image, each tile's channels averaged before it is blended in
+            return self._run_unit(alpha.expand(-1, 3, -1, -1), progress, dtype, gray=True)
         return _resize(alpha, (alpha.shape[2] * self.scale, alpha.shape[3] * self.scale))
 
     @torch.inference_mode()
-    def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
-        """The network applied to ``x`` (N x C x H x W, CPU, network range) at any size."""
+    def run(self, x: torch.Tensor, progress: Progress | None = None, dtype: torch.dtype = torch.float32, gray: bool = False) -> torch.Tensor:
+        """The network applied to ``x`` (N x C x H x W, CPU, network range) at any size, as
+        ``dtype`` on the CPU; ``gray`` averages the output's channels into one."""
         tile = self._tile_size(x.shape[2], x.shape[3])
         while True:
             try:
                 if tile == 0:
-                    return self._whole(x)
+                    return self._whole(x, dtype, gray)
                 with autotuned(self.device):
-                    return self._tiled(x, tile, progress)
+                    return self._tiled(x, tile, progress, dtype, gray)
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 # a CPU allocator failure is a plain RuntimeError
                 if not isinstance(error, torch.OutOfMemoryError) and "can't allocate memory" not in str(error):
@@ -197,12 +204,16 @@ class Engine:
         with autocast(self.device, self.dtype):
             return self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
 
-    def _whole(self, x: torch.Tensor) -> torch.Tensor:
+    def _whole(self, x: torch.Tensor, dtype: torch.dtype, gray: bool) -> torch.Tensor:
         height, width = x.shape[2], x.shape[3]
-        y = self._forward(pad_to_multiple(x, self.arch.multiple)).cpu()
-        return y[:, :, : height * self.scale, : width * self.scale]
+        y = self._forward(pad_to_multiple(x, self.arch.multiple))
+        if gray:
+            y = y.mean(1, keepdim=True)
+        return y.cpu()[:, :, : height * self.scale, : width * self.scale].to(dtype)
 
-    def _tiled(self, x: torch.Tensor, tile: int, progress: Progress | None) -> torch.Tensor:
+    def _tiled(self, x: torch.Tensor, tile: int, progress: Progress | None, dtype: torch.dtype, gray: bool) -> torch.Tensor:
+        """Tiles blended into a result laid out as N x H x W x C, so that a picture's pixels
+        (H x W x C) are a view of it rather than a copy; returned as an N x C x H x W view."""
         height, width, scale, multiple = x.shape[2], x.shape[3], self.scale, self.arch.multiple
         x = pad_to_multiple(x, multiple)
         tile_h, tile_w = min(tile, x.shape[2]), min(tile, x.shape[3])
@@ -219,10 +230,11 @@ class Engine:
             # a short last batch is filled up when every shape would cost a compile
             filler = tiles[-1:] * (min(batch_size, len(boxes)) - len(chunk)) if self.runner.static else []
             result = self._forward(torch.cat(tiles + filler), remaining=len(chunks) - number - 1)
+            if gray:
+                result = result.mean(1, keepdim=True)
             if out is None:
-                channels = result.shape[1]
-                shape = (x.shape[0], channels, x.shape[2] * scale, x.shape[3] * scale)
-                out = torch.zeros(shape, device=self._accumulator(shape))
+                shape = (x.shape[0], x.shape[2] * scale, x.shape[3] * scale, result.shape[1])
+                out = torch.zeros(shape, dtype=dtype, device=self._accumulator(shape, dtype))
                 wy = [w.to(out.device) for w in blend_weights(ys, tile_h, x.shape[2], overlap, scale)]
                 wx = [w.to(out.device) for w in blend_weights(xs, tile_w, x.shape[3], overlap, scale)]
             result = result.to(out.device)
@@ -230,18 +242,18 @@ class Engine:
                 n = x.shape[0]
                 weight = wy[i][:, None] * wx[j][None, :]
                 top, left = ys[i] * scale, xs[j] * scale
-                out[:, :, top : top + tile_h * scale, left : left + tile_w * scale] += result[k * n : (k + 1) * n] * weight
+                out[:, top : top + tile_h * scale, left : left + tile_w * scale, :] += (result[k * n : (k + 1) * n] * weight).permute(0, 2, 3, 1)
             if progress:
                 progress(min(first + batch_size, len(boxes)), len(boxes))
-        return out[:, :, : height * scale, : width * scale].cpu()
+        return out[:, : height * scale, : width * scale, :].cpu().permute(0, 3, 1, 2)
 
-    def _accumulator(self, shape: tuple[int, ...]) -> torch.device:
+    def _accumulator(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.device:
         """Where tiles are blended: on the GPU when the result fits easily, since blending a
         1024x1024 tile on two CPU cores (39 ms) takes longer than a GPU computes it."""
         if self.device.type != "cuda":
             return torch.device("cpu")
         free, _ = torch.cuda.mem_get_info(self.device)
-        return self.device if math.prod(shape) * 4 < free // 4 else torch.device("cpu")
+        return self.device if math.prod(shape) * dtype.itemsize < free // 4 else torch.device("cpu")
 
 
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:

@@ -112,8 +112,9 @@ class PerceptualLoss(nn.Module):
                 f"perceptual loss needs torchvision's VGG19 weights ({VGG_WEIGHTS_FILE}), not found at {path}; "
                 "put the file there (it is torchvision's own download) or train with --set perceptual_weight=0"
             )
-        net = vgg19()
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        with torch.device("meta"):  # the file's weights replace these: no 143M random values to draw first
+            net = vgg19()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), assign=True)
         self.features = net.features[: max(VGG_LAYERS) + 1].eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))

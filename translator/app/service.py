@@ -81,6 +81,7 @@ class Studio:
         self.device = device or os.environ.get("TRANSLATOR_DEVICE", "auto")
         self.job = TrainingJob()
         self.results = Path(tempfile.gettempdir()) / "image-translator-results"
+        self.max_output_pixels = int(os.environ.get("TRANSLATOR_APP_MAX_OUTPUT_PIXELS") or _output_budget())
         # bytes the datasets and results may take together
         self.quota = parse_size(os.environ.get("TRANSLATOR_QUOTA", "10gb"))
         self._engines: OrderedDict[tuple, object] = OrderedDict()
@@ -102,7 +103,7 @@ class Studio:
         self, image_path: str | None, family_name: str, checkpoint: str, outscale=None, tile=None, options: dict | None = None, progress: Progress | None = None
     ) -> Translation:
         """Translate one uploaded file into a full-size lossless PNG."""
-        from ..images import read_image, write_png
+        from ..images import image_size, read_image, write_png
 
         if not image_path:
             raise TranslatorError("add an image first (upload, paste or webcam)")
@@ -113,8 +114,16 @@ class Studio:
         ref = self.workspace.pick(checkpoint, family.name)
         settings = make_settings(family.Settings, {k: v for k, v in (options or {}).items() if v is not None}, family.name)
         tile, outscale = optional_int(tile, "tile"), optional_float(outscale, "outscale")
-        picture = read_image(image_path)
         engine = self.engine(ref, family.name, settings).with_options(tile=tile, outscale=outscale)
+        # refused from the header: a small file of zeros may declare a result of gigabytes
+        width, height = image_size(image_path)
+        result_pixels = width * height * max(engine.scale, outscale or 0) ** 2
+        if result_pixels > self.max_output_pixels:
+            raise TranslatorError(
+                f"the result would be {result_pixels / 1e6:.0f} MP, over this app's {self.max_output_pixels / 1e6:.0f} MP limit "
+                "(TRANSLATOR_APP_MAX_OUTPUT_PIXELS); use a smaller image or a smaller outscale"
+            )
+        picture = read_image(image_path)
         with DEVICE_LOCK:
             result = _run_engine(engine, picture, progress)
         stem = Path(image_path).stem[:80] or "image"
@@ -295,11 +304,24 @@ _run_engine = on_gpu(_run_engine_plain)
 
 def _displayable(picture: Picture, size: tuple[int, int]) -> np.ndarray:
     """An 8-bit RGB(A) array of ``picture`` at ``size`` (width, height)."""
-    planes = picture.rgb if picture.alpha is None else np.dstack([picture.rgb, picture.alpha])
-    if (picture.width, picture.height) != size:
-        shrinking = size[0] < picture.width
+    # every k-th pixel first, down to twice the size: no full-size copy of a large result
+    step = max(1, min(picture.width // size[0], picture.height // size[1]) // 2)
+    rgb = picture.rgb[::step, ::step]
+    planes = (rgb if picture.alpha is None else np.dstack([rgb, picture.alpha[::step, ::step]])).astype(np.float32)
+    if (planes.shape[1], planes.shape[0]) != size:
+        shrinking = size[0] < planes.shape[1]
         planes = cv2.resize(planes, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
     return (np.clip(planes, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _output_budget() -> int:
+    """The largest result the app makes by default: 64 MP, or less where memory is short
+    (translations run side by side, at up to 12 bytes an output pixel each, with room to spare)."""
+    from .. import budget
+    from ..inference import resolve_device
+
+    free = budget.free_memory(resolve_device("cpu")) or 0
+    return int(min(64_000_000, free / (12 * 2 * 4))) if free else 64_000_000
 
 
 def parse_size(text: str) -> int:
