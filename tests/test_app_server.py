@@ -358,3 +358,48 @@ def test_a_cheap_request_for_an_expensive_answer_is_refused_from_the_header(clie
     assert "the result would be 256 MP, over this app's" in message and "TRANSLATOR_APP_MAX_OUTPUT_PIXELS" in message
     assert not decoded and time.monotonic() - started < 10
     assert studio.max_output_pixels <= 64_000_000
+
+
+@pytest.mark.slow
+def test_a_translation_does_not_wait_while_training_loads_its_next_batch(client, tmp_path, monkeypatch):
+    from translator.data import ImageFolderSet
+
+    client, studio = client
+    write_images(studio.workspace.datasets / "photos", [photo(48, 48, s) for s in range(3)])
+    load = ImageFolderSet.__getitem__
+
+    def slow(self, item):
+        time.sleep(3)  # a slow disk: each batch takes this long to load
+        return load(self, item)
+
+    monkeypatch.setattr(ImageFolderSet, "__getitem__", slow)
+    client.predict("esrgan", "photos", run_name="slow-data", settings={**TINY_SR, "steps": 1000, "batch_size": 1}, api_name="/train")
+    try:
+        deadline = time.time() + 60
+        while studio.job.snapshot()["step"] < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        small = tmp_path / "small.png"
+        Image.fromarray(photo(8, 8)).save(small)
+        # loading inside the device lock would keep each translation waiting 1.5 s on average
+        started = time.monotonic()
+        for _ in range(3):
+            assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")
+        assert time.monotonic() - started < 4, "the translations waited for batches to load"
+    finally:
+        client.predict(api_name="/stop_training")
+        studio.job.wait(60)
+
+
+def test_a_deflated_checkpoint_bomb_is_refused_at_upload(client, tmp_path, monkeypatch):
+    import translator.checkpoints
+
+    client, studio = client
+    monkeypatch.setattr(translator.checkpoints, "MAX_BYTES", 4_000_000)
+    plain, bomb = tmp_path / "plain.pth", tmp_path / "bomb.pth"
+    __import__("torch").save({"w": __import__("torch").zeros(2_000_000)}, plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as packed:
+        for member in source.infolist():
+            packed.writestr(member.filename, source.read(member.filename))
+    message = error_of(lambda: client.predict(handle_file(str(bomb)), api_name="/upload_checkpoint"))
+    assert "bomb.pth unpacks to 7.6 MiB, over the 3.8 MiB limit for a checkpoint" in message
+    assert not list(studio.workspace.checkpoints.iterdir())

@@ -34,6 +34,9 @@ def test_errors_are_one_line_without_traceback(tmp_path, sr_pth, capsys):
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--device", "cuda:7" if not _has_cuda() else "tpu"),
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--output", tmp_path / "out.jpg"),
         ("convert", sr_pth, "--output", tmp_path / "x.pth"),
+        # no progress bar before a training error
+        ("train", "esrgan", "--data", tmp_path / "no-such-data", "--output", tmp_path / "run"),
+        ("train", "esrgan", "--data", tmp_path, "--output", tmp_path / "run", "--set", "workers=4096"),
     ]
     for args in cases:
         assert main([str(a) for a in args]) == 1, args

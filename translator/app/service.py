@@ -29,7 +29,7 @@ from ..images import Picture
 from ..plugins import Registry, registry as default_registry
 from ..runs import RESUME_FILE
 from .jobs import DEVICE_LOCK, TrainingJob
-from .workspace import Workspace, check_name
+from .workspace import Workspace, check_name, folder_bytes
 
 # The before/after slider shows at most this many pixels; the download is always full size.
 PREVIEW_PIXELS = 4_000_000
@@ -155,12 +155,12 @@ class Studio:
         # Results live until gradio has copied them into its cache (which it clears itself): ours
         # go after an hour, and sooner, oldest first, while datasets and results pass the quota.
         self.results.mkdir(parents=True, exist_ok=True)
-        cutoff = time.time() - 3600
-        folders = sorted(self.results.iterdir(), key=lambda p: p.stat().st_mtime)
-        for old in folders:
-            if old.stat().st_mtime < cutoff or self.workspace.used_bytes(self.results) > self.quota:
+        cutoff, used = time.time() - 3600, self.workspace.used_bytes(self.results)
+        for old in sorted(self.results.iterdir(), key=lambda p: p.stat().st_mtime):
+            if old.stat().st_mtime < cutoff or used > self.quota:
+                used -= folder_bytes(old)
                 shutil.rmtree(old, ignore_errors=True)
-        if self.workspace.used_bytes(self.results) > self.quota:
+        if used > self.quota:
             raise TranslatorError(f"the workspace's datasets use up its {_megabytes(self.quota)} quota (TRANSLATOR_QUOTA); delete datasets first")
         return Path(tempfile.mkdtemp(dir=self.results))
 

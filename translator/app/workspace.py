@@ -90,11 +90,7 @@ class Workspace:
 
     def used_bytes(self, *others: Path) -> int:
         """Bytes the app's datasets (and ``others``) take on disk."""
-        total = 0
-        for folder in (self.datasets, *others):
-            for parent, _, names in os.walk(folder):
-                total += sum(os.lstat(os.path.join(parent, name)).st_size for name in names)
-        return total
+        return folder_bytes(self.datasets, *others)
 
     def run_names(self) -> list[str]:
         runs = [p for p in self.runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -206,6 +202,14 @@ class Workspace:
         if key not in self._hashes:
             self._hashes[key] = file_sha256(path)
         return self._hashes[key]
+
+
+def folder_bytes(*folders: Path) -> int:
+    total = 0
+    for folder in folders:
+        for parent, _, names in os.walk(folder):
+            total += sum(os.lstat(os.path.join(parent, name)).st_size for name in names)
+    return total
 
 
 def remove_folder(folder: Path) -> None:
