@@ -1,4 +1,5 @@
-"""The networks of the original pix2pix/CycleGAN release, with its exact parameter names.
+"""The networks of the original pix2pix/CycleGAN release, with its exact parameter names, and
+the community layouts published on the Hugging Face Hub.
 
 Module names and Sequential indices are kept as the release has them, so its published
 ``latest_net_G*.pth`` files load without renaming. Both the pix2pix and the CycleGAN plugins
@@ -146,7 +147,7 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
-GENERATORS = ("resnet", "unet")
+GENERATORS = ("resnet", "unet", "hub_resnet", "hub_unet")
 LEGACY_BUFFERS = (".running_mean", ".running_var", ".num_batches_tracked")
 
 
@@ -154,11 +155,12 @@ def recognise_generator(state: dict) -> Architecture | None:
     """The generator architecture of a pix2pix/CycleGAN state dict, or None."""
     if _is_discriminator(state):
         raise TranslatorError("this is a PatchGAN discriminator; translating needs the generator file (latest_net_G*.pth)")
-    return _recognise_resnet(state) or _recognise_unet(state)
+    return _recognise_resnet(state) or _recognise_unet(state) or _recognise_hub_resnet(state) or _recognise_hub_unet(state)
 
 
 def build_generator(arch: Architecture) -> nn.Module:
-    net = ResnetGenerator(**arch.params) if arch.name == "resnet" else UnetGenerator(**arch.params)
+    kinds = {"resnet": ResnetGenerator, "unet": UnetGenerator, "hub_resnet": HubResnetGenerator, "hub_unet": HubUnetGenerator}
+    net = kinds[arch.name](**arch.params)
     init_weights(net)
     return net
 
@@ -176,6 +178,8 @@ def canonical_generator_state(state: dict, arch: Architecture) -> dict:
     """Published files come from several PyTorch eras: those saved with PyTorch 0.3 carry running
     statistics on InstanceNorm layers (which have none today) and lack BatchNorm's
     ``num_batches_tracked`` (which PyTorch itself fills in for them)."""
+    if arch.name.startswith("hub_"):
+        return state  # saved by PyTorch 1.x and later, with the module names kept
     if arch.params.get("norm") == "instance":
         return {k: v for k, v in state.items() if not k.endswith(LEGACY_BUFFERS)}
     state = dict(state)
@@ -232,3 +236,121 @@ def _recognise_unet(state: dict) -> Architecture | None:
 def _is_discriminator(state: dict) -> bool:
     first = state.get("model.0.weight")
     return first is not None and first.ndim == 4 and first.shape[-1] == 4 and not any(k.startswith("model.1.") for k in state)
+
+
+# ---- generators the Hugging Face community publishes (the HugGAN sprint's, and re-implementations') ----
+
+
+class HubUnetGenerator(nn.Module):
+    """The HugGAN sprint's pix2pix U-Net (after PyTorch-GAN): blocks ``down1``..``down8`` and
+    ``up1``..``up7`` each holding a Sequential ``model``, instance norm without parameters (none
+    on ``down1``, ``down8``), dropout in the inner blocks, and a ``final`` nearest upsampling,
+    zero pad and 4x4 conv instead of a transposed conv."""
+
+    DOWN = (1, 2, 4, 8, 8, 8, 8, 8)
+
+    def __init__(self, in_ch=3, out_ch=3, ngf=64):
+        super().__init__()
+        widths = [ngf * m for m in self.DOWN]
+        for k, (before, after) in enumerate(zip([in_ch] + widths[:-1], widths), start=1):
+            layers = [nn.Conv2d(before, after, 4, stride=2, padding=1, bias=False)]
+            if k not in (1, 8):
+                layers.append(nn.InstanceNorm2d(after))
+            layers.append(nn.LeakyReLU(0.2))
+            if k >= 4:
+                layers.append(nn.Dropout(0.5))
+            setattr(self, f"down{k}", _Block(*layers))
+        # up k takes the previous output (with its skip, from up2 on) and mirrors down 8-k
+        for k in range(1, 8):
+            before = widths[7] if k == 1 else 2 * widths[8 - k]
+            after = widths[7 - k]
+            layers = [nn.ConvTranspose2d(before, after, 4, stride=2, padding=1, bias=False), nn.InstanceNorm2d(after), nn.ReLU(True)]
+            if k <= 4:
+                layers.append(nn.Dropout(0.5))
+            setattr(self, f"up{k}", _Block(*layers))
+        self.final = nn.Sequential(nn.Upsample(scale_factor=2), nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(2 * widths[0], out_ch, 4, padding=1), nn.Tanh())
+
+    def forward(self, x):
+        downs = []
+        for k in range(1, 9):
+            x = getattr(self, f"down{k}")(x)
+            downs.append(x)
+        for k in range(1, 8):
+            x = torch.cat([getattr(self, f"up{k}")(x), downs[7 - k]], 1)
+        return self.final(x)
+
+
+class _Block(nn.Module):
+    def __init__(self, *layers):
+        super().__init__()
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class _Residual(nn.Module):
+    def __init__(self, dim: int, affine: bool):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim, affine=affine), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim, affine=affine),
+        )
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class HubResnetGenerator(nn.Module):
+    """The CycleGAN ResNet as the HugGAN sprint and many re-implementations publish it: one
+    Sequential ``model`` with biased convs and residual Sequentials named ``block``; the up path
+    is nearest upsampling and a 3x3 conv (``upsample="nearest"``, HugGAN) or a transposed conv
+    (``"transpose"``), and instance norm has a learnt scale and shift where ``affine``."""
+
+    def __init__(self, in_ch=3, out_ch=3, ngf=64, n_blocks=9, affine=False, upsample="nearest"):
+        super().__init__()
+
+        def norm(width):
+            return nn.InstanceNorm2d(width, affine=affine)
+
+        layers = [nn.ReflectionPad2d(in_ch), nn.Conv2d(in_ch, ngf, 7), norm(ngf), nn.ReLU(True)]
+        for mult in (1, 2):
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1), norm(ngf * mult * 2), nn.ReLU(True)]
+        layers += [_Residual(ngf * 4, affine) for _ in range(n_blocks)]
+        for mult in (4, 2):
+            if upsample == "nearest":
+                layers += [nn.Upsample(scale_factor=2), nn.Conv2d(ngf * mult, ngf * mult // 2, 3, stride=1, padding=1)]
+            else:
+                layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1)]
+            layers += [norm(ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(out_ch), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def _recognise_hub_unet(state: dict) -> Architecture | None:
+    first, last = state.get("down1.model.0.weight"), state.get("final.2.weight")
+    if first is None or last is None or first.ndim != 4 or "up7.model.0.weight" not in state:
+        return None
+    in_ch, out_ch, ngf = int(first.shape[1]), int(last.shape[0]), int(first.shape[0])
+    return Architecture("hub_unet", {"in_ch": in_ch, "out_ch": out_ch, "ngf": ngf}, scale=1, multiple=256, channels=(in_ch, out_ch))
+
+
+def _recognise_hub_resnet(state: dict) -> Architecture | None:
+    first = state.get("model.1.weight")
+    if first is None or first.ndim != 4 or first.shape[-1] != 7 or "model.10.block.1.weight" not in state:
+        return None
+    n_blocks = 0
+    while f"model.{10 + n_blocks}.block.1.weight" in state:
+        n_blocks += 1
+    # a transposed conv sits right after the blocks; nearest upsampling has no weights there
+    upsample = "transpose" if f"model.{10 + n_blocks}.weight" in state else "nearest"
+    last_index = 10 + n_blocks + (7 if upsample == "transpose" else 9)
+    last = state.get(f"model.{last_index}.weight")
+    if last is None or last.ndim != 4:
+        return None
+    in_ch, out_ch = int(first.shape[1]), int(last.shape[0])
+    params = {"in_ch": in_ch, "out_ch": out_ch, "ngf": int(first.shape[0]), "n_blocks": n_blocks, "affine": "model.2.weight" in state, "upsample": upsample}
+    return Architecture("hub_resnet", params, scale=1, multiple=4, channels=(in_ch, out_ch))

@@ -317,6 +317,128 @@ class BasicSRSRVGGNetCompact(nn.Module):
         return out + base
 
 
+# ---- the Hugging Face community's layouts, as the HugGAN sprint's code (after PyTorch-GAN) writes them ----
+
+
+class HugganUNetDown(nn.Module):
+    def __init__(self, in_size, out_size, normalize=True, dropout=0.0):
+        super().__init__()
+        layers = [nn.Conv2d(in_size, out_size, 4, 2, 1, bias=False)]
+        if normalize:
+            layers.append(nn.InstanceNorm2d(out_size))
+        layers.append(nn.LeakyReLU(0.2))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class HugganUNetUp(nn.Module):
+    def __init__(self, in_size, out_size, dropout=0.0):
+        super().__init__()
+        layers = [nn.ConvTranspose2d(in_size, out_size, 4, 2, 1, bias=False), nn.InstanceNorm2d(out_size), nn.ReLU(inplace=True)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x, skip_input):
+        x = self.model(x)
+        return torch.cat((x, skip_input), 1)
+
+
+class HugganGeneratorUNet(nn.Module):
+    def __init__(self, in_channels=3, out_channels=3, width=64):
+        # width=64 is the sprint's network; smaller widths keep the same layout for quick tests
+        super().__init__()
+
+        def c(n):
+            return n * width // 64
+
+        self.down1 = HugganUNetDown(in_channels, c(64), normalize=False)
+        self.down2 = HugganUNetDown(c(64), c(128))
+        self.down3 = HugganUNetDown(c(128), c(256))
+        self.down4 = HugganUNetDown(c(256), c(512), dropout=0.5)
+        self.down5 = HugganUNetDown(c(512), c(512), dropout=0.5)
+        self.down6 = HugganUNetDown(c(512), c(512), dropout=0.5)
+        self.down7 = HugganUNetDown(c(512), c(512), dropout=0.5)
+        self.down8 = HugganUNetDown(c(512), c(512), normalize=False, dropout=0.5)
+        self.up1 = HugganUNetUp(c(512), c(512), dropout=0.5)
+        self.up2 = HugganUNetUp(c(1024), c(512), dropout=0.5)
+        self.up3 = HugganUNetUp(c(1024), c(512), dropout=0.5)
+        self.up4 = HugganUNetUp(c(1024), c(512), dropout=0.5)
+        self.up5 = HugganUNetUp(c(1024), c(256))
+        self.up6 = HugganUNetUp(c(512), c(128))
+        self.up7 = HugganUNetUp(c(256), c(64))
+        self.final = nn.Sequential(nn.Upsample(scale_factor=2), nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(c(128), out_channels, 4, padding=1), nn.Tanh())
+
+    def forward(self, x):
+        d1 = self.down1(x)
+        d2 = self.down2(d1)
+        d3 = self.down3(d2)
+        d4 = self.down4(d3)
+        d5 = self.down5(d4)
+        d6 = self.down6(d5)
+        d7 = self.down7(d6)
+        d8 = self.down8(d7)
+        u1 = self.up1(d8, d7)
+        u2 = self.up2(u1, d6)
+        u3 = self.up3(u2, d5)
+        u4 = self.up4(u3, d4)
+        u5 = self.up5(u4, d3)
+        u6 = self.up6(u5, d2)
+        u7 = self.up7(u6, d1)
+        return self.final(u7)
+
+
+class HugganResidualBlock(nn.Module):
+    def __init__(self, in_features, affine=False):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(in_features, in_features, 3),
+            nn.InstanceNorm2d(in_features, affine=affine),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(in_features, in_features, 3),
+            nn.InstanceNorm2d(in_features, affine=affine),
+        )
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class HugganGeneratorResNet(nn.Module):
+    """``transposed`` and ``affine`` give the variant many CycleGAN re-implementations publish."""
+
+    def __init__(self, input_shape=(3, 256, 256), num_residual_blocks=9, affine=False, transposed=False):
+        super().__init__()
+        channels = input_shape[0]
+        out_features = 64
+        model = [nn.ReflectionPad2d(channels), nn.Conv2d(channels, out_features, 7), nn.InstanceNorm2d(out_features, affine=affine), nn.ReLU(inplace=True)]
+        in_features = out_features
+        for _ in range(2):
+            out_features *= 2
+            model += [nn.Conv2d(in_features, out_features, 3, stride=2, padding=1), nn.InstanceNorm2d(out_features, affine=affine), nn.ReLU(inplace=True)]
+            in_features = out_features
+        for _ in range(num_residual_blocks):
+            model += [HugganResidualBlock(out_features, affine)]
+        for _ in range(2):
+            out_features //= 2
+            if transposed:
+                model += [nn.ConvTranspose2d(in_features, out_features, 3, stride=2, padding=1, output_padding=1)]
+            else:
+                model += [nn.Upsample(scale_factor=2), nn.Conv2d(in_features, out_features, 3, stride=1, padding=1)]
+            model += [nn.InstanceNorm2d(out_features, affine=affine), nn.ReLU(inplace=True)]
+            in_features = out_features
+        model += [nn.ReflectionPad2d(channels), nn.Conv2d(out_features, channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x)
+
+
 def randomize(net: nn.Module, seed: int = 0) -> nn.Module:
     """Give every parameter and norm statistic a non-trivial value, deterministically."""
     generator = torch.Generator().manual_seed(seed)
