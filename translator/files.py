@@ -25,9 +25,11 @@ def atomic_path(path: str | os.PathLike, extension: str = ""):
     path = Path(path)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + extension)
     try:
-        # mkstemp makes the file private; give it the permissions any new file would get
-        os.fchmod(handle, 0o666 & ~_umask())
-        os.close(handle)
+        try:
+            # mkstemp makes the file private; give it the permissions any new file would get
+            os.fchmod(handle, 0o666 & ~_umask())
+        finally:
+            os.close(handle)
         yield Path(temp)
         with open(temp, "rb+") as written:
             os.fsync(written.fileno())

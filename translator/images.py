@@ -72,7 +72,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
                 return image.size
     except FileNotFoundError:
         raise TranslatorError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+    except Image.DecompressionBombError:
+        raise TranslatorError(f"{path.name} claims a size over Pillow's decompression-bomb limit; refused") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise TranslatorError(f"{path.name} is not an image (or not in a format Pillow reads)") from None
 
 
