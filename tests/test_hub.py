@@ -295,3 +295,38 @@ def test_push_a_trained_run_and_pull_it_back(tmp_path, fake_hub):
     refused = cli("push", tmp_path / "run", "noauth/model", env=env, cwd=tmp_path)
     assert refused.returncode == 1 and refused.stderr.strip() == "error: the Hub needs you logged in to publish: run `hf auth login` or set HF_TOKEN"
     assert cli("push", tmp_path / "photos", "me/x", env=env, cwd=tmp_path).stderr.startswith("error: ")
+
+
+def test_a_community_model_in_the_catalog_translates_from_its_pinned_revision(tmp_path, offline_cache, capsys):
+    """huggan-pix2pix-night2day names a Hub file at a pinned commit; seeded in the cache there
+    (with the sprint's layout, a narrow copy), it translates like the network it holds."""
+    import io
+
+    import numpy as np
+    import torch
+
+    from translator import catalog
+    from tests.reference_networks import HugganGeneratorUNet, randomize
+
+    entry = catalog.find("huggan-pix2pix-night2day")
+    ref = parse(entry.source)
+    assert ref.repo_id == "huggan/pix2pix-night2day" and len(ref.revision) == 40 and ref.path == "pytorch_model.bin"
+    reference = randomize(HugganGeneratorUNet(width=8))
+    buffer = io.BytesIO()
+    torch.save(reference.state_dict(), buffer)
+    seed_cache(offline_cache, ref.repo_id, ref.path, buffer.getvalue(), commit=ref.revision)
+
+    pixels = photo(256, 256)
+    Image.fromarray(pixels).save(tmp_path / "night.png")
+    assert main(["translate", str(tmp_path / "night.png"), "--model", "pix2pix", "-c", "huggan-pix2pix-night2day", "-o", str(tmp_path / "day.png")]) == 0
+    with torch.no_grad():
+        y = (reference(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255 * 2 - 1) + 1) / 2
+    expected = (y[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(np.asarray(Image.open(tmp_path / "day.png")).astype(int) - expected.astype(int)).max() <= 1
+
+    # the app offers it to the pix2pix family
+    from translator.app import Studio
+    from translator.app.workspace import Workspace
+
+    choices = dict((ref, label) for label, ref in Studio(Workspace(tmp_path / "home"), device="cpu").checkpoint_choices("pix2pix"))
+    assert "Night photo to day" in choices["huggan-pix2pix-night2day"]

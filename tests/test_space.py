@@ -43,10 +43,12 @@ def test_front_matter_is_what_the_space_builder_reads():
     assert card.python_version in ("3.10", "3.11", "3.12")  # the versions the project is tested on, and requires-python >= 3.10
     assert card.suggested_hardware in {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large", "zero-a10g"}
     assert card.license == "mit" and card.title and card.short_description and len(card.short_description) <= 60
-    # the models the app pulls are the catalog's Hub sources (none yet: the default ships here)
+    # the models the app pulls are the catalog's Hub sources
     catalog = json.loads((ROOT / "checkpoints" / "catalog.json").read_text())["checkpoints"]
     assert {"translator.default_plugins": "plugins", "translator.shipped": "checkpoints"} == app_package_dirs()
-    hub_repos = sorted({e["source"].removeprefix("hf://").split("@")[0].rsplit("/", 1)[0] for e in catalog if (e.get("source") or "").startswith("hf://")})
+    from translator.hub import parse
+
+    hub_repos = sorted({parse(e["source"]).repo_id for e in catalog if (e.get("source") or "").startswith("hf://")})
     assert sorted(card.models) == hub_repos
 
 
