@@ -204,11 +204,12 @@ def test_workspace_lists_uploads_pulls_and_runs_and_deletes_them(studio, tmp_pat
     pulled = kinds["pulled"]
     assert pulled.ref == f"hf://someone/upscaler@{COMMIT}/x2.safetensors" and pulled.family == "esrgan"
     assert pulled.sha256 == __import__("hashlib").sha256(data).hexdigest()
-    assert ws.entries("pix2pix") == []  # own-format files name their family
+    # own-format files name their family: pix2pix is offered only its catalog models
+    assert {e.kind for e in ws.entries("pix2pix")} == {"catalog"}
 
     for kind in ("uploaded", "pulled"):
         ws.delete(kinds[kind].ref)
-    assert {e.kind for e in ws.entries()} == {"shipped"}
+    assert {e.kind for e in ws.entries()} == {"shipped", "catalog"}
     with pytest.raises(TranslatorError, match="cannot be deleted here"):
         ws.delete("compact-sr-x4")
 

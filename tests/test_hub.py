@@ -234,12 +234,24 @@ def test_catalog_entries_are_usable():
     assert {"RealESRGAN_x4plus", "realesr-general-x4v3", "cyclegan-horse2zebra", "pix2pix-facades_label2photo"} <= set(names)
     for entry in entries:
         assert entry.family in registry().families and entry.description
+        assert entry.group != "Other" and entry.input and entry.licence and entry.size, f"{entry.name} lacks what a person needs to choose it"
         if entry.shipped:
             assert entry.shipped.parent == ROOT / "checkpoints"
             assert catalog.file_sha256(entry.shipped) == entry.sha256, f"{entry.name} changed without its catalog sha256"
         if not entry.source:
             assert entry.origin.startswith("http")
     json.loads((ROOT / "checkpoints" / "catalog.json").read_text())
+
+
+def test_the_catalog_is_listed_by_what_each_model_does(capsys):
+    assert main(["catalog"]) == 0
+    out = capsys.readouterr().out
+    groups = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    assert groups[:2] == ["Upscale photos:", "Upscale anime and illustrations:"] and "Paint in a style:" in groups
+    painting = out.split("Paint in a style:")[1].split("\n\n")[0]
+    assert "cyclegan-style_monet" in painting and "Photo to Monet painting" in painting
+    assert "downloads on first use from hf://huggan/pix2pix-night2day@" in out
+    assert "ships with the package (works offline)" in out.split("compact-sr-x4")[1].split("compact-sr-x2")[0]
 
 
 def test_catalog_names_work_as_checkpoints(tmp_path, capsys):

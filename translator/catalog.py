@@ -34,6 +34,12 @@ class CatalogEntry:
     origin: str | None
     # the catalog's own folder, which shipped files are relative to
     folder: Path
+    # what a user is doing when they want it ("Upscale photos", "Paint in a style", ...)
+    group: str = "Other"
+    # what input it expects, its licence, and its size as published
+    input: str = ""
+    licence: str = ""
+    size: str = ""
 
     @property
     def shipped(self) -> Path | None:
@@ -53,13 +59,24 @@ def entries() -> list[CatalogEntry]:
     try:
         items = json.loads(path.read_text())["checkpoints"]
         return [
-            CatalogEntry(item["name"], item["family"], item["description"], item.get("source"), item.get("sha256"), item.get("origin"), path.parent)
+            CatalogEntry(
+                item["name"], item["family"], item["description"], item.get("source"), item.get("sha256"), item.get("origin"), path.parent,
+                item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), item.get("size", ""),
+            )
             for item in items
         ]
     except FileNotFoundError:
         return []
     except (ValueError, KeyError, TypeError) as error:
         raise TranslatorError(f"the checkpoint catalog {path} is unreadable ({type(error).__name__}: {error})") from None
+
+
+def grouped() -> dict[str, list[CatalogEntry]]:
+    """The entries by what they do, in the catalog's order."""
+    groups: dict[str, list[CatalogEntry]] = {}
+    for entry in entries():
+        groups.setdefault(entry.group, []).append(entry)
+    return groups
 
 
 def find(name: str) -> CatalogEntry | None:

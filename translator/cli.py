@@ -318,9 +318,18 @@ def _push(args) -> None:
 def _catalog(args) -> None:
     from . import catalog
 
-    for entry in catalog.entries():
-        where = entry.source or f"no verified Hub copy yet; published at {entry.origin}"
-        print(f"{entry.name:<34} {entry.family:<9} {entry.description}\n{'':<45}{where}")
+    for group, entries in catalog.grouped().items():
+        print(f"{group}:")
+        for entry in entries:
+            if entry.shipped:
+                where = "ships with the package (works offline)"
+            elif entry.source:
+                where = f"downloads on first use from {entry.source}"
+            else:
+                where = f"no verified copy to pull yet; published at {entry.origin}"
+            print(f"  {entry.name}  ({entry.family}, {entry.size or 'size unknown'}, {entry.licence or 'licence not stated'})")
+            print(f"      {entry.description}; input: {entry.input or 'any image'}")
+            print(f"      {where}")
 
 
 def _evaluate(args) -> None:

@@ -338,7 +338,8 @@ def _checkpoints_tab(studio: Studio) -> None:
     unlisted = [e for e in catalog.entries() if not e.source]
     if unlisted:
         with gr.Accordion(f"Published names without a verified Hub copy ({len(unlisted)})", open=False):
-            gr.Dataframe([[e.name, e.family, e.description, e.origin or ""] for e in unlisted], headers=["name", "family", "what it does", "published at"], interactive=False, wrap=True)
+            rows = [[e.group, e.name, e.description, e.input, e.size, e.licence, e.origin or ""] for e in unlisted]
+            gr.Dataframe(rows, headers=["task", "name", "what it does", "input", "size", "licence", "published at"], interactive=False, wrap=True)
     message = gr.Markdown()
 
     def refreshed(note: str):
