@@ -200,7 +200,7 @@ def test_workspace_lists_uploads_pulls_and_runs_and_deletes_them(studio, tmp_pat
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
 
     kinds = {e.kind: e for e in ws.entries("esrgan", hashes=True)}
-    assert set(kinds) == {"shipped", "uploaded", "pulled"}
+    assert set(kinds) == {"shipped", "uploaded", "pulled", "catalog"}
     pulled = kinds["pulled"]
     assert pulled.ref == f"hf://someone/upscaler@{COMMIT}/x2.safetensors" and pulled.family == "esrgan"
     assert pulled.sha256 == __import__("hashlib").sha256(data).hexdigest()

@@ -258,8 +258,12 @@ def test_catalog_names_work_as_checkpoints(tmp_path, capsys):
     Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
     assert main(["translate", str(tmp_path / "in.png"), "-c", "compact-sr-x2", "-o", str(tmp_path / "o.png")]) == 0
     assert Image.open(tmp_path / "o.png").size == (16, 16)
+    # offline, a model that is not downloaded yet says so, and where it would come from
     assert main(["pull", "cyclegan-horse2zebra"]) == 1
-    assert capsys.readouterr().err.startswith("error: cyclegan-horse2zebra has no verified Hub copy yet: download it from http://efrosgans")
+    assert capsys.readouterr().err.strip() == (
+        "error: cyclegan-horse2zebra is not downloaded yet and needs the network (offline now); "
+        "it comes from http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth"
+    )
 
 
 def test_catalog_sha256_is_checked_on_every_pull(tmp_path):
@@ -268,7 +272,7 @@ def test_catalog_sha256_is_checked_on_every_pull(tmp_path):
     cache = tmp_path / "hub-cache"
     cached = seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
     catalog = tmp_path / "catalog.json"
-    entry = {"name": "mirror-x2", "family": "esrgan", "description": "a mirror", "source": "hf://someone/upscalers/x2.safetensors", "sha256": "1" * 64}
+    entry = {"name": "mirror-x2", "family": "esrgan", "description": "a mirror", "sources": ["hf://someone/upscalers/x2.safetensors"], "sha256": "1" * 64}
     catalog.write_text(json.dumps({"checkpoints": [entry]}))
     env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "TRANSLATOR_CATALOG": str(catalog)}
     for args in (("pull", "mirror-x2"), ("pull", "hf://someone/upscalers/x2.safetensors")):
@@ -342,3 +346,104 @@ def test_a_community_model_in_the_catalog_translates_from_its_pinned_revision(tm
 
     choices = dict((ref, label) for label, ref in Studio(Workspace(tmp_path / "home"), device="cpu").checkpoint_choices("pix2pix"))
     assert "Night photo to day" in choices["huggan-pix2pix-night2day"]
+
+
+class Publisher(http.server.BaseHTTPRequestHandler):
+    """A stand-in for a publisher's download server (a GitHub release, a lab's web server)."""
+
+    files: dict[str, bytes] = {}
+
+    def do_HEAD(self):
+        name = self.path.strip("/").removeprefix("files/")
+        size = len(MODEL.read_bytes()) if name == "cut.safetensors" else len(Publisher.files.get(name, b""))
+        self.send_response(200 if name == "cut.safetensors" or name in Publisher.files else 404)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+
+    def do_GET(self):
+        name = self.path.strip("/").removeprefix("files/")
+        if name == "cut.safetensors":  # the connection drops halfway
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(MODEL.read_bytes())))
+            self.end_headers()
+            self.wfile.write(MODEL.read_bytes()[:1000])
+            self.wfile.flush()
+            self.connection.close()
+            return
+        if name not in Publisher.files:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(Publisher.files[name])))
+        self.end_headers()
+        self.wfile.write(Publisher.files[name])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def publisher(tmp_path, monkeypatch):
+    """The stand-in publisher, a catalog naming it, and a download cache and trust record of this test's own."""
+    from huggingface_hub import constants
+
+    Publisher.files = {"x2.safetensors": MODEL.read_bytes(), "tofu.safetensors": MODEL.read_bytes()}
+    server = QuietServer(("127.0.0.1", 0), Publisher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/files"
+    digest = hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    entries = [
+        {"name": "fallback-x2", "sources": [f"{base}/missing.pth", f"{base}/x2.safetensors"], "sha256": digest},
+        {"name": "tofu-x2", "sources": [f"{base}/tofu.safetensors"], "sha256": None},
+        {"name": "cut-x2", "sources": [f"{base}/cut.safetensors"], "sha256": None},
+    ]
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(__import__("json").dumps({"checkpoints": [{"family": "esrgan", "description": "x2", "origin": base, **e} for e in entries]}))
+    monkeypatch.setenv("TRANSLATOR_CATALOG", str(catalog))
+    monkeypatch.setenv("TRANSLATOR_CACHE", str(tmp_path / "translator-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the publisher is on this machine
+    yield base
+    server.shutdown()
+
+
+def test_publisher_downloads_fall_back_check_and_trust_on_first_use(tmp_path, publisher, capsys):
+    downloads = tmp_path / "torch-home" / "hub" / "checkpoints"
+    # the first source answers 404; the next is downloaded, checked against the pinned SHA-256
+    assert main(["pull", "fallback-x2"]) == 0
+    assert capsys.readouterr().out.strip() == str(downloads / "x2.safetensors")
+
+    # no published hash: the first download's is remembered and shown, and checked from then on
+    assert main(["pull", "tofu-x2"]) == 0
+    trusted = __import__("json").loads((tmp_path / "translator-cache" / "trusted-sha256.json").read_text())
+    assert trusted == {"tofu-x2": hashlib.sha256(MODEL.read_bytes()).hexdigest()}
+    (downloads / "tofu.safetensors").unlink()
+    Publisher.files["tofu.safetensors"] = MODEL.read_bytes()[:-1] + b" "  # the server now hands out other bytes
+    capsys.readouterr()
+    assert main(["pull", "tofu-x2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the download's progress bar
+    assert err.startswith("error: could not fetch tofu-x2: ") and "refused: its sha256 is" in err
+    assert not (downloads / "tofu.safetensors").exists()
+
+    # a download cut short leaves nothing under the file's name, nor a partial file beside it
+    assert main(["pull", "cut-x2"]) == 1
+    assert "could not fetch cut-x2" in capsys.readouterr().err
+    assert sorted(p.name for p in downloads.iterdir()) == ["x2.safetensors"]
+
+
+def test_a_catalog_model_falls_back_from_the_hub_to_the_publisher(tmp_path, fake_hub, publisher):
+    """A real process with HF_ENDPOINT at the stand-in Hub: the Hub copy is missing, the publisher's is used."""
+    import json
+
+    catalog = json.loads(Path(os.environ["TRANSLATOR_CATALOG"]).read_text())
+    catalog["checkpoints"][0]["sources"].insert(0, "hf://org/missing@" + COMMIT + "/model.safetensors")
+    (tmp_path / "hub-first.json").write_text(json.dumps(catalog))
+    env = {"HF_ENDPOINT": fake_hub, "HF_HUB_CACHE": str(tmp_path / "cache"), "TRANSLATOR_CATALOG": str(tmp_path / "hub-first.json"),
+           "TRANSLATOR_CACHE": os.environ["TRANSLATOR_CACHE"], "TORCH_HOME": os.environ["TORCH_HOME"]}
+    Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
+    result = cli("translate", "in.png", "-c", "fallback-x2", "-o", "out.png", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out.png").size == (16, 16)
+    assert (tmp_path / "torch-home" / "hub" / "checkpoints" / "x2.safetensors").is_file()

@@ -48,7 +48,7 @@ def test_front_matter_is_what_the_space_builder_reads():
     assert {"translator.default_plugins": "plugins", "translator.shipped": "checkpoints"} == app_package_dirs()
     from translator.hub import parse
 
-    hub_repos = sorted({parse(e["source"]).repo_id for e in catalog if (e.get("source") or "").startswith("hf://")})
+    hub_repos = sorted({parse(source).repo_id for e in catalog for source in e["sources"] if source.startswith("hf://")})
     assert sorted(card.models) == hub_repos
 
 

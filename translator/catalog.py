@@ -17,7 +17,10 @@ from pathlib import Path
 from .errors import TranslatorError
 
 HUB_PREFIX = "hf://"
+URL_PREFIXES = ("https://", "http://")
 CATALOG_VARIABLE = "TRANSLATOR_CATALOG"
+# where the project keeps what it learns on this machine (the SHA-256 of first downloads)
+CACHE_VARIABLE = "TRANSLATOR_CACHE"
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,12 @@ class CatalogEntry:
     family: str
     # what it does, in a user's words
     description: str
-    # where it is pulled from: an hf:// reference, a file beside the catalog, or None when no
-    # copy has been verified (then ``origin`` says where it was published)
-    source: str | None
-    # checked on every pull when known
+    # where it is pulled from, tried in order: hf:// references at pinned revisions, the
+    # publisher's URL last, or a file beside the catalog; empty when no copy can be pulled yet
+    # (then ``origin`` says where it was published)
+    sources: tuple[str, ...]
+    # checked on every pull when public sources agree on it; otherwise the first download's is
+    # remembered and checked from then on (``trusted_sha256``)
     sha256: str | None
     origin: str | None
     # the catalog's own folder, which shipped files are relative to
@@ -42,11 +47,19 @@ class CatalogEntry:
     size: str = ""
 
     @property
+    def source(self) -> str | None:
+        """The first place it is pulled from."""
+        return self.sources[0] if self.sources else None
+
+    @property
     def shipped(self) -> Path | None:
         """The shipped file, for a model that comes with the package."""
-        if not self.source or self.source.startswith(HUB_PREFIX):
-            return None
-        return self.folder / self.source
+        local = next((s for s in self.sources if not s.startswith((HUB_PREFIX, *URL_PREFIXES))), None)
+        return self.folder / local if local else None
+
+    def expected_sha256(self) -> str | None:
+        """The pinned SHA-256, else the one its first download had."""
+        return self.sha256 or trusted_sha256(self.name)
 
 
 def catalog_file() -> Path:
@@ -60,7 +73,7 @@ def entries() -> list[CatalogEntry]:
         items = json.loads(path.read_text())["checkpoints"]
         return [
             CatalogEntry(
-                item["name"], item["family"], item["description"], item.get("source"), item.get("sha256"), item.get("origin"), path.parent,
+                item["name"], item["family"], item["description"], tuple(item.get("sources", ())), item.get("sha256"), item.get("origin"), path.parent,
                 item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), item.get("size", ""),
             )
             for item in items
@@ -81,6 +94,38 @@ def grouped() -> dict[str, list[CatalogEntry]]:
 
 def find(name: str) -> CatalogEntry | None:
     return next((entry for entry in entries() if entry.name == name), None)
+
+
+def cache_folder() -> Path:
+    override = os.environ.get(CACHE_VARIABLE)
+    if override:
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "image-translator"
+
+
+def trusted_sha256(name: str) -> str | None:
+    """The SHA-256 a catalog model had when it was first downloaded here, if it has been."""
+    try:
+        return json.loads((cache_folder() / TRUSTED_FILE).read_text()).get(name)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def remember_sha256(name: str, digest: str) -> None:
+    """Trust on first use: from now on a download of ``name`` must have ``digest``."""
+    from .files import atomic_write
+
+    path = cache_folder() / TRUSTED_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        known = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        known = {}
+    known[name] = digest
+    atomic_write(path, json.dumps(known, indent=1, sort_keys=True).encode())
+
+
+TRUSTED_FILE = "trusted-sha256.json"
 
 
 def file_sha256(path: Path) -> str:

@@ -323,8 +323,8 @@ def _catalog(args) -> None:
         for entry in entries:
             if entry.shipped:
                 where = "ships with the package (works offline)"
-            elif entry.source:
-                where = f"downloads on first use from {entry.source}"
+            elif entry.sources:
+                where = "downloads on first use from " + ", then ".join(entry.sources)
             else:
                 where = f"no verified copy to pull yet; published at {entry.origin}"
             print(f"  {entry.name}  ({entry.family}, {entry.size or 'size unknown'}, {entry.licence or 'licence not stated'})")

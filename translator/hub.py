@@ -18,6 +18,10 @@ from .errors import TranslatorError, one_line
 PREFIX = catalog.HUB_PREFIX
 
 
+class NotCached(TranslatorError):
+    """The file is not on this machine, and the network may not be used or reached."""
+
+
 @dataclass(frozen=True)
 class HubRef:
     repo_id: str
@@ -75,7 +79,7 @@ def fetch(text: str, sha256: str | None = None) -> Path:
     except errors.RevisionNotFoundError:
         raise TranslatorError(f"{ref.repo_id} has no revision {ref.revision!r}") from None
     except errors.LocalEntryNotFoundError:
-        raise TranslatorError(f"{ref} is not in the local cache and the Hub cannot be reached (offline, or the network failed)") from None
+        raise NotCached(f"{ref} is not in the local cache and the Hub cannot be reached (offline, or the network failed)") from None
     except errors.EntryNotFoundError:
         raise TranslatorError(f"{ref.repo_id} has no file {ref.path!r} at {ref.revision or 'main'}") from None
     except errors.HfHubHTTPError as error:
@@ -96,27 +100,105 @@ def fetch(text: str, sha256: str | None = None) -> Path:
 
 def resolve(text: str | Path) -> Path:
     """A local path as it is, a Hub reference fetched (checked against the catalog's sha256 when
-    it lists the reference), or a catalog name."""
+    it lists the reference), or a catalog name fetched from the first of its sources that works."""
     if is_hub_ref(text):
-        known = next((e for e in catalog.entries() if e.source == text), None)
-        return fetch(text, known.sha256 if known else None)
+        known = next((e for e in catalog.entries() if text in e.sources), None)
+        return fetch(text, known.expected_sha256() if known else None)
     path = Path(text)
     entry = None if path.exists() else catalog.find(str(text))
-    if entry is None:
-        return path
-    if not entry.source:
+    return path if entry is None else fetch_entry(entry)
+
+
+def fetch_entry(entry: catalog.CatalogEntry) -> Path:
+    """The local file of a catalog model: shipped, or from its sources in order, the next tried
+    whenever one fails (not found, refused, unreachable, a SHA-256 that differs). A model with no
+    published SHA-256 has its first download's remembered, and every later one checked against it."""
+    if not entry.sources:
         raise TranslatorError(
-            f"{entry.name} has no verified Hub copy yet: download it from {entry.origin} and pass the file, "
+            f"{entry.name} has no copy to pull yet: download it from {entry.origin} and pass the file, "
             "or pass an hf:// reference to a copy you trust"
         )
-    if is_hub_ref(entry.source):
-        return fetch(entry.source, entry.sha256)
     local = entry.shipped
-    if not local.is_file():
-        raise TranslatorError(f"the shipped model {entry.name} is missing: {local} (reinstall the package)")
-    if entry.sha256 and file_sha256(local) != entry.sha256:
-        raise TranslatorError(f"{local} does not match the catalog's sha256 for {entry.name}; refused")
-    return local
+    if local is not None:
+        if not local.is_file():
+            raise TranslatorError(f"the shipped model {entry.name} is missing: {local} (reinstall the package)")
+        if entry.sha256 and file_sha256(local) != entry.sha256:
+            raise TranslatorError(f"{local} does not match the catalog's sha256 for {entry.name}; refused")
+        return local
+    expected = entry.expected_sha256()
+    failures: list[TranslatorError] = []
+    for source in entry.sources:
+        try:
+            path = fetch(source, expected) if is_hub_ref(source) else download(source, expected)
+        except TranslatorError as error:
+            failures.append(error)
+            continue
+        if expected is None:
+            catalog.remember_sha256(entry.name, file_sha256(path))
+        return path
+    if _offline() and all(isinstance(error, NotCached) for error in failures):
+        raise TranslatorError(f"{entry.name} is not downloaded yet and needs the network (offline now); it comes from {' or '.join(entry.sources)}")
+    raise TranslatorError(f"could not fetch {entry.name}: " + "; ".join(f"{source}: {error}" for source, error in zip(entry.sources, failures)))
+
+
+def download(url: str, sha256: str | None = None) -> Path:
+    """A publisher's file, downloaded once into torch hub's checkpoint cache (TORCH_HOME) with a
+    progress bar, under a temporary name that is renamed only once the whole file (the size the
+    server declared) is there. The standard proxy variables apply."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    import torch.hub
+
+    from .files import atomic_path
+
+    name = Path(urlparse(url).path).name
+    if not name:
+        raise TranslatorError(f"{url} names no file")
+    target = Path(torch.hub.get_dir()) / "checkpoints" / name
+    if not target.is_file():
+        if _offline():
+            raise NotCached(f"{name} is not in the download cache and the network is off (HF_HUB_OFFLINE)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            declared = _declared_size(url)
+            with atomic_path(target) as temp:
+                torch.hub.download_url_to_file(url, str(temp), progress=True)
+                # torch reads to the end of the stream: a connection cut short looks complete to it
+                if declared is not None and temp.stat().st_size != int(declared):
+                    raise TranslatorError(f"the download stopped after {temp.stat().st_size} of {declared} bytes")
+        except urllib.error.HTTPError as error:
+            raise TranslatorError(f"the server answered {error.code} {error.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError) as error:  # refused, unreachable, cut short
+            reason = getattr(error, "reason", error)
+            raise TranslatorError(f"cannot download it ({one_line(reason if isinstance(reason, BaseException) else error, named=True)})") from None
+    if sha256 is not None:
+        actual = file_sha256(target)
+        if actual != sha256.lower():
+            target.unlink(missing_ok=True)
+            raise TranslatorError(f"refused: its sha256 is {actual}, not the expected {sha256}; the download was removed")
+    return target
+
+
+def _declared_size(url: str) -> str | None:
+    """The Content-Length a server gives for ``url`` (None for a server without HEAD)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD", headers={"User-Agent": "image-translator"}), timeout=30) as head:
+            return head.headers.get("Content-Length")
+    except urllib.error.HTTPError as error:
+        if error.code in (405, 501):
+            return None
+        raise
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def pull(reference: str, sha256: str | None = None) -> Path:

@@ -335,7 +335,7 @@ def _checkpoints_tab(studio: Studio) -> None:
         token = gr.Textbox(label="Hugging Face token (write)", type="password", placeholder="empty: HF_TOKEN or hf auth login")
         private = gr.Checkbox(label="private", value=False)
         publish = gr.Button("Publish")
-    unlisted = [e for e in catalog.entries() if not e.source]
+    unlisted = [e for e in catalog.entries() if not e.sources]
     if unlisted:
         with gr.Accordion(f"Published names without a verified Hub copy ({len(unlisted)})", open=False):
             rows = [[e.group, e.name, e.description, e.input, e.size, e.licence, e.origin or ""] for e in unlisted]

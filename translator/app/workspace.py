@@ -147,8 +147,8 @@ class Workspace:
     def _catalog_entries(self) -> list[Entry]:
         entries = []
         for item in catalog.entries():
-            if not item.source:
-                continue  # no verified copy to pull: listed by `translator catalog`, not offered here
+            if not item.sources:
+                continue  # no copy to pull: listed by `translator catalog`, not offered here
             local = item.shipped
             if local is not None and not local.is_file():
                 continue
