@@ -2,8 +2,10 @@
 and a Hugging Face cache seeded in its documented layout."""
 
 import hashlib
+import http.server
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,51 @@ def seed_cache(cache: Path, repo: str, filename: str, data: bytes, commit: str =
     target.unlink(missing_ok=True)
     target.symlink_to(os.path.relpath(blob, target.parent))
     return target
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up on the slow repository closes its end: expected
+
+
+class Publisher(http.server.BaseHTTPRequestHandler):
+    """A stand-in for a publisher's download server (a GitHub release, a lab's web server)."""
+
+    files: dict[str, bytes] = {}
+
+    def do_HEAD(self):
+        name = self.path.strip("/").removeprefix("files/")
+        size = len(MODEL.read_bytes()) if name == "cut.safetensors" else len(Publisher.files.get(name, b""))
+        self.send_response(200 if name == "cut.safetensors" or name in Publisher.files else 404)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+
+    def do_GET(self):
+        name = self.path.strip("/").removeprefix("files/")
+        if name == "cut.safetensors":  # the connection drops halfway
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(MODEL.read_bytes())))
+            self.end_headers()
+            self.wfile.write(MODEL.read_bytes()[:1000])
+            self.wfile.flush()
+            self.connection.close()
+            return
+        if name not in Publisher.files:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(Publisher.files[name])))
+        self.end_headers()
+        self.wfile.write(Publisher.files[name])
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler) -> tuple[QuietServer, str]:
+    """``handler`` answering on a free local port, in a thread: (server, base URL)."""
+    server = QuietServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"

@@ -125,6 +125,10 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
         translate = page.get_by_role("button", name="Translate", exact=True)
         expect(translate).to_be_visible()
         expect(page.get_by_role("tab", name="Translate", exact=True)).to_have_attribute("aria-selected", "true")
+        # the page leads with what to do; the family and checkpoint are one click away
+        expect(page.get_by_role("combobox", name="What to do", exact=True)).to_have_value("Upscale photos")
+        expect(page.get_by_role("combobox", name="Model", exact=True)).to_have_value(re.compile(r"^x4 photo upscaler .*\(on disk\)$"))
+        page.get_by_role("button", name=re.compile(r"^Any family and checkpoint")).click()
         expect(page.get_by_role("combobox", name="Model family", exact=True)).to_have_value("esrgan")
         expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(re.compile(r"^compact-sr-x4\b"))
         shots.take("loaded")
@@ -287,3 +291,67 @@ def test_the_options_and_several_images_in_a_real_browser(app_server, browser, t
             Path(artifacts).mkdir(parents=True, exist_ok=True)
             shutil.copy2(tmp_path / "several-images.png", Path(artifacts) / "08-several-images.png")
         page.context.close()
+
+
+@pytest.fixture
+def style_from_a_stand_in(tmp_path, monkeypatch):
+    """The catalog as shipped, but its Monet style served by a stand-in publisher (a small
+    generator in the original release's layout), with a download cache of this test's own."""
+    import torch
+    from huggingface_hub import constants
+
+    from tests.helpers import Publisher, serve
+    from tests.reference_networks import RefResnetGenerator, randomize
+    from translator import catalog
+
+    generator = randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=2))
+    buffer = io.BytesIO()
+    torch.save(generator.state_dict(), buffer)
+    Publisher.files = {"style_monet.pth": buffer.getvalue()}
+    server, url = serve(Publisher)
+    entries = json.loads(catalog.catalog_file().read_text())
+    for entry in entries["checkpoints"]:
+        if entry["name"] == "cyclegan-style_monet":
+            entry["sources"] = [f"{url}/files/style_monet.pth"]
+        elif entry["sources"] and not entry["sources"][0].startswith(("hf://", "http")):
+            entry["sources"] = [str(catalog.catalog_file().parent / entry["sources"][0])]  # shipped files, where they are
+    (tmp_path / "catalog.json").write_text(json.dumps(entries))
+    monkeypatch.setenv("TRANSLATOR_CATALOG", str(tmp_path / "catalog.json"))
+    monkeypatch.setenv("TRANSLATOR_CACHE", str(tmp_path / "translator-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    yield generator
+    server.shutdown()
+
+
+def test_a_painting_style_is_picked_by_what_it_does_downloaded_and_applied(style_from_a_stand_in, app_server, browser, tmp_path):
+    url, studio = app_server
+    source = tmp_path / "landscape.png"
+    Image.fromarray(photo(64, 80)).save(source)
+    page = new_page(browser, url)
+    shots = Screenshots(page, tmp_path / "screenshots")
+    try:
+        upload(page, "Image", source)
+        choose(page, "What to do", "Paint in a style")
+        monet = next(label for label, name in studio.tasks()["Paint in a style"] if name == "cyclegan-style_monet")
+        assert monet == "Photo to Monet painting (downloads on first use, about 45 MB)"
+        choose(page, "Model", monet)
+        shots.take("style-chosen")
+        page.get_by_role("button", name="Translate", exact=True).click()
+        expect(page.get_by_text(re.compile(r"80x64 PNG \(RGB\)"))).to_be_visible()
+        shots.take("style-applied")
+        link = block(page, "Result (lossless PNG, full size)").locator("a").first
+        with Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body())) as result:
+            painted = np.asarray(result.convert("RGB"))
+        # what the stand-in's generator makes of the photo, not the photo itself
+        import torch
+
+        with torch.no_grad():
+            y = (style_from_a_stand_in(torch.from_numpy(photo(64, 80)).permute(2, 0, 1)[None].float() / 255 * 2 - 1) + 1) / 2
+        expected = (y[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        assert np.abs(painted.astype(int) - expected.astype(int)).max() <= 1
+        # downloaded once, and now on disk
+        assert next(label for label, name in studio.tasks()["Paint in a style"] if name == "cyclegan-style_monet").endswith("(on disk)")
+    except BaseException:
+        shots.take("failed")
+        raise

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import COMMIT, MODEL, ROOT, photo, seed_cache, trainer
+from tests.helpers import COMMIT, MODEL, ROOT, Publisher, QuietServer, photo, seed_cache, serve, trainer
 from translator import TranslatorError
 from translator.cli import main
 from translator.hub import parse
@@ -174,11 +174,6 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # a client that gave up on the slow repository closes its end: expected
 
 
 @pytest.fixture
@@ -348,51 +343,14 @@ def test_a_community_model_in_the_catalog_translates_from_its_pinned_revision(tm
     assert "Night photo to day" in choices["huggan-pix2pix-night2day"]
 
 
-class Publisher(http.server.BaseHTTPRequestHandler):
-    """A stand-in for a publisher's download server (a GitHub release, a lab's web server)."""
-
-    files: dict[str, bytes] = {}
-
-    def do_HEAD(self):
-        name = self.path.strip("/").removeprefix("files/")
-        size = len(MODEL.read_bytes()) if name == "cut.safetensors" else len(Publisher.files.get(name, b""))
-        self.send_response(200 if name == "cut.safetensors" or name in Publisher.files else 404)
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-
-    def do_GET(self):
-        name = self.path.strip("/").removeprefix("files/")
-        if name == "cut.safetensors":  # the connection drops halfway
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(MODEL.read_bytes())))
-            self.end_headers()
-            self.wfile.write(MODEL.read_bytes()[:1000])
-            self.wfile.flush()
-            self.connection.close()
-            return
-        if name not in Publisher.files:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(Publisher.files[name])))
-        self.end_headers()
-        self.wfile.write(Publisher.files[name])
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def publisher(tmp_path, monkeypatch):
     """The stand-in publisher, a catalog naming it, and a download cache and trust record of this test's own."""
     from huggingface_hub import constants
 
     Publisher.files = {"x2.safetensors": MODEL.read_bytes(), "tofu.safetensors": MODEL.read_bytes()}
-    server = QuietServer(("127.0.0.1", 0), Publisher)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/files"
+    server, url = serve(Publisher)
+    base = f"{url}/files"
     digest = hashlib.sha256(MODEL.read_bytes()).hexdigest()
     entries = [
         {"name": "fallback-x2", "sources": [f"{base}/missing.pth", f"{base}/x2.safetensors"], "sha256": digest},

@@ -181,6 +181,25 @@ def download(url: str, sha256: str | None = None) -> Path:
     return target
 
 
+def is_downloaded(entry: catalog.CatalogEntry) -> bool:
+    """Whether a catalog model is on this machine already (shipped, or in a download cache)."""
+    from urllib.parse import urlparse
+
+    import torch.hub
+    from huggingface_hub import try_to_load_from_cache
+
+    if entry.shipped is not None:
+        return entry.shipped.is_file()
+    for source in entry.sources:
+        if is_hub_ref(source):
+            ref = parse(source)
+            if isinstance(try_to_load_from_cache(ref.repo_id, ref.path, revision=ref.revision), str):
+                return True
+        elif (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(source).path).name).is_file():
+            return True
+    return False
+
+
 def _declared_size(url: str) -> str | None:
     """The Content-Length a server gives for ``url`` (None for a server without HEAD)."""
     import urllib.error

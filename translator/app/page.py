@@ -134,11 +134,18 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"], format="png", height=320)
-            family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family", info=first.description)
             default = studio.default_checkpoint(first.name)
-            checkpoint = gr.Dropdown(
-                studio.checkpoint_choices(first.name), value=default, label="Checkpoint", info=_checkpoint_info(first, default), allow_custom_value=True,
-            )
+            # the first choice is what to do; the family and checkpoint follow from the model chosen
+            tasks = studio.tasks()
+            start = next((group for group, models in tasks.items() if any(name == default for _, name in models)), next(iter(tasks), None))
+            task = gr.Dropdown(list(tasks), value=start, label="What to do", visible=bool(tasks))
+            model = gr.Dropdown(tasks.get(start, []), value=default if start and any(n == default for _, n in tasks[start]) else None,
+                                label="Model", info="from the catalog; one that is not on disk downloads on first use", visible=bool(tasks))
+            with gr.Accordion("Any family and checkpoint (hf://, uploads, trained runs)", open=not tasks):
+                family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family", info=first.description)
+                checkpoint = gr.Dropdown(
+                    studio.checkpoint_choices(first.name), value=default, label="Checkpoint", info=_checkpoint_info(first, default), allow_custom_value=True,
+                )
             with gr.Accordion("Options", open=False):
                 outscale = gr.Number(0, label="outscale", info="final size relative to the input (0: the network's scale)", minimum=0, maximum=16)
                 tile = gr.Number(0, label="tile", info="tile side in input pixels for large images (0: automatic)", precision=0, minimum=0)
@@ -209,7 +216,25 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
         picker = gr.Dropdown(choices=studio.checkpoint_choices(family_name), value=default, info=_checkpoint_info(fam, default))
         return [gr.Dropdown(info=fam.description), picker] + [gr.Group(visible=f.name == family_name and has_options[f.name]) for f in families]
 
-    family.change(switch, family, [family, checkpoint, *groups], api_visibility="private", queue=False)
+    # .input, not .change: choosing a model sets the family too, and must not reset its checkpoint
+    family.input(switch, family, [family, checkpoint, *groups], api_visibility="private", queue=False)
+
+    def task_chosen(group):
+        models = studio.tasks().get(group, [])
+        return gr.Dropdown(choices=models, value=models[0][1] if models else None)
+
+    def model_chosen(name):
+        from .. import catalog
+
+        entry = catalog.find(name) if name else None
+        if entry is None:
+            return [gr.update()] * (2 + len(groups))
+        fam = studio.registry.family(entry.family)
+        picker = gr.Dropdown(choices=studio.checkpoint_choices(fam.name), value=entry.name, info=_checkpoint_info(fam, entry.name))
+        return [gr.Dropdown(value=fam.name, info=fam.description), picker] + [gr.Group(visible=f.name == fam.name and has_options[f.name]) for f in families]
+
+    task.input(task_chosen, task, model, api_visibility="private", queue=False)
+    model.change(model_chosen, model, [family, checkpoint, *groups], api_visibility="private", queue=False)
 
 
 def _checkpoint_info(family: Family, default: str | None) -> str:

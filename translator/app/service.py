@@ -96,6 +96,20 @@ class Studio:
             return ref
         return None
 
+    def tasks(self) -> dict[str, list[tuple[str, str]]]:
+        """The catalog's models this app can run, by what they do, as (label, catalog name); the
+        label says whether the model is on disk or downloads on first use, and how large it is."""
+        from .. import catalog
+        from ..hub import is_downloaded
+
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for group, entries in catalog.grouped().items():
+            for entry in entries:
+                if entry.sources and entry.family in self.registry.families:
+                    where = "on disk" if is_downloaded(entry) else f"downloads on first use, {entry.size or 'size unknown'}"
+                    groups.setdefault(group, []).append((f"{entry.description} ({where})", entry.name))
+        return groups
+
     def checkpoint_choices(self, family: str) -> list[tuple[str, str]]:
         return [(e.label, e.ref) for e in self.workspace.entries(family)]
 
