@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from translator import Architecture, Family, Task, hookimpl, setting
+from translator import Architecture, Family, Task, TranslatorError, hookimpl, setting
 from translator.losses import GAN_MODES, GANLoss, PerceptualLoss
 from translator.training import Recipe, adam, halving, set_requires_grad
 
@@ -32,6 +32,12 @@ class ESRGANSettings:
     gan_weight: float = setting(0.0, "weight of the adversarial loss (0: no discriminator, PSNR-oriented training)", low=0.0)
     gan_mode: str = setting("ragan", "adversarial objective (ragan: ESRGAN's relativistic average GAN)", choices=GAN_MODES)
     ema_decay: float = setting(0.999, "decay of the generator's exponential moving average, which is what gets exported (0: off)", low=0.0, high=0.99999)
+    denoise: float = setting(
+        1.0,
+        "realesr-general-x4v3 only: how strongly it denoises, from 1 (as published) to 0 (as little as realesr-general-wdn-x4v3, "
+        "whose weights are blended in, as Real-ESRGAN's --denoise_strength does)",
+        low=0.0, high=1.0, translate=True,
+    )
 
 
 class ESRGAN(Family):
@@ -50,6 +56,11 @@ class ESRGAN(Family):
 
     def recognise(self, state_dict):
         return sr_networks.recognise_rrdbnet(state_dict) or sr_networks.recognise_srvgg(state_dict)
+
+    def prepare(self, module, settings):
+        module.eval()
+        if settings.denoise < 1:
+            _blend_weak_denoise(module, settings.denoise)
 
     def canonical_state_dict(self, state_dict, arch):
         return sr_networks.basicsr_keys(state_dict) if arch.name == "rrdbnet" else state_dict
@@ -71,6 +82,26 @@ class ESRGAN(Family):
 
     def recipe(self, generator, arch, settings, config, device):
         return ESRGANRecipe(generator, settings, config, device)
+
+
+# realesr-general-x4v3's companion, which keeps more of the input's noise (and detail)
+WEAK_DENOISE = "realesr-general-wdn-x4v3"
+
+
+def _blend_weak_denoise(module, strength: float) -> None:
+    """Real-ESRGAN's deep network interpolation: strength x the model + (1 - strength) x its
+    weak-denoise companion, weight by weight."""
+    import torch
+
+    from translator.checkpoints import load_checkpoint
+
+    shape = (module.body[0].out_channels, (len(module.body) - 3) // 2, module.upscale) if isinstance(module, sr_networks.SRVGGNetCompact) else None
+    if shape != (64, 32, 4):
+        raise TranslatorError("denoise applies only to realesr-general-x4v3 (a compact x4 network of 64 features and 32 convolutions)")
+    weak = load_checkpoint(WEAK_DENOISE, "esrgan").module.state_dict()
+    with torch.no_grad():
+        for key, mine in module.state_dict().items():
+            mine.mul_(strength).add_(weak[key].to(mine.device), alpha=1 - strength)
 
 
 class ESRGANRecipe(Recipe):

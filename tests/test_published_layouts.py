@@ -151,3 +151,30 @@ def test_hyper_parameters_come_from_the_weights(tmp_path):
 
     resnet = load_checkpoint(save_pth(RefResnetGenerator(3, 3, ngf=8, n_blocks=6, use_dropout=True).state_dict(), tmp_path / "r.pth"), "cyclegan").arch
     assert (resnet.params["n_blocks"], resnet.params["use_dropout"], resnet.multiple) == (6, True, 4)
+
+
+def test_denoise_strength_blends_realesr_general_x4v3_with_its_weak_denoise_companion(tmp_path, monkeypatch):
+    """As Real-ESRGAN's --denoise_strength: strength x the model + (1 - strength) x realesr-general-wdn-x4v3."""
+    import json
+
+    general = randomize(BasicSRSRVGGNetCompact(num_feat=64, num_conv=32, upscale=4), seed=1)
+    weak = randomize(BasicSRSRVGGNetCompact(num_feat=64, num_conv=32, upscale=4), seed=2)
+    save_pth(general.state_dict(), tmp_path / "realesr-general-x4v3.pth", "params")
+    save_pth(weak.state_dict(), tmp_path / "realesr-general-wdn-x4v3.pth", "params")
+    # the companion comes from the catalog by name: here a catalog whose copy sits beside it
+    entry = {"name": "realesr-general-wdn-x4v3", "family": "esrgan", "description": "weak denoise", "sources": ["realesr-general-wdn-x4v3.pth"], "sha256": None}
+    (tmp_path / "catalog.json").write_text(json.dumps({"checkpoints": [entry]}))
+    monkeypatch.setenv("TRANSLATOR_CATALOG", str(tmp_path / "catalog.json"))
+    pixels = photo(12, 16)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+
+    assert main(["translate", str(tmp_path / "in.png"), "-c", str(tmp_path / "realesr-general-x4v3.pth"), "--set", "denoise=0.3", "-o", str(tmp_path / "out.png")]) == 0
+    blended = BasicSRSRVGGNetCompact(num_feat=64, num_conv=32, upscale=4).eval()
+    blended.load_state_dict({k: 0.3 * v + 0.7 * weak.state_dict()[k] for k, v in general.state_dict().items()})
+    with torch.no_grad():
+        y = blended(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255).clamp(0, 1)
+    expected = (y[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(np.asarray(Image.open(tmp_path / "out.png")).astype(int) - expected.astype(int)).max() <= 1
+
+    small = save_pth(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=4)).state_dict(), tmp_path / "other.pth", "params")
+    assert main(["translate", str(tmp_path / "in.png"), "-c", str(small), "--set", "denoise=0.5", "-o", str(tmp_path / "x.png")]) == 1
