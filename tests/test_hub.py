@@ -30,13 +30,19 @@ def cli(*args, env: dict, cwd):
     return subprocess.run([sys.executable, "-m", "translator", *map(str, args)], capture_output=True, text=True, env=full, cwd=cwd, timeout=120)
 
 
+def test_references_name_their_repository_type():
+    # copies of published weights live in dataset and Space repositories too
+    assert parse("hf://datasets/org/name@v1/x.pth").repo_type == "dataset"
+    assert str(parse("hf://spaces/org/demo@abc/weights/x.pth")) == "hf://spaces/org/demo@abc/weights/x.pth"
+    assert parse("hf://org/name/x.pth").repo_type == "model"
+
+
 def test_references_are_validated():
     assert str(parse("hf://org/name@v1.0/sub/model.safetensors")) == "hf://org/name@v1.0/sub/model.safetensors"
     for bad, message in [
         ("hf://noslash", "not a valid Hub reference"),
         ("hf://org/name", "names a repository but no file"),
         ("hf://org/name/../../../etc/passwd", "must stay inside the repository"),
-        ("hf://datasets/org/name/x.pth", "model repositories"),
     ]:
         with pytest.raises(TranslatorError, match=message):
             parse(bad)
@@ -148,6 +154,8 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
 
     def answer(self, body: bool):
         parts = self.path.split("?")[0].strip("/").split("/")
+        if parts[0] in ("datasets", "spaces"):  # /{type}s/{org}/{name}/resolve/...
+            parts = parts[1:]
         repo, filename = "/".join(parts[:2]), "/".join(parts[4:])
         if repo in FakeHub.published and filename in FakeHub.published[repo]:
             return self.serve(FakeHub.published[repo][filename], body)
@@ -257,7 +265,8 @@ def test_catalog_names_work_as_checkpoints(tmp_path, capsys):
     assert main(["pull", "cyclegan-horse2zebra"]) == 1
     assert capsys.readouterr().err.strip() == (
         "error: cyclegan-horse2zebra is not downloaded yet and needs the network (offline now); "
-        "it comes from http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth"
+        "it comes from hf://spaces/davidpiscasio/unpaired-img2img@3ce13dcd9fafca8f086ff5a532cf2cc34431995e/checkpoints/horse2zebra_pretrained/latest_net_G.pth "
+        "or http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth"
     )
 
 
@@ -405,3 +414,95 @@ def test_a_catalog_model_falls_back_from_the_hub_to_the_publisher(tmp_path, fake
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out.png").size == (16, 16)
     assert (tmp_path / "torch-home" / "hub" / "checkpoints" / "x2.safetensors").is_file()
+
+
+class ProxiedPublisher(http.server.BaseHTTPRequestHandler):
+    """Every publisher at once: an HTTP proxy that answers any URL with the file of that name."""
+
+    files: dict[str, bytes] = {}
+
+    def do_HEAD(self):
+        self.answer(body=False)
+
+    def do_GET(self):
+        self.answer(body=True)
+
+    def answer(self, body: bool):
+        from urllib.parse import urlparse
+
+        data = ProxiedPublisher.files.get(Path(urlparse(self.path).path).name)
+        self.send_response(200 if data is not None else 404)
+        self.send_header("Content-Length", str(len(data or b"")))
+        self.end_headers()
+        if body and data:
+            self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+def test_every_catalog_name_pulls_through_the_stand_ins_and_translates(tmp_path, fake_hub):
+    """Each name is fetched from its first source: Hub copies from the stand-in Hub (HF_ENDPOINT),
+    plain-HTTP publishers through a stand-in proxy (http_proxy), with a network of the entry's
+    family in the layout its publisher uses. The stand-ins' bytes cannot have the published
+    hashes, so this catalog copy drops them; hash checks are tested above."""
+    import io
+    import json
+
+    import torch
+
+    from tests.reference_networks import BasicSRSRVGGNetCompact, HugganGeneratorResNet, HugganGeneratorUNet, RefResnetGenerator, RefUnetGenerator, randomize
+    from translator import catalog
+
+    def weights(entry) -> bytes:
+        if entry.family == "esrgan":
+            net = BasicSRSRVGGNetCompact(num_feat=8, num_conv=1, upscale=4)
+        elif entry.name == "huggan-cyclegan-sim2real":
+            net = HugganGeneratorResNet(num_residual_blocks=2)
+        elif entry.name.startswith("huggan-"):
+            net = HugganGeneratorUNet(width=8)
+        elif entry.family == "cyclegan":
+            net = RefResnetGenerator(3, 3, ngf=4, n_blocks=2)
+        else:
+            net = RefUnetGenerator(3, 3, 8, ngf=4)
+        buffer = io.BytesIO()
+        torch.save(randomize(net).state_dict(), buffer)
+        return buffer.getvalue()
+
+    names, copy = [], json.loads(catalog.catalog_file().read_text())
+    for item in copy["checkpoints"]:
+        entry = catalog.find(item["name"])
+        if entry.shipped:
+            item["sources"] = [str(entry.shipped)]
+        else:
+            first = entry.sources[0]
+            if first.startswith("hf://"):
+                ref = parse(first)
+                FakeHub.published.setdefault(ref.repo_id, {})[ref.path] = weights(entry)
+            else:
+                assert first.startswith("http://"), f"{entry.name}: an https publisher cannot be stood in for; give it a Hub copy first"
+                ProxiedPublisher.files[Path(first).name] = weights(entry)
+            item["sources"], item["sha256"] = [first], None
+        names.append(entry.name)
+    (tmp_path / "catalog.json").write_text(json.dumps(copy))
+    proxy = QuietServer(("127.0.0.1", 0), ProxiedPublisher)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    script = (
+        "import sys; from translator.checkpoints import load_checkpoint; from translator.catalog import find\n"
+        "from translator.images import Picture; from translator.inference import Engine, Options; import numpy as np\n"
+        "for name in sys.argv[1:]:\n"
+        "    engine = Engine(load_checkpoint(name, find(name).family), options=Options(device='cpu'))\n"
+        "    print(name, engine.translate(Picture(np.random.default_rng(0).random((8, 8, 3), dtype=np.float32))).rgb.shape)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": fake_hub, "HF_HUB_CACHE": str(tmp_path / "cache"), "TORCH_HOME": str(tmp_path / "torch"),
+           "TRANSLATOR_CACHE": str(tmp_path / "trust"), "TRANSLATOR_CATALOG": str(tmp_path / "catalog.json"),
+           "http_proxy": f"http://127.0.0.1:{proxy.server_address[1]}", "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+    try:
+        result = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    finally:
+        proxy.shutdown()
+    assert result.returncode == 0, result.stderr[-3000:]
+    translated = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert sorted(translated) == sorted(names) and len(names) == 38
+    assert translated["compact-sr-x4"] == "(32, 32, 3)" and translated["cyclegan-style_monet"] == "(8, 8, 3)"

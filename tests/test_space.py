@@ -48,7 +48,8 @@ def test_front_matter_is_what_the_space_builder_reads():
     assert {"translator.default_plugins": "plugins", "translator.shipped": "checkpoints"} == app_package_dirs()
     from translator.hub import parse
 
-    hub_repos = sorted({parse(source).repo_id for e in catalog for source in e["sources"] if source.startswith("hf://")})
+    refs = [parse(source) for e in catalog for source in e["sources"] if source.startswith("hf://")]
+    hub_repos = sorted({ref.repo_id for ref in refs if ref.repo_type == "model"})  # models: names model repositories
     assert sorted(card.models) == hub_repos
 
 

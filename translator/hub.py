@@ -27,10 +27,13 @@ class HubRef:
     repo_id: str
     revision: str | None
     path: str
+    # model, dataset or space: copies of published weights live in all three
+    repo_type: str = "model"
 
     def __str__(self) -> str:
         at = f"@{self.revision}" if self.revision else ""
-        return f"{PREFIX}{self.repo_id}{at}/{self.path}"
+        kind = "" if self.repo_type == "model" else f"{self.repo_type}s/"
+        return f"{PREFIX}{kind}{self.repo_id}{at}/{self.path}"
 
 
 def is_hub_ref(text: str | Path) -> bool:
@@ -46,15 +49,13 @@ def parse(text: str) -> HubRef:
         uri = parse_hf_uri(text)
     except (HfUriError, HFValidationError, ValueError) as error:
         raise TranslatorError(f"not a valid Hub reference {text!r} (expected hf://ORG/NAME[@REVISION]/FILE): {one_line(error)}") from None
-    if uri.type != "model":
-        raise TranslatorError(f"{text}: checkpoints come from model repositories, not a {uri.type}")
     path = uri.path_in_repo
     parts = PurePosixPath(path).parts
     if not path or path.endswith("/"):
         raise TranslatorError(f"{text} names a repository but no file in it; add /FILE (e.g. /model.safetensors)")
     if path.startswith("/") or "\\" in path or any(part in ("..", ".") for part in parts):
         raise TranslatorError(f"{text}: the file path must stay inside the repository")
-    return HubRef(uri.id, uri.revision, path)
+    return HubRef(uri.id, uri.revision, path, uri.type)
 
 
 def fetch(text: str, sha256: str | None = None) -> Path:
@@ -70,7 +71,9 @@ def fetch(text: str, sha256: str | None = None) -> Path:
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        local = Path(hf_hub_download(ref.repo_id, ref.path, revision=ref.revision, library_name="image-translator", library_version=__version__))
+        local = Path(hf_hub_download(
+            ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision, library_name="image-translator", library_version=__version__,
+        ))
     # GatedRepoError is a RepositoryNotFoundError, LocalEntryNotFoundError an EntryNotFoundError: order matters
     except errors.GatedRepoError:
         raise TranslatorError(f"{ref.repo_id} is gated: accept its terms on the Hub, then log in (hf auth login) or set HF_TOKEN") from None
@@ -193,7 +196,7 @@ def is_downloaded(entry: catalog.CatalogEntry) -> bool:
     for source in entry.sources:
         if is_hub_ref(source):
             ref = parse(source)
-            if isinstance(try_to_load_from_cache(ref.repo_id, ref.path, revision=ref.revision), str):
+            if isinstance(try_to_load_from_cache(ref.repo_id, ref.path, revision=ref.revision, repo_type=ref.repo_type), str):
                 return True
         elif (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(source).path).name).is_file():
             return True
