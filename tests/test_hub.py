@@ -386,6 +386,12 @@ def test_publisher_downloads_fall_back_check_and_trust_on_first_use(tmp_path, pu
     assert main(["pull", "tofu-x2"]) == 0
     trusted = __import__("json").loads((tmp_path / "translator-cache" / "trusted-sha256.json").read_text())
     assert trusted == {"tofu-x2": hashlib.sha256(MODEL.read_bytes()).hexdigest()}
+    capsys.readouterr()
+    assert main(["catalog"]) == 0  # and shown, as the app's checkpoint table shows it
+    assert f"sha256 {trusted['tofu-x2']} (recorded at its first download here" in capsys.readouterr().out
+    from translator.app.workspace import Workspace
+
+    assert next(e for e in Workspace(tmp_path / "home").entries("esrgan") if e.ref == "tofu-x2").sha256 == trusted["tofu-x2"]
     (downloads / "tofu.safetensors").unlink()
     Publisher.files["tofu.safetensors"] = MODEL.read_bytes()[:-1] + b" "  # the server now hands out other bytes
     capsys.readouterr()

@@ -330,6 +330,10 @@ def _catalog(args) -> None:
             print(f"  {entry.name}  ({entry.family}, {entry.size or 'size unknown'}, {entry.licence or 'licence not stated'})")
             print(f"      {entry.description}; input: {entry.input or 'any image'}")
             print(f"      {where}")
+            if entry.sha256:
+                print(f"      sha256 {entry.sha256} (published; checked on every pull)")
+            elif entry.expected_sha256():
+                print(f"      sha256 {entry.expected_sha256()} (recorded at its first download here; checked from then on)")
 
 
 def _evaluate(args) -> None:

@@ -154,7 +154,7 @@ class Workspace:
                 continue
             kind = "shipped" if local is not None else "catalog"
             size = local.stat().st_size if local is not None else None
-            entries.append(Entry(item.name, f"{item.name}: {item.description}", item.family, kind, size, item.source, item.sha256, local))
+            entries.append(Entry(item.name, f"{item.name}: {item.description}", item.family, kind, size, item.source, item.expected_sha256(), local))
         return entries
 
     def _pulled_entries(self) -> list[Entry]:
