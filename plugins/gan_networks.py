@@ -188,13 +188,23 @@ def canonical_generator_state(state: dict, arch: Architecture) -> dict:
     return state
 
 
-def _recognise_resnet(state: dict) -> Architecture | None:
+def _residual_blocks(state: dict, inner: str) -> int:
+    """How many residual blocks (``model.10.{inner}...`` on) a ResNet generator's state holds
+    after its 7x7 first conv; 0 when it is not that layout."""
     first = state.get("model.1.weight")
-    if first is None or first.ndim != 4 or first.shape[-1] != 7 or "model.10.conv_block.1.weight" not in state:
+    if first is None or first.ndim != 4 or first.shape[-1] != 7:
+        return 0
+    count = 0
+    while f"model.{10 + count}.{inner}.1.weight" in state:
+        count += 1
+    return count
+
+
+def _recognise_resnet(state: dict) -> Architecture | None:
+    n_blocks = _residual_blocks(state, "conv_block")
+    if not n_blocks:
         return None
-    n_blocks = 0
-    while f"model.{10 + n_blocks}.conv_block.1.weight" in state:
-        n_blocks += 1
+    first = state["model.1.weight"]
     last = state.get(f"model.{10 + n_blocks + 7}.weight")
     if last is None or last.ndim != 4:
         return None
@@ -339,12 +349,10 @@ def _recognise_hub_unet(state: dict) -> Architecture | None:
 
 
 def _recognise_hub_resnet(state: dict) -> Architecture | None:
-    first = state.get("model.1.weight")
-    if first is None or first.ndim != 4 or first.shape[-1] != 7 or "model.10.block.1.weight" not in state:
+    n_blocks = _residual_blocks(state, "block")
+    if not n_blocks:
         return None
-    n_blocks = 0
-    while f"model.{10 + n_blocks}.block.1.weight" in state:
-        n_blocks += 1
+    first = state["model.1.weight"]
     # a transposed conv sits right after the blocks; nearest upsampling has no weights there
     upsample = "transpose" if f"model.{10 + n_blocks}.weight" in state else "nearest"
     last_index = 10 + n_blocks + (7 if upsample == "transpose" else 9)
