@@ -149,17 +149,13 @@ def download(url: str, sha256: str | None = None) -> Path:
     progress bar, under a temporary name that is renamed only once the whole file (the size the
     server declared) is there. The standard proxy variables apply."""
     import urllib.error
-    import urllib.request
-    from urllib.parse import urlparse
 
     import torch.hub
 
     from .files import atomic_path
 
-    name = Path(urlparse(url).path).name
-    if not name:
-        raise TranslatorError(f"{url} names no file")
-    target = Path(torch.hub.get_dir()) / "checkpoints" / name
+    target = _download_path(url)
+    name = target.name
     if not target.is_file():
         if _offline():
             raise NotCached(f"{name} is not in the download cache and the network is off (HF_HUB_OFFLINE)")
@@ -186,9 +182,6 @@ def download(url: str, sha256: str | None = None) -> Path:
 
 def is_downloaded(entry: catalog.CatalogEntry) -> bool:
     """Whether a catalog model is on this machine already (shipped, or in a download cache)."""
-    from urllib.parse import urlparse
-
-    import torch.hub
     from huggingface_hub import try_to_load_from_cache
 
     if entry.shipped is not None:
@@ -198,9 +191,21 @@ def is_downloaded(entry: catalog.CatalogEntry) -> bool:
             ref = parse(source)
             if isinstance(try_to_load_from_cache(ref.repo_id, ref.path, revision=ref.revision, repo_type=ref.repo_type), str):
                 return True
-        elif (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(source).path).name).is_file():
+        elif _download_path(source).is_file():
             return True
     return False
+
+
+def _download_path(url: str) -> Path:
+    """Where a publisher's file lives once downloaded: torch hub's checkpoint cache, by file name."""
+    from urllib.parse import urlparse
+
+    import torch.hub
+
+    name = Path(urlparse(url).path).name
+    if not name:
+        raise TranslatorError(f"{url} names no file")
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
 def _declared_size(url: str) -> str | None:
