@@ -103,12 +103,16 @@ def cache_folder() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "image-translator"
 
 
-def trusted_sha256(name: str) -> str | None:
-    """The SHA-256 a catalog model had when it was first downloaded here, if it has been."""
+def trusted() -> dict[str, str]:
+    """The SHA-256 each catalog model had when it was first downloaded here, by name."""
     try:
-        return json.loads((cache_folder() / TRUSTED_FILE).read_text()).get(name)
+        return json.loads((cache_folder() / TRUSTED_FILE).read_text())
     except (FileNotFoundError, ValueError):
-        return None
+        return {}
+
+
+def trusted_sha256(name: str) -> str | None:
+    return trusted().get(name)
 
 
 def remember_sha256(name: str, digest: str) -> None:
@@ -117,10 +121,7 @@ def remember_sha256(name: str, digest: str) -> None:
 
     path = cache_folder() / TRUSTED_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        known = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        known = {}
+    known = trusted()
     known[name] = digest
     atomic_write(path, json.dumps(known, indent=1, sort_keys=True).encode())
 

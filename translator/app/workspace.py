@@ -146,6 +146,7 @@ class Workspace:
 
     def _catalog_entries(self) -> list[Entry]:
         entries = []
+        recorded = catalog.trusted()  # read once for the listing, not once an entry
         for item in catalog.entries():
             if not item.sources:
                 continue  # no copy to pull: listed by `translator catalog`, not offered here
@@ -154,7 +155,7 @@ class Workspace:
                 continue
             kind = "shipped" if local is not None else "catalog"
             size = local.stat().st_size if local is not None else None
-            entries.append(Entry(item.name, f"{item.name}: {item.description}", item.family, kind, size, item.source, item.expected_sha256(), local))
+            entries.append(Entry(item.name, f"{item.name}: {item.description}", item.family, kind, size, item.source, item.sha256 or recorded.get(item.name), local))
         return entries
 
     def _pulled_entries(self) -> list[Entry]:
