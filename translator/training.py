@@ -176,7 +176,7 @@ class Trainer:
         self.device_lock = device_lock or contextlib.nullcontext()
         self.main = True
         if resume:
-            record = self._record_to_resume()
+            record = self.record = self._record_to_resume()
             family, data = _agree(record, family, data, checkpoint, registry or default_registry())
             checkpoint = record.start_checkpoint
         elif (self.run_dir / RESUME_FILE).exists():
@@ -312,7 +312,7 @@ class Trainer:
     def architecture(self) -> Architecture:
         """The network this run trains: the run's own when resumed, whatever it started from."""
         if self.resume:
-            return Architecture.from_dict(read_record(self.run_dir).architecture)
+            return Architecture.from_dict(self.record.architecture)
         if self.start_checkpoint is not None:
             return load_checkpoint(self.start_checkpoint, self.family.name).arch
         return self.family.architecture(self.settings)
