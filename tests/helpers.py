@@ -77,10 +77,10 @@ def trainer(family, data, run, **overrides) -> Trainer:
     return Trainer(registry().family(family), data, run, {k: str(v) for k, v in overrides.items()}, device="cpu")
 
 
-def seed_cache(cache: Path, repo: str, filename: str, data: bytes, commit: str = COMMIT, branch: str = "main") -> Path:
+def seed_cache(cache: Path, repo: str, filename: str, data: bytes, commit: str = COMMIT, branch: str = "main", kind: str = "model") -> Path:
     """The documented cache layout: refs/{branch} holds the commit, blobs/{sha256} the bytes, and
     snapshots/{commit}/{file} links to the blob."""
-    folder = cache / ("models--" + repo.replace("/", "--"))
+    folder = cache / (f"{kind}s--" + repo.replace("/", "--"))
     (folder / "refs").mkdir(parents=True, exist_ok=True)
     (folder / "refs" / branch).write_text(commit)
     blob = folder / "blobs" / hashlib.sha256(data).hexdigest()

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from .errors import TranslatorError
-from .images import EXTENSIONS, MAX_PIXELS, quantize, read_image
+from .images import EXTENSIONS, MAX_PIXELS, apply_orientation, from_pil, quantize, read_image
 
 
 @dataclass
@@ -27,11 +27,13 @@ class Report:
     """What was found, and what was left out and why."""
 
     used: int = 0
+    # where the samples come from, when that is more than a folder (a Hub dataset's columns)
+    source: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     unpaired: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        parts = [f"{self.used} training samples"]
+        parts = ([self.source] if self.source else []) + [f"{self.used} training samples"]
         if self.skipped:
             shown = ", ".join(f"{name} ({why})" for name, why in self.skipped[:3])
             parts.append(f"{len(self.skipped)} unreadable files skipped: {shown}{' ...' if len(self.skipped) > 3 else ''}")
@@ -160,9 +162,19 @@ def paired_set(base: Path, size: int, report: Report) -> ImageFolderSet:
     return ImageFolderSet([(p,) for p in scan_images(base, report)], "split", size)
 
 
-def _load_rgb(path: Path) -> Image.Image:
-    """8-bit RGB through the same decoder as translation: every mode, 16-bit, EXIF orientation."""
-    return Image.fromarray(quantize(read_image(path).rgb, 8))
+def _load_rgb(source) -> Image.Image:
+    """8-bit RGB through the same decoder as translation: every mode, 16-bit, EXIF orientation.
+    ``source`` is an image file, or a cell of a table dataset (``hub_data.Cell``)."""
+    if isinstance(source, Path):
+        return Image.fromarray(quantize(read_image(source).rgb, 8))
+    try:
+        with source.image() as image:
+            picture = apply_orientation(from_pil(image), image.getexif().get(0x0112, 1))
+    except TranslatorError:
+        raise
+    except Exception as error:  # what Pillow raises for bytes that are no image
+        raise TranslatorError(f"cannot decode {source}: {type(error).__name__}") from None
+    return Image.fromarray(quantize(picture.rgb, 8))
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:

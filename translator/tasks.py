@@ -33,6 +33,8 @@ class Task:
     layouts: str
     # keys of a training batch (what a Recipe's ``step`` receives), input first
     keys: tuple[str, str]
+    # the image columns a table dataset (a Hub parquet set) gives each sample, input first
+    columns: tuple[str, ...]
     # the output restores the input (super-resolution): a gray image stays gray, and quality is
     # measured against bicubic upscaling of held-out photos
     restores: bool = False
@@ -40,6 +42,11 @@ class Task:
     def open_data(self, root: Path, config: TrainConfig) -> TrainData:
         """The training (and validation) data of ``root``, checked: raises TranslatorError
         before anything trains if there is nothing usable."""
+        raise NotImplementedError
+
+    def from_cells(self, columns: list[list], config: TrainConfig, validation: bool = False) -> torch.utils.data.Dataset:
+        """A dataset of table rows: one list per entry of ``columns``, holding an image source
+        (a ``hub_data.Cell``) or None per row."""
         raise NotImplementedError
 
     def augmenter(self, config: TrainConfig, scale: int) -> Augment:
@@ -98,6 +105,7 @@ class Paired(Task):
     name = "paired"
     layouts = "A/ and B/ with matching file names, or side-by-side A|B images (optionally under train/, with val/)"
     keys = ("A", "B")
+    columns = ("A", "B")
 
     def open_data(self, root, config):
         from .data import Report, paired_set
@@ -107,6 +115,11 @@ class Paired(Task):
         train = paired_set(base, config.load_size, report)
         val = paired_set(val_base, config.load_size, Report()) if val_base else None
         return _checked(train, val, report, base)
+
+    def from_cells(self, columns, config, validation=False):
+        from .data import ImageFolderSet
+
+        return ImageFolderSet([(a, b) for a, b in zip(*columns) if a and b], "resize", config.load_size)
 
     def augmenter(self, config, scale):
         from .augment import augmentation
@@ -134,6 +147,7 @@ class Unpaired(Task):
     name = "unpaired"
     layouts = "trainA/ and trainB/ (testA/, testB/ optional)"
     keys = ("A", "B")
+    columns = ("A", "B")
 
     def open_data(self, root, config):
         from .data import Report, TrainData, UnpairedSet, scan_images
@@ -153,6 +167,18 @@ class Unpaired(Task):
         report.used = len(a)
         return TrainData(UnpairedSet(a, b, config.load_size), val if val and len(val.a) and len(val.b) else None, report)
 
+    def from_cells(self, columns, config, validation=False):
+        from .data import UnpairedSet
+
+        # the domains of an unpaired table are stored side by side: the smaller one leaves
+        # cells empty, and each domain keeps only its own images
+        a, b = ([cell for cell in column if cell] for column in columns)
+        if not a or not b:
+            if validation:
+                return UnpairedSet([], [], config.load_size)
+            raise TranslatorError(f"both domains need images (found {len(a)} and {len(b)})")
+        return UnpairedSet(a, b, config.load_size)
+
     def augmenter(self, config, scale):
         from .augment import augmentation
 
@@ -170,6 +196,7 @@ class SuperResolution(Task):
     name = "super-resolution"
     layouts = "high-resolution images (optionally under train/, with val/ for PSNR/SSIM)"
     keys = ("lr", "hr")
+    columns = ("hr",)
     restores = True
 
     def open_data(self, root, config):
@@ -181,6 +208,12 @@ class SuperResolution(Task):
         train = ImageFolderSet([(p,) for p in scan_images(base, report)], "crop", config.crop_size, config.cache_images)
         val = ImageFolderSet([(p,) for p in scan_images(val_base, Report())], "crop", 0) if val_base else None
         return _checked(train, val, report, base)
+
+    def from_cells(self, columns, config, validation=False):
+        from .data import ImageFolderSet
+
+        cells = [(cell,) for cell in columns[0] if cell]
+        return ImageFolderSet(cells, "crop", 0) if validation else ImageFolderSet(cells, "crop", config.crop_size, config.cache_images)
 
     def augmenter(self, config, scale):
         import torch

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from . import hub_data
 from .acceleration import adam as adam  # recipes build their optimizers with it
 from .acceleration import autocast as precision, autotuned, channels_last, compile_networks, device_layout
 from .augment import DEGRADATIONS
@@ -53,6 +54,9 @@ class TrainConfig:
     flip: bool = setting(True, "random horizontal flips (and quarter turns for super-resolution)")
     color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)", low=0.0, high=1.0)
     degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)
+    data_a: str = setting("", "Hub datasets: the column of input images (default: detected from the column names)")
+    data_b: str = setting("", "Hub datasets: the column of target images (default: detected)")
+    data_split: str = setting("train", "Hub datasets: the split to train on (validation uses the dataset's validation or test split)")
     workers: int = setting(2, "data loader processes (0: load in the training process)", low=0)
     cache_images: int = setting(0, "decoded super-resolution images kept in memory by each loader process (0: none)", low=0)
     log_every: int = setting(10, "steps between metric log lines", low=1)
@@ -143,8 +147,11 @@ class _Run:
         return self.ema[stem] if stem in self.ema else self.recipe.networks[name]
 
     def update_ema(self) -> None:
+        # warmed up as TensorFlow's and timm's averages are: at 0.999 from the first step, a
+        # run of 2,000 steps would still export 13% of its random initial weights
+        decay = min(self.recipe.ema_decay, (1 + self.step) / (10 + self.step))
         for stem, average in self.ema.items():
-            _ema_update(average, self.recipe.networks[self.recipe.exports[stem]], self.recipe.ema_decay)
+            _ema_update(average, self.recipe.networks[self.recipe.exports[stem]], decay)
 
 
 class Trainer:
@@ -183,7 +190,10 @@ class Trainer:
             raise TranslatorError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another folder")
         elif family is None or data is None:
             raise TranslatorError("a new run needs a family and its data (or resume the run in the output folder)")
-        self.family, self.data_dir, self.start_checkpoint = family, Path(data), checkpoint
+        self.family, self.start_checkpoint = family, checkpoint
+        # a Hub dataset stays a reference (its cache may move); a folder is made absolute once
+        self.data: str | Path = str(hub_data.parse(data)) if hub_data.is_dataset_ref(data) else Path(data).resolve()
+        self.data_dir: Path | None = self.data if isinstance(self.data, Path) else None
         family_values, loop_values = _split_overrides(family, overrides or {})
         if resume:
             _refuse_changes(record, family, family_values, loop_values)
@@ -268,7 +278,7 @@ class Trainer:
         rank, world = _init_distributed(self.device)
         self.main = rank == 0
         state = self._read_state() if self.resume else None
-        data = task.open_data(self.data_dir, cfg)
+        data = task.open_data(self.data_dir, cfg) if self.data_dir else hub_data.open_data(self.data, task, cfg)
         self._emit({"event": "data", "summary": data.report.summary()})
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
@@ -330,7 +340,7 @@ class Trainer:
             architecture=dataclasses.asdict(arch),
             settings=dataclasses.asdict(self.settings),
             training=dataclasses.asdict(self.config),
-            data=str(self.data_dir.resolve()),
+            data=str(self.data),
             data_summary=data_summary,
             start_checkpoint=str(self.start_checkpoint) if self.start_checkpoint else None,
         )
@@ -423,7 +433,7 @@ class Trainer:
         if not self.main:
             return
         recipe = run.recipe
-        extra = {"steps": str(run.step), "data": self.data_dir.name, "run": self.run_dir.name}
+        extra = {"steps": str(run.step), "data": self.data_dir.name if self.data_dir else str(self.data), "run": self.run_dir.name}
         for stem, name in recipe.exports.items():
             weights = run.ema[stem] if stem in run.ema else recipe.networks[name]
             save_checkpoint(self.run_dir / f"{stem}.safetensors", self.family, run.arch, weights.state_dict(), extra)
@@ -479,15 +489,16 @@ class Trainer:
         run.step = int(state["step"])
 
 
-def _agree(record: RunRecord, family: Family | None, data, checkpoint, registry: Registry) -> tuple[Family, Path]:
+def _agree(record: RunRecord, family: Family | None, data, checkpoint, registry: Registry) -> tuple[Family, str]:
     """The recorded family and data of a run being resumed, refusing any given that differ."""
     if family is not None and family.name != record.family:
         raise TranslatorError(f"cannot resume: the run trained {record.family}, not {family.name}")
-    if data is not None and Path(data).resolve() != Path(record.data):
-        raise TranslatorError(f"cannot resume: the run trained on {record.data}, not {Path(data).resolve()}")
+    given = None if data is None else str(hub_data.parse(data)) if hub_data.is_dataset_ref(data) else str(Path(data).resolve())
+    if given is not None and given != record.data:
+        raise TranslatorError(f"cannot resume: the run trained on {record.data}, not {given}")
     if checkpoint is not None and str(checkpoint) != record.start_checkpoint:
         raise TranslatorError(f"cannot resume from another checkpoint: the run started from {record.start_checkpoint or 'a new network'}")
-    return family or registry.family(record.family), Path(record.data)
+    return family or registry.family(record.family), record.data
 
 
 def _refuse_changes(record: RunRecord, family: Family, family_values: dict, loop_values: dict) -> None:

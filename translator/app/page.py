@@ -250,7 +250,10 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
             family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family")
             layout = gr.Markdown(_layout_help(first))
             with gr.Row():
-                dataset = gr.Dropdown(ws.dataset_names(), value=None, label="Dataset", info=f"folders in {ws.datasets}", allow_custom_value=False, scale=4)
+                dataset = gr.Dropdown(
+                    studio.dataset_choices(), value=None, label="Dataset", scale=4, allow_custom_value=True,
+                    info=f"a folder in {ws.datasets}, a Hub dataset, or hf://datasets/ORG/NAME[@REVISION][/SUBSET]",
+                )
                 refresh = gr.Button("Refresh", scale=1)
                 drop = gr.Button("Delete", variant="stop", scale=1)
             with gr.Accordion("Upload a dataset (.zip)", open=False):
@@ -307,7 +310,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
     def unpack_zip(file_path):
         unpacked = studio.upload_dataset(file_path)
         gr.Info(unpacked.summary())
-        return gr.Dropdown(choices=ws.dataset_names(), value=unpacked.folder.name)
+        return gr.Dropdown(choices=studio.dataset_choices(), value=unpacked.folder.name)
 
     def tick():
         snapshot = studio.job.snapshot()
@@ -325,14 +328,14 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
     stop.click(stop_run, None, status, api_visibility="private", queue=False)
     resume.click(resume_selected, [resume_run, resume_steps], status, api_visibility="private")
     unpack.click(unpack_zip, archive, dataset, api_visibility="private")
-    refresh.click(lambda: (gr.Dropdown(choices=ws.dataset_names()), gr.Dropdown(choices=ws.run_names())), None, [dataset, resume_run], api_visibility="private", queue=False)
+    refresh.click(lambda: (gr.Dropdown(choices=studio.dataset_choices()), gr.Dropdown(choices=ws.run_names())), None, [dataset, resume_run], api_visibility="private", queue=False)
 
     @user_errors
     def drop_dataset(name):
         if not name:
             raise TranslatorError("choose a dataset to delete")
         gr.Info(f"deleted {studio.delete_dataset(name)}")
-        return gr.Dropdown(choices=ws.dataset_names(), value=None)
+        return gr.Dropdown(choices=studio.dataset_choices(), value=None)
 
     drop.click(drop_dataset, dataset, dataset, api_visibility="private")
     family.change(switch, family, [layout, start_from, *loop_components, *groups], api_visibility="private", queue=False)

@@ -193,7 +193,7 @@ class Studio:
         family = self.registry.family(family_name)
         if not dataset:
             raise TranslatorError("choose a dataset (a folder under the datasets root, or upload a .zip)")
-        data = self.workspace.dataset(dataset)
+        data = self._training_data(dataset)
         run_name = run_name.strip() or f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = self.workspace.run(run_name)
         # a run that failed before its first checkpoint holds nothing to resume: it is started over
@@ -204,6 +204,28 @@ class Studio:
         values = self._checked_paths(family, {**self.train_defaults(family.name), **given})
         self.job.start(family, data, run_dir, values, start, device=self.device)
         return run_name
+
+    def dataset_choices(self) -> list[tuple[str, str]]:
+        """The Train tab's dataset picker: the workspace's folders, then the known Hub datasets."""
+        from .. import hub_data
+
+        folders = [(name, name) for name in self.workspace.dataset_names()]
+        return folders + [(f"{name} (Hub: {hub_data.parse(ref).repo_id}, downloads on first use)", ref) for name, ref in hub_data.KNOWN.items()]
+
+    def _training_data(self, dataset: str):
+        """A dataset folder of the workspace by name, a Hub dataset reference, or the name of a
+        known Hub dataset where no folder has that name."""
+        from .. import hub_data
+
+        dataset = dataset.strip()
+        if hub_data.is_dataset_ref(dataset):
+            return str(hub_data.parse(dataset))
+        try:
+            return self.workspace.dataset(dataset)
+        except TranslatorError:
+            if dataset in hub_data.KNOWN:
+                return hub_data.KNOWN[dataset]
+            raise
 
     def _checked_paths(self, family, values: dict) -> dict:
         """Settings that name files take only what the checkpoint picker offers: a web user never

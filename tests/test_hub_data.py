@@ -1,0 +1,263 @@
+"""Training from Hub datasets: parquet sets written here in the layout the Hub serves, read
+through the real huggingface_hub code paths from a seeded cache (offline) and from a stand-in
+endpoint (online), then trained on for a few steps."""
+
+import hashlib
+import http.server
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from tests.helpers import COMMIT, QuietServer, TINY_GAN, photo, seed_cache
+from translator import TranslatorError
+from translator.cli import main
+from translator.hub_data import open_data, parse
+from translator.plugins import registry
+from translator.training import TrainConfig
+
+REPO = "someone/pairs"
+
+
+def png(seed: int, size: int = 20) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(photo(size, size, seed)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def parquet(columns: dict[str, list], features: dict[str, str] | None = None, row_group_size: int = 3) -> bytes:
+    """A parquet file as the ``datasets`` library writes one: images as {bytes, path} structs,
+    the column types in the schema's "huggingface" metadata."""
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    arrays, fields = [], []
+    for name, values in columns.items():
+        if values and isinstance(values[0], (bytes, type(None))):
+            arrays.append(pa.array([None if v is None else {"bytes": v, "path": None} for v in values], image))
+            fields.append(pa.field(name, image))
+        else:
+            arrays.append(pa.array(values))
+            fields.append(pa.field(name, arrays[-1].type))
+    kinds = features or {name: ("Image" if f.type == image else "Value") for name, f in zip(columns, fields)}
+    meta = {"info": {"features": {name: {"_type": kind} for name, kind in kinds.items()}}}
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata={"huggingface": json.dumps(meta)}))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=row_group_size)
+    return buffer.getvalue()
+
+
+def paired_files(train: int = 6, test: int = 2, a: str = "imageA", b: str = "imageB") -> dict[str, bytes]:
+    return {
+        "data/train-00000-of-00001.parquet": parquet({a: [png(i) for i in range(train)], b: [png(100 + i) for i in range(train)], "label": list(range(train))}),
+        "data/test-00000-of-00001.parquet": parquet({a: [png(50 + i) for i in range(test)], b: [png(150 + i) for i in range(test)], "label": list(range(test))}),
+        "README.md": b"---\nlicense: cc-by-4.0\n---\n",
+    }
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """A Hub cache in tmp_path, read offline in this process (conftest sets HF_HUB_OFFLINE)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub-cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+
+    def seed(repo: str, files: dict[str, bytes]):
+        for name, data in files.items():
+            seed_cache(cache, repo, name, data, kind="dataset")
+
+    return seed
+
+
+def config(**values) -> TrainConfig:
+    from translator.family import make_settings
+
+    return make_settings(TrainConfig, {"load_size": "16", "crop_size": "16", **{k: str(v) for k, v in values.items()}})
+
+
+def test_references_are_parsed():
+    assert parse("hf://datasets/huggan/facades") == parse("hf://datasets/huggan/facades/")
+    ref = parse("hf://datasets/huggan/horse2zebra@abc123/horse2zebra-aligned")
+    assert (ref.repo_id, ref.revision, ref.subset) == ("huggan/horse2zebra", "abc123", "horse2zebra-aligned")
+    assert str(ref) == "hf://datasets/huggan/horse2zebra@abc123/horse2zebra-aligned"
+    assert parse("facades").repo_id == "huggan/facades"
+    for bad in ("hf://datasets/noslash", "hf://huggan/facades", "hf://datasets/a/b/../../etc"):
+        with pytest.raises(TranslatorError, match="Hub dataset|inside the dataset"):
+            parse(bad)
+
+
+def test_paired_columns_splits_and_validation_are_detected(hub_cache):
+    hub_cache(REPO, paired_files())
+    paired = registry().family("pix2pix").task
+    data = open_data(f"hf://datasets/{REPO}", paired, config())
+    assert data.report.summary().startswith(f"hf://datasets/{REPO}: imageA -> imageB, split 'train', validation from 'test'; 6 training samples")
+    assert len(data.train) == 6 and len(data.val) == 2
+    a, b = data.train[(0, 0)]
+    assert a.shape == b.shape == (3, 16, 16)
+    # decoded from the rows themselves: row 0's A is png(0), its B png(100)
+    expected = Image.open(io.BytesIO(png(0))).convert("RGB").resize((16, 16), Image.BICUBIC)
+    assert (a.permute(1, 2, 0).numpy() == expected).all()
+
+
+def test_columns_can_be_named_and_are_checked(hub_cache):
+    hub_cache(REPO, paired_files(a="photo", b="sketch"))
+    paired = registry().family("pix2pix").task
+    # two image columns whose names say nothing: in the order the table has them
+    assert "photo -> sketch" in open_data(f"hf://datasets/{REPO}", paired, config()).report.summary()
+    data = open_data(f"hf://datasets/{REPO}", paired, config(data_a="sketch", data_b="photo"))
+    assert "sketch -> photo" in data.report.summary()
+    cases = {
+        "label": "column 'label' of hf://datasets/someone/pairs holds int64, not images",
+        "nope": "hf://datasets/someone/pairs has no column 'nope' (columns: photo (struct",
+    }
+    for column, message in cases.items():
+        with pytest.raises(TranslatorError) as error:
+            open_data(f"hf://datasets/{REPO}", paired, config(data_a=column))
+        assert str(error.value).startswith(message)
+    with pytest.raises(TranslatorError, match=r"has no split 'validation' \(it has test, train\)"):
+        open_data(f"hf://datasets/{REPO}", paired, config(data_split="validation"))
+    hub_cache("someone/three", {"data/train-0.parquet": parquet({"x": [png(0)], "y": [png(1)], "z": [png(2)]})})
+    with pytest.raises(TranslatorError, match=r"has 3 image columns \(x, y, z\); say which with --set data_a=... --set data_b=..."):
+        open_data("hf://datasets/someone/three", paired, config())
+
+
+def test_a_table_without_images_and_a_missing_cache_entry_are_one_line(hub_cache):
+    hub_cache("someone/text", {"data/train-00000-of-00001.parquet": parquet({"text": ["a", "b"], "label": [0, 1]})})
+    paired = registry().family("pix2pix").task
+    with pytest.raises(TranslatorError, match=r"hf://datasets/someone/text has no image columns \(columns: text \(string\), label \(int64\)\)"):
+        open_data("hf://datasets/someone/text", paired, config())
+    with pytest.raises(TranslatorError, match=r"^hf://datasets/someone/absent is not in the local cache and the Hub cannot be reached"):
+        open_data("hf://datasets/someone/absent", paired, config())
+    with pytest.raises(TranslatorError, match="no subset 'missing'"):
+        open_data("hf://datasets/someone/text/missing", paired, config())
+
+
+def test_unpaired_domains_side_by_side_with_empty_cells(hub_cache):
+    # as huggan/horse2zebra stores them: as many rows as the larger domain, the smaller one empty
+    horses = [png(i) for i in range(3)] + [None] * 4
+    zebras = [png(20 + i) for i in range(7)]
+    hub_cache("someone/h2z", {"data/train-00000-of-00001.parquet": parquet({"imageA": horses, "imageB": zebras}, row_group_size=2)})
+    unpaired = registry().family("cyclegan").task
+    data = open_data("hf://datasets/someone/h2z", unpaired, config())
+    assert (len(data.train.a), len(data.train.b)) == (3, 7)
+    assert data.val is None and "no validation split" in data.report.summary()
+
+
+def test_image_folders_on_the_hub_use_the_local_layouts(hub_cache):
+    files = {}
+    for domain in ("trainA", "trainB"):
+        for i in range(2):
+            buffer = io.BytesIO()
+            Image.fromarray(photo(18, 18, i)).save(buffer, "PNG")
+            files[f"horse2zebra/{domain}/{i}.png"] = buffer.getvalue()
+    hub_cache("someone/folders", files)
+    data = open_data("hf://datasets/someone/folders/horse2zebra", registry().family("cyclegan").task, config())
+    assert len(data.train) == 2 and "(image folders)" in data.report.summary()
+
+
+def test_cli_trains_from_a_hub_dataset_and_resumes_from_its_record(hub_cache, tmp_path, capsys):
+    hub_cache(REPO, paired_files())
+    run = tmp_path / "run"
+    args = ["train", "pix2pix", "--data", f"hf://datasets/{REPO}", "--output", str(run), "--steps", "2", "--device", "cpu"]
+    sets = [f"--set={k}={v}" for k, v in {**TINY_GAN, "netG": "resnet_6blocks", "load_size": 32, "crop_size": 32, "val_every": 2}.items()]
+    assert main(args + sets) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"data: hf://datasets/{REPO}: imageA -> imageB, split 'train', validation from 'test'; 6 training samples" in err
+    record = json.loads((run / "config.json").read_text())
+    assert record["data"] == f"hf://datasets/{REPO}"
+    assert (run / "generator.safetensors").is_file()
+    # the record alone is enough to continue
+    assert main(["train", "--resume", "--output", str(run), "--steps", "3"]) == 0, capsys.readouterr().err
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
+    assert steps[-1] == 3
+
+
+def test_the_app_trains_from_a_hub_dataset_reference(hub_cache, tmp_path):
+    from translator.app import Studio
+    from translator.app.workspace import Workspace
+
+    hub_cache(REPO, paired_files())
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    settings = {**TINY_GAN, "netG": "resnet_6blocks", "load_size": "32", "crop_size": "32", "steps": "2"}
+    studio.start_training("pix2pix", f"hf://datasets/{REPO}", "from-hub", "", settings)
+    studio.job.wait()
+    assert studio.job.snapshot()["status"] == "done", studio.job.snapshot()
+    assert json.loads((studio.job.run_dir / "config.json").read_text())["data"] == f"hf://datasets/{REPO}"
+
+
+class DatasetHub(http.server.BaseHTTPRequestHandler):
+    """The Hub's answers for one dataset repository, as snapshot_download asks for them: the
+    revision's commit, the file tree, and each file with its commit and ETag headers."""
+
+    files: dict[str, bytes] = {}
+
+    def do_HEAD(self):
+        self.answer(body=False)
+
+    def do_GET(self):
+        self.answer(body=True)
+
+    def answer(self, body: bool):
+        path = self.path.split("?")[0]
+        prefix = f"/api/datasets/{REPO}"
+        if path.startswith(f"{prefix}/revision/"):
+            return self.json({"id": REPO, "sha": COMMIT, "siblings": [{"rfilename": name} for name in self.files]})
+        if path.startswith(f"{prefix}/tree/"):
+            return self.json([{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()} for name, data in self.files.items()])
+        resolve = f"/datasets/{REPO}/resolve/"
+        name = path[len(resolve):].split("/", 1)[-1] if path.startswith(resolve) else None
+        if name not in self.files:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound" if not path.startswith(f"/datasets/{REPO}") and not path.startswith(prefix) else "EntryNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = self.files[name]
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def json(self, value):
+        data = json.dumps(value).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+def test_a_dataset_downloads_through_the_hub_endpoint_and_trains(tmp_path):
+    DatasetHub.files = paired_files()
+    server = QuietServer(("127.0.0.1", 0), DatasetHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}", "HF_HUB_CACHE": str(tmp_path / "cache"),
+           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
+    sets = [f"--set={k}={v}" for k, v in {**TINY_GAN, "netG": "resnet_6blocks", "load_size": 32, "crop_size": 32}.items()]
+    try:
+        trained = subprocess.run([sys.executable, "-m", "translator", "train", "pix2pix", "--data", f"hf://datasets/{REPO}", "--output", str(tmp_path / "run"),
+                                  "--steps", "1", "--device", "cpu", *sets], capture_output=True, text=True, env=env, timeout=120)
+        missing = subprocess.run([sys.executable, "-m", "translator", "train", "pix2pix", "--data", "hf://datasets/someone/absent", "--output", str(tmp_path / "run2"),
+                                  "--steps", "1", *sets], capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        server.shutdown()
+    assert trained.returncode == 0, trained.stderr
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
+    # only the parquet files came down, into the standard cache
+    snapshot = tmp_path / "cache" / "datasets--someone--pairs" / "snapshots" / COMMIT
+    assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*.parquet")) == ["data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"]
+    assert not (snapshot / "README.md").exists()
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: someone/absent is not a dataset on the Hub (if it is private, log in or set HF_TOKEN)"

@@ -1,0 +1,297 @@
+"""Training data from Hugging Face Hub datasets: ``hf://datasets/ORG/NAME[@REVISION][/SUBSET]``.
+
+The dataset's files come through ``huggingface_hub`` (its cache, offline mode, token and
+progress bars). Parquet sets, the Hub's usual form, are read in place with pyarrow, memory
+mapped: a sample is a ``Cell`` (file, row group, row, column) and its image is decoded only
+when a loader asks for it, so no dataset is ever held in memory whole. A dataset of image
+folders (``trainA/``, ``train/A`` ...) is handed to the family's own folder layouts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import TranslatorError, one_line
+
+PREFIX = "hf://datasets/"
+# the pix2pix and CycleGAN sets on the Hub, at the revisions their cards were read at
+KNOWN = {
+    "facades": "hf://datasets/huggan/facades@f5cb9a55f7c4c9e07fa812b2dc21846fc3ffeb78",
+    "night2day": "hf://datasets/huggan/night2day",
+    "edges2shoes": "hf://datasets/huggan/edges2shoes",
+    "maps": "hf://datasets/huggan/maps",
+    "horse2zebra": "hf://datasets/huggan/horse2zebra",
+    "summer2winter_yosemite": "hf://datasets/huggan/summer2winter_yosemite",
+}
+# column names that say which side of a pair they hold, input first
+PAIRS = (("imageA", "imageB"), ("A", "B"), ("input", "target"), ("input_image", "output_image"), ("source", "target"),
+         ("original_image", "edited_image"), ("lr", "hr"), ("low", "high"), ("image", "target"))
+SPLITS = {"train": "train", "test": "test", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation"}
+VALIDATION = ("validation", "test")
+IMAGE_FILES = ("*.png", "*.jpg", "*.jpeg", "*.webp", "*.bmp", "*.tif", "*.tiff")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    repo_id: str
+    revision: str | None = None
+    subset: str = ""
+
+    def __str__(self) -> str:
+        at = f"@{self.revision}" if self.revision else ""
+        return f"{PREFIX}{self.repo_id}{at}{'/' + self.subset if self.subset else ''}"
+
+
+def is_dataset_ref(text) -> bool:
+    # only the prefix: a known name could also be a local folder's, and the folder wins
+    return isinstance(text, str) and text.startswith(PREFIX)
+
+
+def parse(text: str) -> DatasetRef:
+    """``hf://datasets/ORG/NAME[@REVISION][/SUBSET]``, or a name from ``KNOWN``."""
+    text = KNOWN.get(text, text)
+    match = re.fullmatch(r"hf://datasets/([\w.-]+/[\w.-]+)(?:@([\w./-]+?))?(?:/([\w./ -]+))?/?", text)
+    if match is None:
+        raise TranslatorError(f"not a Hub dataset reference: {text!r} (expected hf://datasets/ORG/NAME[@REVISION][/SUBSET])")
+    repo_id, revision, subset = match.groups()
+    if revision and "/" in revision:  # ORG/NAME@REV/SUBSET: the first slash ends the revision
+        revision, _, rest = revision.partition("/")
+        subset = f"{rest}/{subset}" if subset else rest
+    subset = (subset or "").strip("/")
+    if any(part in ("..", ".") for part in PurePosixPath(subset).parts):
+        raise TranslatorError(f"{text}: the subset must stay inside the dataset")
+    return DatasetRef(repo_id, revision, subset)
+
+
+def fetch(ref: DatasetRef) -> Path:
+    """The dataset's folder (its subset) in the local Hub cache, downloading what is missing:
+    its parquet and image files only."""
+    from huggingface_hub import errors, snapshot_download
+
+    from . import __version__
+
+    under = f"{ref.subset}/" if ref.subset else ""
+    patterns = [f"{under}*.parquet", f"{under}**/*.parquet"] + [f"{under}{deep}{p}" for p in IMAGE_FILES for deep in ("", "**/")]
+    quiet = logging.getLogger("huggingface_hub")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its retry notices would spill lines before our one-line error
+    try:
+        root = Path(snapshot_download(
+            ref.repo_id, repo_type="dataset", revision=ref.revision, allow_patterns=patterns,
+            library_name="image-translator", library_version=__version__,
+        ))
+    except errors.GatedRepoError:
+        raise TranslatorError(f"the dataset {ref.repo_id} is gated: accept its terms on the Hub, then log in (hf auth login) or set HF_TOKEN") from None
+    except errors.RepositoryNotFoundError:
+        raise TranslatorError(f"{ref.repo_id} is not a dataset on the Hub (if it is private, log in or set HF_TOKEN)") from None
+    except errors.RevisionNotFoundError:
+        raise TranslatorError(f"the dataset {ref.repo_id} has no revision {ref.revision!r}") from None
+    except errors.LocalEntryNotFoundError:
+        raise TranslatorError(f"{ref} is not in the local cache and the Hub cannot be reached (offline, or the network failed)") from None
+    except errors.HfHubHTTPError as error:
+        raise TranslatorError(f"the Hub refused {ref}: {one_line(error)}") from None
+    except Exception as error:  # httpx timeouts and connection errors, OSError on the cache
+        raise TranslatorError(f"cannot fetch {ref}: {one_line(error, named=True)}") from None
+    finally:
+        quiet.setLevel(level)
+    folder = root / ref.subset if ref.subset else root
+    if not folder.is_dir():
+        raise TranslatorError(f"{ref}: the dataset has no subset {ref.subset!r}")
+    return folder
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One image of a parquet dataset: where it is, not its bytes."""
+
+    file: str
+    row_group: int
+    row: int
+    column: str
+
+    def image(self):
+        """The decoded image (a Pillow image), within the project's pixel budget."""
+        from PIL import Image
+
+        from .images import MAX_PIXELS
+
+        data = _cell_bytes(self)
+        image = Image.open(io.BytesIO(data))
+        if image.size[0] * image.size[1] > MAX_PIXELS:
+            raise TranslatorError(f"row {self.row} of {Path(self.file).name} is over the pixel budget")
+        return image
+
+    def __str__(self) -> str:
+        return f"{Path(self.file).name}:{self.column}[{self.row_group}:{self.row}]"
+
+
+# row groups of one column read recently, per process: a loader asks for rows in random order,
+# and one row group holds many of them
+_GROUPS: OrderedDict = OrderedDict()
+_FILES: dict = {}
+
+
+def _cell_bytes(cell: Cell) -> bytes:
+    import pyarrow.parquet as pq
+
+    key = (cell.file, cell.row_group, cell.column)
+    if key not in _GROUPS:
+        if cell.file not in _FILES:
+            _FILES[cell.file] = pq.ParquetFile(cell.file, memory_map=True)
+        _GROUPS[key] = _FILES[cell.file].read_row_group(cell.row_group, columns=[cell.column]).column(0)
+        while len(_GROUPS) > 2:
+            _GROUPS.popitem(last=False)
+    value = _GROUPS[key][cell.row].as_py()
+    return value["bytes"] if isinstance(value, dict) else value
+
+
+@dataclass
+class Table:
+    """A parquet dataset: its files by split, and its columns (name -> type, as text)."""
+
+    splits: dict[str, list[Path]]
+    columns: dict[str, str]
+    images: list[str]
+
+    def cells(self, split: str, column: str) -> list[Cell | None]:
+        """Every row of ``column`` in ``split``, None where the row holds no image. Row groups
+        whose statistics say there are no empty cells are not read at all."""
+        import pyarrow.parquet as pq
+
+        cells: list[Cell | None] = []
+        for path in self.splits[split]:
+            parquet = pq.ParquetFile(path, memory_map=True)
+            leaves = [i for i in range(parquet.metadata.num_columns) if parquet.schema.column(i).path.split(".")[0] == column]
+            for group in range(parquet.metadata.num_row_groups):
+                meta = parquet.metadata.row_group(group)
+                present = None
+                stats = [meta.column(i).statistics for i in leaves if parquet.schema.column(i).path in (column, f"{column}.bytes")]
+                if not stats or any(s is None or not s.has_null_count or s.null_count for s in stats):
+                    present = _present(parquet.read_row_group(group, columns=[column]).column(0))
+                cells += [Cell(str(path), group, row, column) if present is None or present[row] else None for row in range(meta.num_rows)]
+        return cells
+
+
+def _present(values) -> list[bool]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_struct(values.type):
+        data = values.field("bytes")
+        return [bool(v) for v in pc.and_(values.is_valid(), pc.fill_null(pc.greater(pc.binary_length(data), 0), False)).to_pylist()]
+    return [bool(v) for v in pc.fill_null(pc.greater(pc.binary_length(values), 0), False).to_pylist()]
+
+
+def read_table(folder: Path, name: str) -> Table | None:
+    """The parquet files under ``folder`` grouped by split, None when there are none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(p for p in folder.rglob("*.parquet") if p.is_file())
+    if not files:
+        return None
+    splits: dict[str, list[Path]] = {}
+    for path in files:
+        splits.setdefault(_split_of(path.relative_to(folder)), []).append(path)
+    try:
+        schema = pq.read_schema(files[0], memory_map=True)
+    except (pa.ArrowException, OSError) as error:
+        raise TranslatorError(f"{name}: {files[0].name} is not a readable parquet file ({one_line(error)})") from None
+    features = _features(schema)
+    columns = {field.name: str(field.type) for field in schema}
+    images = [f.name for f in schema if features.get(f.name) == "Image" or _holds_image_bytes(f.type)]
+    return Table(splits, columns, images)
+
+
+def _split_of(relative: PurePosixPath) -> str:
+    """The split a file belongs to, from its name or folder, as the Hub's own layouts name them
+    (``data/train-00000-of-00002.parquet``, ``default/test/0000.parquet``)."""
+    for part in reversed(relative.parts):
+        word = re.match(r"[a-zA-Z]+", part)
+        if word and word.group(0).lower() in SPLITS:
+            return SPLITS[word.group(0).lower()]
+    return "train"
+
+
+def _features(schema) -> dict[str, str]:
+    """The column types the ``datasets`` library recorded in the file, by column."""
+    try:
+        info = json.loads((schema.metadata or {}).get(b"huggingface", b"{}"))
+        features = info.get("info", {}).get("features", {})
+        return {name: value.get("_type", "") for name, value in features.items() if isinstance(value, dict)}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def _holds_image_bytes(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_struct(kind) and any(kind.field(i).name == "bytes" and pa.types.is_binary(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def choose_columns(table: Table, wanted: int, given: tuple[str, ...], name: str) -> list[str]:
+    """The image columns a task reads (input first): those given, else detected by name."""
+    if not table.images:
+        raise TranslatorError(f"{name} has no image columns (columns: {_listed(table.columns)})")
+    chosen = [c for c in given if c]
+    for column in chosen:
+        if column not in table.columns:
+            raise TranslatorError(f"{name} has no column {column!r} (columns: {_listed(table.columns)})")
+        if column not in table.images:
+            raise TranslatorError(f"column {column!r} of {name} holds {table.columns[column]}, not images")
+    if len(chosen) >= wanted:
+        return chosen[:wanted] if wanted == 2 else chosen[-1:]
+    lowered = {c.lower(): c for c in table.images}
+    if wanted == 1:
+        for candidate in ("hr", "high", "target", "image"):
+            if candidate in lowered:
+                return [lowered[candidate]]
+        return table.images[:1]
+    for a, b in PAIRS:
+        if a.lower() in lowered and b.lower() in lowered:
+            pair = [lowered[a.lower()], lowered[b.lower()]]
+            return [chosen[0], next(c for c in pair if c != chosen[0])] if chosen else pair
+    if len(table.images) == 2:
+        return table.images if not chosen else [chosen[0], next(c for c in table.images if c != chosen[0])]
+    raise TranslatorError(f"{name} has {len(table.images)} image columns ({', '.join(table.images)}); say which with --set data_a=... --set data_b=...")
+
+
+def _listed(columns: dict[str, str]) -> str:
+    return ", ".join(f"{k} ({v[:30]})" for k, v in columns.items()) or "none"
+
+
+def open_data(text: str, task, config):
+    """A task's training data from a Hub dataset: the columns detected (or set), the train split
+    and the dataset's own validation or test split for validation."""
+    from .data import Report, TrainData
+
+    ref = parse(text)
+    folder = fetch(ref)
+    table = read_table(folder, str(ref))
+    if table is None:  # image folders: the family's own layouts apply
+        data = task.open_data(folder, config)
+        data.report.source = f"{ref} (image folders)"
+        return data
+    split = config.data_split
+    if split not in table.splits:
+        raise TranslatorError(f"{ref} has no split {split!r} (it has {', '.join(sorted(table.splits))})")
+    columns = choose_columns(table, len(task.columns), (config.data_a, config.data_b), str(ref))
+    train_cells = [table.cells(split, c) for c in columns]
+    val_split = next((s for s in VALIDATION if s in table.splits and s != split), None)
+    report = Report(source=f"{ref}: {' -> '.join(columns)}, split {split!r}" + (f", validation from {val_split!r}" if val_split else ", no validation split"))
+    try:
+        train = task.from_cells(train_cells, config)
+        val = task.from_cells([table.cells(val_split, c) for c in columns], config, validation=True) if val_split else None
+    except TranslatorError as error:
+        raise TranslatorError(f"{ref}: {error}") from None
+    report.used = len(train)
+    if not report.used:
+        raise TranslatorError(f"{ref}: no rows with images in {' and '.join(columns)} of split {split!r}")
+    return TrainData(train, val if val is not None and len(val) else None, report)
