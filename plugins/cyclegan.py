@@ -27,6 +27,7 @@ class CycleGANSettings:
     norm: str = setting("instance", "normalisation layers of new networks", choices=("instance", "batch"))
     dropout: bool = setting(False, "dropout in the generator's residual blocks")
     gan_mode: str = setting("lsgan", "adversarial objective", choices=GAN_MODES)
+    real_label: float = setting(1.0, "discriminator's target for real images (0.9: one-sided label smoothing; vanilla and lsgan only)", low=0.5, high=1.0)
     lambda_a: float = setting(10.0, "weight of the cycle loss A->B->A", low=0.0)
     lambda_b: float = setting(10.0, "weight of the cycle loss B->A->B", low=0.0)
     lambda_identity: float = setting(0.5, "weight of the identity loss, relative to the cycle weights", low=0.0)
@@ -90,7 +91,7 @@ class CycleGANRecipe(Recipe):
         }
         self.schedulers = {name: linear_decay(opt, s.lr_constant_steps, s.lr_decay_steps) for name, opt in self.optimizers.items()}
         self.exports = {"generator": "G_A", "generator_BA": "G_B"}
-        self.gan = GANLoss(s.gan_mode)
+        self.gan = GANLoss(s.gan_mode, s.real_label)
         self.pools = {"A": ImagePool(s.pool_size), "B": ImagePool(s.pool_size)}
         self.s = s
 

@@ -33,6 +33,7 @@ class Pix2PixSettings:
     norm: str = setting("batch", "normalisation layers of new networks", choices=("batch", "instance"))
     dropout: bool = setting(True, "dropout in the generator (the paper's noise source)")
     gan_mode: str = setting("vanilla", "adversarial objective", choices=GAN_MODES)
+    real_label: float = setting(1.0, "discriminator's target for real images (0.9: one-sided label smoothing; vanilla and lsgan only)", low=0.5, high=1.0)
     lambda_l1: float = setting(100.0, "weight of the L1 loss against the target", low=0.0)
     lr: float = setting(2e-4, "Adam learning rate", low=0.0)
     lr_constant_steps: int = setting(40_000, "steps at the full learning rate (the original's 100 epochs of facades)", low=0)
@@ -74,7 +75,7 @@ class Pix2PixRecipe(Recipe):
         betas = (s.beta1, 0.999)
         self.optimizers = {name: adam(net.parameters(), lr=s.lr, betas=betas) for name, net in self.networks.items()}
         self.schedulers = {name: linear_decay(opt, s.lr_constant_steps, s.lr_decay_steps) for name, opt in self.optimizers.items()}
-        self.gan = GANLoss(s.gan_mode)
+        self.gan = GANLoss(s.gan_mode, s.real_label)
         self.s = s
 
     def step(self, batch):

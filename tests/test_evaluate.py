@@ -7,12 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import EXAMPLE, ROOT, photo, save_pth
-from tests.reference_networks import BasicSRSRVGGNetCompact
+from tests.helpers import EXAMPLE, ROOT, photo, save_pth, write_images
+from tests.reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator
+from tests.test_fid import small_features
 from translator import TranslatorError, catalog
-from translator.checkpoints import load_checkpoint
+from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.cli import main
 from translator.evaluate import evaluate
+from translator.fid import Distances
 from translator.plugins import registry
 
 
@@ -53,21 +55,54 @@ def test_evaluate_compares_against_bicubic(tmp_path, capsys):
     assert len(saved["scores"]["nearest.pth"]["psnr"]) == 3
 
 
-def test_evaluate_refuses_mixed_scales_and_other_tasks(tmp_path):
+def cyclegan_checkpoint(path):
+    family = registry().family("cyclegan")
+    g = RefResnetGenerator(3, 3, ngf=4, n_blocks=1)
+    return save_checkpoint(path, family, family.recognise(g.state_dict()), g.state_dict())
+
+
+def test_evaluate_refuses_mixed_scales_and_kinds(tmp_path):
     (tmp_path / "p").mkdir()
     Image.fromarray(photo(32, 32)).save(tmp_path / "p" / "a.png")
     x2, x4 = save_pth(zero_body(2), tmp_path / "x2.pth"), save_pth(zero_body(4), tmp_path / "x4.pth")
     with pytest.raises(TranslatorError, match="different factors"):
         evaluate([x2, x4], tmp_path / "p")
-    from tests.reference_networks import RefResnetGenerator
-
-    family = registry().family("cyclegan")
-    from translator.checkpoints import save_checkpoint
-
-    g = RefResnetGenerator(3, 3, ngf=4, n_blocks=1)
-    own = save_checkpoint(tmp_path / "g.safetensors", family, family.recognise(g.state_dict()), g.state_dict())
-    with pytest.raises(TranslatorError, match="evaluation measures super-resolution"):
+    own = cyclegan_checkpoint(tmp_path / "g.safetensors")
+    with pytest.raises(TranslatorError, match="super-resolution and translation"):
+        evaluate([x2, own], tmp_path / "p")
+    with pytest.raises(TranslatorError, match="held-out A/ and B/ folders"):
         evaluate([own], tmp_path / "p")
+    write_images(tmp_path / "q" / "A", [photo(32, 32)])
+    write_images(tmp_path / "q" / "B", [photo(32, 32, 1), photo(32, 32, 2)])
+    with pytest.raises(TranslatorError, match="at least two images on each side"):
+        evaluate([own], tmp_path / "q")
+
+
+def test_evaluate_measures_translation_by_fid_and_kid_against_the_inputs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("translator.fid.feature_network", lambda device: small_features())
+    inputs = [photo(32, 32, s) for s in range(5)]
+    targets = [photo(32, 32, s) // 2 for s in range(5, 10)]  # a darker domain
+    held = tmp_path / "held-out"
+    write_images(held / "A", inputs)
+    write_images(held / "B", targets)
+    own = cyclegan_checkpoint(tmp_path / "g.safetensors")
+    names, scores = evaluate([own], held)
+    assert names == [f"{i:03d}.png" for i in range(5)] and list(scores) == ["inputs", "g.safetensors"]
+    # the baseline is the untranslated inputs measured against the targets, as done by hand here
+    unit = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    by_hand = Distances(small_features())
+    by_hand.add(generated=unit(inputs), real=unit(targets))
+    assert scores["inputs"].as_dict() == pytest.approx(by_hand.result(), abs=1e-4)
+    assert scores["g.safetensors"].fid >= 0 and scores["g.safetensors"].fid != scores["inputs"].fid
+
+    # CycleGAN's own held-out layout, from the command line
+    write_images(tmp_path / "split" / "testA", inputs)
+    write_images(tmp_path / "split" / "testB", targets)
+    assert main(["evaluate", str(own), "--data", str(tmp_path / "split"), "--json", str(tmp_path / "scores.json")]) == 0
+    out = capsys.readouterr().out
+    assert "FID" in out and "KID" in out and "inputs" in out and "g.safetensors" in out
+    saved = json.loads((tmp_path / "scores.json").read_text())
+    assert saved["photos"] == names and saved["scores"]["g.safetensors"]["fid"] == pytest.approx(scores["g.safetensors"].fid, abs=1e-4)
 
 
 def test_shipped_default_model_is_used_without_a_checkpoint(tmp_path):

@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true", help="create the repository as private")
     push.set_defaults(run=_push)
 
-    evaluate = commands.add_parser("evaluate", help="PSNR/SSIM of super-resolution checkpoints against bicubic on held-out photos")
-    evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoints to compare (one scale)")
-    evaluate.add_argument("--data", required=True, help="folder of high-resolution photos the models never saw")
+    evaluate = commands.add_parser("evaluate", help="PSNR/SSIM of super-resolution checkpoints against bicubic, or FID/KID of translation checkpoints, on held-out images")
+    evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoints to compare (one kind; super-resolution: one scale)")
+    evaluate.add_argument("--data", required=True, help="held-out images the models never saw: high-resolution photos, or A/ and B/ (testA/ and testB/) folders of inputs and real targets")
     evaluate.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
     evaluate.add_argument("--json", help="also write per-photo scores to this JSON file")
     evaluate.set_defaults(run=_evaluate)
@@ -344,7 +344,7 @@ def _evaluate(args) -> None:
     names, scores = evaluate(args.checkpoints, args.data, args.device)
     print(report(names, scores))
     if args.json:
-        rows = {name: {"psnr": score.psnr, "ssim": score.ssim, "mean_psnr": score.mean()[0], "mean_ssim": score.mean()[1]} for name, score in scores.items()}
+        rows = {name: score.as_dict() for name, score in scores.items()}
         Path(args.json).write_text(json.dumps({"photos": names, "scores": rows}, indent=2))
 
 

@@ -20,13 +20,23 @@ class GANLoss(nn.Module):
     ``vanilla`` is the original binary cross-entropy (pix2pix), ``lsgan`` least squares
     (CycleGAN), ``hinge`` the hinge loss, and ``ragan`` the relativistic average GAN of ESRGAN,
     which compares each score with the mean score of the other kind and so needs both.
+
+    ``real_label`` below 1 is one-sided label smoothing (Salimans et al. 2016): the
+    discriminator aims at that value for real images, so it cannot grow so sure of them that
+    the generator's gradients vanish. Only the real side is smoothed: a target above 0 for fakes
+    would move the discriminator's optimum towards the generator's current samples, and the
+    generator would no longer be pushed away from them. It means something only where the loss
+    has a target value (vanilla, lsgan).
     """
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, real_label: float = 1.0):
         super().__init__()
         if mode not in GAN_MODES:
             raise TranslatorError(f"unknown GAN objective {mode!r} (use {', '.join(GAN_MODES)})")
+        if real_label != 1.0 and mode not in ("vanilla", "lsgan"):
+            raise TranslatorError(f"real_label {real_label} (label smoothing) needs gan_mode vanilla or lsgan: {mode} has no target value to smooth")
         self.mode = mode
+        self.real_label = real_label
 
     @property
     def needs_real(self) -> bool:
@@ -40,7 +50,7 @@ class GANLoss(nn.Module):
             return (self._bce(real - fake.mean(), False) + self._bce(fake - real.mean(), True)) / 2
         if self.mode == "hinge":
             return -fake.mean()
-        return self._plain(fake, True)
+        return self._plain(fake, 1.0)
 
     def discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Loss that teaches the discriminator ``real`` from ``fake`` (fake scores of detached images)."""
@@ -48,12 +58,12 @@ class GANLoss(nn.Module):
             return (self._bce(real - fake.mean(), True) + self._bce(fake - real.mean(), False)) / 2
         if self.mode == "hinge":
             return (F.relu(1 - real).mean() + F.relu(1 + fake).mean()) / 2
-        return (self._plain(real, True) + self._plain(fake, False)) / 2
+        return (self._plain(real, self.real_label) + self._plain(fake, 0.0)) / 2
 
-    def _plain(self, score: torch.Tensor, target_real: bool) -> torch.Tensor:
+    def _plain(self, score: torch.Tensor, target: float) -> torch.Tensor:
         if self.mode == "lsgan":
-            return F.mse_loss(score, torch.full_like(score, float(target_real)))
-        return self._bce(score, target_real)
+            return F.mse_loss(score, torch.full_like(score, target))
+        return F.binary_cross_entropy_with_logits(score, torch.full_like(score, target))
 
     @staticmethod
     def _bce(score: torch.Tensor, target_real: bool) -> torch.Tensor:

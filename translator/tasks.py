@@ -19,11 +19,17 @@ if TYPE_CHECKING:  # torch and the data modules load when a run needs them, not 
 
     from .data import TrainData
     from .family import Architecture
+    from .fid import Distances
     from .training import TrainConfig
 
 # a generator mapping images in [0, 1] to its output in [0, 1]
 Run = Callable[["torch.Tensor"], "torch.Tensor"]
 Augment = Callable[[list["torch.Tensor"]], dict[str, "torch.Tensor"]]
+
+
+class Unavailable(TranslatorError):
+    """A validation measure this machine cannot compute (its network's weights cannot be
+    fetched, say); a run notes the message once and validates without it."""
 
 
 class Task:
@@ -72,10 +78,18 @@ class Task:
         """Where the fixed batch of sample images comes from."""
         return data.val if data.val is not None else data.train
 
-    def score(self, run: Run, images: list[torch.Tensor], arch: Architecture, config: TrainConfig) -> dict[str, float]:
+    def score(self, run: Run, images: list[torch.Tensor], arch: Architecture, config: TrainConfig, sets: Distances | None = None) -> dict[str, float]:
         """Validation measures of one held-out sample (tensors 1 x 3 x H x W in [0, 1]); {} when
-        the task has none."""
+        the task has none. A task with ``set_measures`` also adds the sample's generated and
+        real target-domain images to ``sets``."""
         return {}
+
+    def set_measures(self, device: torch.device) -> Distances | None:
+        """A fresh accumulator for the measures of a whole validation pass (FID and KID describe
+        sets of images, not single ones): ``score`` adds to it, and its ``result()`` joins the
+        validation scores. None when the task has none; raises Unavailable when this machine
+        cannot compute them."""
+        return None
 
     def __str__(self) -> str:
         return self.name
@@ -133,14 +147,17 @@ class Paired(Task):
 
         return augment
 
-    def score(self, run, images, arch, config):
-        import torch.nn.functional as F
-
+    def score(self, run, images, arch, config, sets=None):
         from .metrics import psnr_y
 
-        a, b = (F.interpolate(t, size=(config.crop_size,) * 2, mode="bicubic", align_corners=False).clamp(0, 1) for t in images)
+        a, b = _at_crop_size(images, config)
         out = run(a)
+        if sets is not None:
+            sets.add(generated=out, real=b)
         return {"l1": float((out - b).abs().mean()), "psnr": psnr_y(out, b, 0)}
+
+    def set_measures(self, device):
+        return _distances(device)
 
 
 class Unpaired(Task):
@@ -190,6 +207,30 @@ class Unpaired(Task):
             return {"A": a, "B": b}
 
         return augment
+
+    def score(self, run, images, arch, config, sets=None):
+        # the domains are not aligned: no output has a target of its own, but the A-to-B
+        # outputs as a set can be compared with the real B images
+        if sets is not None:
+            a, b = _at_crop_size(images, config)
+            sets.add(generated=run(a), real=b)
+        return {}
+
+    def set_measures(self, device):
+        return _distances(device)
+
+
+def _at_crop_size(images: list[torch.Tensor], config: TrainConfig) -> list[torch.Tensor]:
+    """Held-out images at the side the generator trained on."""
+    import torch.nn.functional as F
+
+    return [F.interpolate(t, size=(config.crop_size,) * 2, mode="bicubic", align_corners=False).clamp(0, 1) for t in images]
+
+
+def _distances(device) -> Distances:
+    from .fid import Distances, feature_network
+
+    return Distances(feature_network(device))
 
 
 class SuperResolution(Task):
@@ -250,7 +291,7 @@ class SuperResolution(Task):
         # validation photos are whole images of any size; training patches stack into a batch
         return data.train
 
-    def score(self, run, images, arch, config):
+    def score(self, run, images, arch, config, sets=None):
         import torch.nn.functional as F
 
         from .augment import degrade

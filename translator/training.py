@@ -36,6 +36,7 @@ from .images import Picture, write_png
 from .inference import resolve_device, resolve_precision
 from .plugins import Registry, registry as default_registry
 from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, keep_metrics_until, read_record
+from .tasks import Unavailable
 # settings a resumed run may change; any other change would make it a different run
 RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
 Event = Callable[[dict], None]
@@ -140,6 +141,10 @@ class _Run:
     # images trained on since the last log line, and when that was
     images: int = 0
     clock: float = dataclasses.field(default_factory=time.perf_counter)
+    # the task's set measures (FID, KID) could not be had: noted once, not tried again
+    no_set_measures: bool = False
+    # the step last validated: the end of a run whose last step was validated has nothing new to say
+    validated: int = -1
 
     def exported(self) -> nn.Module:
         """The first exported generator, as its EMA when there is one."""
@@ -406,8 +411,9 @@ class Trainer:
         self._emit({"event": "sample", "step": run.step, "path": str(path)})
 
     def _validate(self, run: _Run) -> None:
-        if not self.main:
+        if not self.main or run.validated == run.step:
             return
+        run.validated = run.step
         generator = run.exported()
         low, high = self.family.input_range
 
@@ -415,17 +421,32 @@ class Trainer:
             return ((generator(x * (high - low) + low).float() - low) / (high - low)).clamp(0, 1)
 
         scores: dict[str, list[float]] = {}
+        sets = self._set_measures(run)
         was_training = generator.training
         generator.eval()
         with torch.no_grad():
             for index in range(min(len(run.data.val), 20)):
                 images = [t[None].to(self.device).float() / 255 for t in run.data.val[(index, index)]]
-                for key, value in self.family.task.score(apply, images, run.arch, self.config).items():
+                for key, value in self.family.task.score(apply, images, run.arch, self.config, sets).items():
                     scores.setdefault(key, []).append(value)
         generator.train(was_training)
-        if scores:
-            means = {k: round(sum(v) / len(v), 4) for k, v in scores.items()}
+        means = {k: round(sum(v) / len(v), 4) for k, v in scores.items()}
+        if sets is not None:
+            means.update(sets.result())
+        if means:
             self._emit({"event": "validation", "step": run.step, "scores": means}, log=True)
+
+    def _set_measures(self, run: _Run):
+        """The task's accumulator of whole-set measures for this validation, or None."""
+        if run.no_set_measures:
+            return None
+        try:
+            return self.family.task.set_measures(self.device)
+        except Unavailable as reason:
+            # a missing download is no reason to stop training, nor to wait for it at every validation
+            run.no_set_measures = True
+            self._emit({"event": "note", "step": run.step, "message": f"{reason}; validation goes on without them"}, log=True)
+            return None
 
     # ---- checkpoints and resume ----
 

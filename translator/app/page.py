@@ -569,13 +569,17 @@ def _duration(seconds: float) -> str:
 
 
 def _loss_table(run_dir: Path | None):
-    """The run's logged losses as long-form rows for the plot (at most ~400 points a curve)."""
+    """The run's logged losses, and its validation FID, as long-form rows for the plot (at most
+    ~400 points a curve)."""
     import pandas as pd
 
     empty = pd.DataFrame({"step": [], "value": [], "loss": []})
-    records = [r for r in read_metrics(run_dir) if r.get("event") == "step"] if run_dir else []
+    logged = read_metrics(run_dir) if run_dir else []
+    records = [r for r in logged if r.get("event") == "step"]
     stride = max(1, len(records) // 400)
     rows = [(r["step"], value, name) for r in records[::stride] for name, value in r["losses"].items()]
+    # a GAN's losses say little about its images; the FID of its outputs (lower is better) does
+    rows += [(r["step"], r["scores"]["fid"], "val_fid") for r in logged if r.get("event") == "validation" and "fid" in r.get("scores", {})]
     return pd.DataFrame(rows, columns=["step", "value", "loss"]) if rows else empty
 
 
