@@ -34,6 +34,7 @@ class Pix2PixSettings:
     dropout: bool = setting(True, "dropout in the generator (the paper's noise source)")
     gan_mode: str = setting("vanilla", "adversarial objective", choices=GAN_MODES)
     real_label: float = setting(1.0, "discriminator's target for real images (0.9: one-sided label smoothing; vanilla and lsgan only)", low=0.5, high=1.0)
+    gray_input: bool = setting(False, "a colouriser: the generator sees one gray channel (A/ holds gray images, B/ their colour originals)")
     lambda_l1: float = setting(100.0, "weight of the L1 loss against the target", low=0.0)
     lr: float = setting(2e-4, "Adam learning rate", low=0.0)
     lr_constant_steps: int = setting(40_000, "steps at the full learning rate (the original's 100 epochs of facades)", low=0)
@@ -60,16 +61,23 @@ class Pix2Pix(CycleGAN):
                     # batch statistics are used, but the stored running ones must not drift
                     layer.momentum = 0.0
 
+    def architecture(self, settings):
+        arch = super().architecture(settings)
+        if settings.gray_input:
+            arch.params["input_nc"], arch.channels = 1, (1, 3)
+        return arch
+
     def recipe(self, generator, arch, settings, config, device):
-        return Pix2PixRecipe(generator, settings, config)
+        return Pix2PixRecipe(generator, arch, settings, config)
 
 
 class Pix2PixRecipe(Recipe):
-    def __init__(self, generator, s: Pix2PixSettings, config):
+    def __init__(self, generator, arch, s: Pix2PixSettings, config):
         super().__init__()
         gan_networks.check_discriminator_input(config.crop_size)
-        # the discriminator judges (input, output) pairs: 6 channels
-        discriminator = gan_networks.NLayerDiscriminator(6, s.ndf, 3, norm=s.norm)
+        # the discriminator judges (input, output) pairs: 6 channels, 4 for a colouriser
+        self.gray = arch.channels[0] == 1
+        discriminator = gan_networks.NLayerDiscriminator(arch.channels[0] + 3, s.ndf, 3, norm=s.norm)
         gan_networks.init_weights(discriminator)
         self.networks = {"G": generator, "D": discriminator}
         betas = (s.beta1, 0.999)
@@ -82,7 +90,7 @@ class Pix2PixRecipe(Recipe):
         # The original order: the discriminator learns from this batch first, then the
         # generator is trained against the updated discriminator.
         g, d = self.networks["G"], self.networks["D"]
-        a, b = batch["A"], batch["B"]
+        a, b = self.source(batch)
         fake = g(a)
         set_requires_grad([d], True)
         loss_d = self.gan.discriminator(d(torch.cat([a, b], 1)), d(torch.cat([a, fake.detach()], 1)))
@@ -97,4 +105,5 @@ class Pix2PixRecipe(Recipe):
         set_requires_grad([d], True)
 
     def source(self, batch):
-        return batch["A"], batch["B"]
+        # loaders give RGB; a gray image's three channels are equal, so their mean is the image
+        return (batch["A"].mean(1, keepdim=True) if self.gray else batch["A"]), batch["B"]

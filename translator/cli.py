@@ -268,6 +268,8 @@ def _train(args) -> int:
             bar.update(event["step"] - bar.n)
             losses = {k: f"{v:.3g}" for k, v in event["losses"].items()}
             bar.set_postfix(losses | {"img/s": f"{event['images_per_s']:.1f}"}, refresh=False)
+        elif kind == "note":
+            tqdm.write(f"note: {event['message']}", file=sys.stderr)
         elif kind == "validation":
             shown = ", ".join(f"{k} {v}" for k, v in event["scores"].items())
             tqdm.write(f"step {event['step']} validation: {shown}", file=sys.stderr)

@@ -35,6 +35,9 @@ AUTO_TILE_OUTPUT_SIDE = 1024
 # is assembled and written (9.6 measured for RGB, bench/memory.py), 2.5 GB.
 MAX_OUTPUT_PIXELS = int(os.environ.get("TRANSLATOR_MAX_OUTPUT_PIXELS", 256_000_000))
 
+# ITU-R BT.601 luma, as Pillow's convert("L") makes the gray inputs a colouriser trains on
+LUMA = torch.tensor([0.299, 0.587, 0.114])
+
 Progress = Callable[[int, int], None]
 
 
@@ -71,8 +74,8 @@ class Engine:
         self.device = resolve_device(self.options.device)
         self.dtype = resolve_precision(self.options.precision, self.device)
         _check_options(self.options)
-        if tuple(self.arch.channels) != (3, 3):
-            raise TranslatorError(f"this {self.family.name} network takes {self.arch.channels[0]}-channel images; only RGB networks can translate images")
+        if tuple(self.arch.channels) not in ((3, 3), (1, 3)):
+            raise TranslatorError(f"this {self.family.name} network maps {self.arch.channels[0]}-channel images to {self.arch.channels[1]}; only RGB results can be made")
         self.channels_last = channels_last(checkpoint.module, self.device)
         module = device_layout(checkpoint.module, self.device, self.channels_last)
         self.family.prepare(module, self.settings)
@@ -126,7 +129,7 @@ class Engine:
         # a translation's memory, and float16 resolves an 8-bit level (to within one, in rounding).
         large = out_pixels > AUTO_TILE_OUTPUT_PIXELS and picture.bits == 8 and not self.options.outscale
         dtype = torch.float16 if large else torch.float32
-        rgb = self._run_unit(_to_tensor(picture.rgb), progress, dtype)
+        rgb = self._run_unit(self._network_input(_to_tensor(picture.rgb)), progress, dtype)
         alpha = None
         if picture.alpha is not None:
             alpha = self._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress, dtype)
@@ -137,6 +140,13 @@ class Engine:
         # only restoration keeps a gray image gray; translation makes colour from anything
         gray = picture.grayscale and self.family.task.restores
         return picture.with_pixels(_to_array(rgb), None if alpha is None else alpha[0, 0].numpy(), grayscale=gray)
+
+    def _network_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The picture as the network takes it: RGB, or its luma for a one-channel network (a
+        colouriser), so a colour photo is made gray first, as its training inputs were."""
+        if self.arch.channels[0] == 3:
+            return x
+        return torch.einsum("nchw,c->nhw", x, LUMA.to(x.dtype))[:, None]
 
     def _run_unit(self, x: torch.Tensor, progress: Progress | None, dtype: torch.dtype, gray: bool = False) -> torch.Tensor:
         low, high = self.family.input_range

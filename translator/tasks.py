@@ -135,6 +135,11 @@ class Paired(Task):
 
         return ImageFolderSet([(a, b) for a, b in zip(*columns) if a and b], "resize", config.load_size)
 
+    def batch_shapes(self, config, arch):
+        # loaders give RGB on both sides; a one-channel network takes the mean of its input
+        side = config.crop_size
+        return {"A": (3, side, side), "B": (arch.channels[1], side, side)}
+
     def augmenter(self, config, scale):
         from .augment import augmentation
 

@@ -35,7 +35,7 @@ from .files import atomic_write, sweep_stale
 from .images import Picture, write_png
 from .inference import resolve_device, resolve_precision
 from .plugins import Registry, registry as default_registry
-from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, keep_metrics_until, read_record
+from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, describe_hardware, keep_metrics_until, read_record
 from .tasks import Unavailable
 # settings a resumed run may change; any other change would make it a different run
 RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
@@ -348,6 +348,7 @@ class Trainer:
             data=str(self.data),
             data_summary=data_summary,
             start_checkpoint=str(self.start_checkpoint) if self.start_checkpoint else None,
+            hardware=describe_hardware(self.device),
         )
 
     # ---- pieces of the loop ----

@@ -160,6 +160,8 @@ class TrainingJob:
             self._first = self._first or now
             self._last = now
             self.step, self.steps, self.images_per_s = event["step"], event["steps"], event["images_per_s"]
+        elif kind == "note":  # said once a run (FID unavailable offline, say): kept beside the data line
+            self.data = f"{self.data}; {event['message']}" if self.data else event["message"]
         elif kind == "sample":
             self.sample = event["path"]
         elif kind == "validation":

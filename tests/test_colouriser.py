@@ -1,0 +1,59 @@
+"""A pix2pix colouriser: one gray channel in, colour out, from any input mode."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import TINY_GAN, photo, trainer
+from translator import TranslatorError
+from translator.checkpoints import load_checkpoint
+from translator.images import read_image
+from translator.inference import Engine, LUMA, Options
+
+
+@pytest.fixture(scope="module")
+def colouriser(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("colouriser")
+    for split, count in (("train", 3), ("val", 1)):
+        for folder in ("A", "B"):
+            (tmp_path / "pairs" / split / folder).mkdir(parents=True)
+        for i in range(count):
+            colour = Image.fromarray(photo(40, 40, seed=10 * i + len(split)))
+            colour.save(tmp_path / "pairs" / split / "B" / f"{i}.png")
+            colour.convert("L").save(tmp_path / "pairs" / split / "A" / f"{i}.png")
+    run = tmp_path / "run"
+    settings = {**TINY_GAN, "gray_input": "true", "netG": "resnet_6blocks", "load_size": 32, "crop_size": 32, "steps": 2, "sample_every": 2, "val_every": 2}
+    trainer("pix2pix", tmp_path / "pairs", run, **settings).run()
+    return run / "generator.safetensors"
+
+
+def test_a_colouriser_trains_on_gray_inputs_and_records_one_channel(colouriser):
+    loaded = load_checkpoint(colouriser)
+    assert loaded.arch.channels == (1, 3) and loaded.arch.params["input_nc"] == 1
+    first = next(v for k, v in loaded.module.state_dict().items() if k.endswith("weight") and v.ndim == 4)
+    assert first.shape[1] == 1
+    # the sample grid shows the gray input beside the colour output and target
+    assert list((colouriser.parent / "samples").glob("*.png"))
+
+
+def test_gray_16_bit_gray_and_colour_photos_all_colourise(colouriser, tmp_path):
+    engine = Engine(load_checkpoint(colouriser), options=Options(device="cpu"))
+    colour = photo(36, 44, seed=5)
+    gray8 = np.asarray(Image.fromarray(colour).convert("L"))
+    Image.fromarray(colour).save(tmp_path / "rgb.png")
+    Image.fromarray(gray8).save(tmp_path / "gray.png")
+    Image.fromarray((gray8.astype(np.uint16) * 257)).save(tmp_path / "gray16.png")
+    results = {name: engine.translate(read_image(tmp_path / f"{name}.png")) for name in ("rgb", "gray", "gray16")}
+    for name, result in results.items():
+        assert result.rgb.shape == (36, 44, 3) and not result.grayscale, name
+    # a colour photo is made gray first (BT.601, as Pillow does), so all three agree
+    assert np.abs(results["rgb"].rgb - results["gray"].rgb).max() < 2.5 / 255
+    assert np.abs(results["gray16"].rgb - results["gray"].rgb).max() < 2.5 / 255
+    assert LUMA.tolist() == pytest.approx([0.299, 0.587, 0.114])
+
+
+def test_networks_that_give_other_than_rgb_are_refused(colouriser):
+    loaded = load_checkpoint(colouriser)
+    loaded.arch.channels = (3, 1)
+    with pytest.raises(TranslatorError, match="maps 3-channel images to 1; only RGB results can be made"):
+        Engine(loaded, options=Options(device="cpu"))
