@@ -15,6 +15,8 @@ from PIL import Image
 
 from tests.helpers import TINY_GAN, TINY_SR, photo, write_images
 from tests.reference_networks import RefResnetGenerator, randomize
+from tests.test_hub import fake_hub  # noqa: F401 (fixtures the stand-in Hub needs)
+from tests.test_publish import hub  # noqa: F401
 
 
 @pytest.fixture
@@ -403,3 +405,20 @@ def test_a_deflated_checkpoint_bomb_is_refused_at_upload(client, tmp_path, monke
     message = error_of(lambda: client.predict(handle_file(str(bomb)), api_name="/upload_checkpoint"))
     assert "bomb.pth unpacks to 7.6 MiB, over the 3.8 MiB limit for a checkpoint" in message
     assert not list(studio.workspace.checkpoints.iterdir())
+
+
+def test_a_run_published_through_the_api_is_offered_by_hf_reference_and_translates(client, tmp_path, hub):  # noqa: F811
+    from tests.helpers import trainer
+
+    client, studio = client
+    write_images(tmp_path / "photos", [photo(48, 48, seed) for seed in range(3)])
+    trainer("esrgan", tmp_path / "photos", studio.workspace.run("tiny"), **{**TINY_SR, "steps": 2, "sample_every": 0}).run()
+    url = client.predict("tiny", "me/from-the-api", licence="mit", api_name="/push")
+    assert url.endswith("/me/from-the-api")
+    ref = "hf://me/from-the-api/generator.safetensors"
+    offered = {item["checkpoint"]: item for item in client.predict(family="esrgan", api_name="/checkpoints")}
+    assert offered[ref]["kind"] == "published" and offered[ref]["label"] == "me/from-the-api/generator.safetensors (published from run tiny)"
+    small = tmp_path / "small.png"
+    Image.fromarray(photo(8, 8)).save(small)
+    with Image.open(client.predict(handle_file(str(small)), checkpoint=ref, api_name="/translate")) as image:
+        assert image.size == (16, 16)

@@ -107,9 +107,21 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
         self.answer(body=False)
 
     def do_GET(self):
+        path = self.path.split("?")[0]
+        if path.startswith("/api/models/") and "/tree/" in path:
+            return self.tree("/".join(path.split("/")[3:5]))
         self.answer(body=True)
 
     published: dict[str, dict[str, bytes]] = {}
+    # licence ids the Hub accepts (some of its list); the stand-in refuses a card with another
+    licences = frozenset({"mit", "apache-2.0", "bsd", "bsd-2-clause", "bsd-3-clause", "cc-by-4.0", "cc0-1.0", "openrail", "other"})
+
+    def tree(self, repo: str):
+        """A published repository's files, in one page; an unknown one is not found, as on the Hub."""
+        if repo not in FakeHub.published:
+            return self.reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+        files = FakeHub.published[repo]
+        self.reply(200, [{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()} for name, data in files.items()])
 
     def do_POST(self):
         """The publishing side: create a repository, say every file is a regular upload, commit."""
@@ -127,6 +139,12 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
             FakeHub.published.setdefault(repo, {})
             return self.reply(200, {"url": f"http://{self.headers['Host']}/{repo}"})
         if path == "/api/validate-yaml":  # the model card's front matter
+            problem = self.card_problem(json.loads(payload)["content"])
+            if problem:  # the client asks for the Hub's message as plain text
+                self.send_response(400)
+                self.send_header("Content-Length", str(len(problem.encode())))
+                self.end_headers()
+                return self.wfile.write(problem.encode())
             return self.reply(200, {"errors": [], "warnings": []})
         repo = "/".join(path.split("/")[3:5])
         if "/preupload/" in path:
@@ -137,10 +155,37 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
                 item = json.loads(line)
                 if item["key"] == "file":
                     FakeHub.published[repo][item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                elif item["key"] == "deletedFile":
+                    FakeHub.published[repo].pop(item["value"]["path"], None)
             return self.reply(200, {"commitUrl": f"http://{self.headers['Host']}/{repo}/commit/{COMMIT}", "commitOid": COMMIT})
         self.reply(404, {"error": "not found"})
 
-    def reply(self, status: int, body: dict, headers: dict | None = None):
+    @staticmethod
+    def card_problem(content: str) -> str | None:
+        """What the Hub would object to in the front matter's fields that model cards use here."""
+        import yaml
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
+
+        if not content.startswith("---\n"):
+            return "no front matter"
+        meta = yaml.safe_load(content.split("---\n")[1])
+        if not isinstance(meta, dict):
+            return "front matter is not a mapping"
+        if meta.get("license") not in FakeHub.licences:
+            return f"license must be one of the Hub's licence ids, got {meta.get('license')!r}"
+        if not isinstance(meta.get("tags", []), list) or not isinstance(meta.get("pipeline_tag", ""), str):
+            return '"tags" must be a list and "pipeline_tag" a string'
+        for key in ("datasets", "base_model"):
+            ids = meta.get(key, [])
+            for repo_id in ids if isinstance(ids, list) else [ids]:
+                try:
+                    validate_repo_id(repo_id)
+                except HFValidationError:
+                    return f'"{key}" must hold Hub repository ids, got {repo_id!r}'
+        return None
+
+    def reply(self, status: int, body: dict | list, headers: dict | None = None):
         import json
 
         data = json.dumps(body).encode()

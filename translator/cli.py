@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("source", help="a run folder of `translator train`, or a checkpoint file")
     push.add_argument("repo_id", help="ORG/NAME of the model repository (created if needed)")
     push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--license", dest="licence", help="the card's licence, e.g. mit or apache-2.0 (default: a fine-tuned catalog model's, else other)")
     push.set_defaults(run=_push)
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM of super-resolution checkpoints against bicubic, or FID/KID of translation checkpoints, on held-out images")
@@ -313,8 +314,10 @@ def _pull(args) -> None:
 def _push(args) -> None:
     from .publish import push
 
-    url = push(args.source, args.repo_id, args.private)
-    print(f"published to {url}")
+    published = push(args.source, args.repo_id, args.private, licence=args.licence)
+    print(f"published to {published.url}")
+    for reference in published.references:
+        print(f"  translator translate photo.png --checkpoint {reference}")
 
 
 def _catalog(args) -> None:

@@ -105,9 +105,9 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         gr.Markdown("# Image translator\nStyle transfer, domain translation and super-resolution: pix2pix, CycleGAN, ESRGAN and every installed plugin.")
         with gr.Tabs():
             with gr.Tab("Translate", id="translate"):
-                _translate_tab(studio, families, first)
+                translate_picker = _translate_tab(studio, families, first)
             with gr.Tab("Train", id="train"):
-                _train_tab(studio, families, first)
+                _train_tab(studio, families, first, translate_picker)
             with gr.Tab("Checkpoints", id="checkpoints"):
                 _checkpoints_tab(studio)
             with gr.Tab("Plugins", id="plugins"):
@@ -130,7 +130,8 @@ def launch_options() -> dict:
     }
 
 
-def _translate_tab(studio: Studio, families: list[Family], first: Family) -> None:
+def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The tab; returns its family and checkpoint pickers, which other tabs refresh."""
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"], format="png", height=320)
@@ -235,6 +236,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> Non
 
     task.input(task_chosen, task, model, api_visibility="private", queue=False)
     model.change(model_chosen, model, [family, checkpoint, *groups], api_visibility="private", queue=False)
+    return family, checkpoint
 
 
 def _checkpoint_info(family: Family, default: str | None) -> str:
@@ -243,7 +245,7 @@ def _checkpoint_info(family: Family, default: str | None) -> str:
     return f"{family.name} ships no model: pull one in the Checkpoints tab, train one, or type hf://ORG/NAME[@REVISION]/FILE"
 
 
-def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
+def _train_tab(studio: Studio, families: list[Family], first: Family, translate_picker: tuple[gr.Dropdown, gr.Dropdown]) -> None:
     ws = studio.workspace
     with gr.Row():
         with gr.Column():
@@ -281,6 +283,15 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
                 resume_run = gr.Dropdown(ws.run_names(), value=None, label="Run to resume", scale=3)
                 resume_steps = gr.Number(0, label="total steps (0: as before)", precision=0, minimum=0, scale=2)
                 resume = gr.Button("Resume", scale=1)
+            with gr.Accordion("Publish this run to the Hub", open=False):
+                publish_run = gr.Dropdown(ws.run_names(), value=None, label="Run", info="empty: the current run; one still training publishes its latest checkpoint")
+                with gr.Row():
+                    repo_id = gr.Textbox(label="Repository", placeholder="ORG/NAME", scale=3)
+                    licence = gr.Textbox(label="Licence", placeholder="mit, apache-2.0, ... (empty: the base model's)", scale=2)
+                token = gr.Textbox(label="Hugging Face token (write)", type="password", placeholder="empty: HF_TOKEN or hf auth login")
+                private = gr.Checkbox(label="private repository", value=False)
+                publish = gr.Button("Publish")
+                published = gr.Markdown()
         with gr.Column():
             status = gr.Markdown(_status_text(studio.job.snapshot()))
             curves = gr.LinePlot(x="step", y="value", color="loss", label="Losses", height=260)
@@ -295,7 +306,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
         loop_values = dict(zip((f.name for f, _ in loop_fields), values[: len(loop_fields)]))
         family_values = {name: v for (fam, name), v in zip(family_names, values[len(loop_fields) :]) if fam == family_name}
         name = studio.start_training(family_name, dataset_name, run_label or "", checkpoint_ref or "", {**family_values, **loop_values})
-        return _status_text(studio.job.snapshot()), gr.Dropdown(choices=ws.run_names(), value=name)
+        return _status_text(studio.job.snapshot()), gr.Dropdown(choices=ws.run_names(), value=name), gr.Dropdown(choices=ws.run_names(), value=name)
 
     @user_errors
     def stop_run():
@@ -324,11 +335,29 @@ def _train_tab(studio: Studio, families: list[Family], first: Family) -> None:
         choices = [("new network", "")] + studio.checkpoint_choices(family_name)
         return [_layout_help(fam), gr.Dropdown(choices=choices, value="")] + loop_updates + [gr.Group(visible=f.name == family_name) for f in families]
 
-    start.click(start_run, [family, dataset, run_name, start_from, *loop_components, *family_inputs], [status, resume_run], api_visibility="private")
+    start.click(start_run, [family, dataset, run_name, start_from, *loop_components, *family_inputs], [status, resume_run, publish_run], api_visibility="private")
     stop.click(stop_run, None, status, api_visibility="private", queue=False)
     resume.click(resume_selected, [resume_run, resume_steps], status, api_visibility="private")
     unpack.click(unpack_zip, archive, dataset, api_visibility="private")
-    refresh.click(lambda: (gr.Dropdown(choices=studio.dataset_choices()), gr.Dropdown(choices=ws.run_names())), None, [dataset, resume_run], api_visibility="private", queue=False)
+    refresh.click(
+        lambda: (gr.Dropdown(choices=studio.dataset_choices()), gr.Dropdown(choices=ws.run_names()), gr.Dropdown(choices=ws.run_names())),
+        None, [dataset, resume_run, publish_run], api_visibility="private", queue=False,
+    )
+
+    translate_family, translate_checkpoint = translate_picker
+
+    @user_errors
+    def publish_clicked(run_label, repo, token_text, is_private, licence_text, train_family, shown_family):
+        done = studio.push(run_label, repo, token_text, is_private, licence_text)
+        # the pickers offer it at once, not only after their family is switched
+        start_choices = [("new network", "")] + studio.checkpoint_choices(train_family)
+        note = f"Published to {done.url}; it pulls back as `{done.references[0]}`, now offered by the checkpoint pickers."
+        return note, gr.Dropdown(choices=start_choices), gr.Dropdown(choices=studio.checkpoint_choices(shown_family))
+
+    publish.click(
+        publish_clicked, [publish_run, repo_id, token, private, licence, family, translate_family],
+        [published, start_from, translate_checkpoint], api_visibility="private",
+    )
 
     @user_errors
     def drop_dataset(name):
@@ -357,12 +386,6 @@ def _checkpoints_tab(studio: Studio) -> None:
     with gr.Row():
         doomed = gr.Dropdown(_deletable(ws), label="Delete (uploads, runs, pulled files)", scale=4)
         delete = gr.Button("Delete", variant="stop", scale=1)
-    with gr.Accordion("Publish a trained run to the Hub", open=False):
-        run = gr.Dropdown(ws.run_names(), label="Run")
-        repo_id = gr.Textbox(label="Repository", placeholder="ORG/NAME")
-        token = gr.Textbox(label="Hugging Face token (write)", type="password", placeholder="empty: HF_TOKEN or hf auth login")
-        private = gr.Checkbox(label="private", value=False)
-        publish = gr.Button("Publish")
     unlisted = [e for e in catalog.entries() if not e.sources]
     if unlisted:
         with gr.Accordion(f"Published names without a verified Hub copy ({len(unlisted)})", open=False):
@@ -371,9 +394,9 @@ def _checkpoints_tab(studio: Studio) -> None:
     message = gr.Markdown()
 
     def refreshed(note: str):
-        return _checkpoint_rows(ws), gr.Dropdown(choices=_deletable(ws), value=None), gr.Dropdown(choices=ws.run_names()), note
+        return _checkpoint_rows(ws), gr.Dropdown(choices=_deletable(ws), value=None), note
 
-    outputs = [table, doomed, run, message]
+    outputs = [table, doomed, message]
 
     @user_errors
     def pull_reference(text, progress=gr.Progress(track_tqdm=True)):
@@ -389,14 +412,9 @@ def _checkpoints_tab(studio: Studio) -> None:
             raise TranslatorError("choose what to delete")
         return refreshed(f"deleted {studio.delete(ref)}")
 
-    @user_errors
-    def publish_run(run_name, repo, token_text, is_private):
-        return refreshed(f"published to {studio.push(run_name, repo, token_text, is_private)}")
-
     pull.click(pull_reference, reference, outputs, api_visibility="private")
     add.click(add_upload, upload, outputs, api_visibility="private")
     delete.click(delete_entry, doomed, outputs, api_visibility="private")
-    publish.click(publish_run, [run, repo_id, token, private], outputs, api_visibility="private")
 
 
 def _api(studio: Studio, first: Family) -> None:
@@ -469,9 +487,10 @@ def _api(studio: Studio, first: Family) -> None:
         return studio.delete(checkpoint)
 
     @api_endpoint
-    def push(run_name: str, repo_id: str, token: str = "", private: bool = False) -> str:
-        """Publish a trained run to the Hub; returns the repository's URL."""
-        return studio.push(run_name, repo_id, token, private)
+    def push(run_name: str, repo_id: str, token: str = "", private: bool = False, licence: str = "") -> str:
+        """Publish a run (empty: the current one, also while it trains, from its latest checkpoint)
+        to the Hub; returns the repository's URL. licence: empty for the base model's, else e.g. mit."""
+        return studio.push(run_name, repo_id, token, private, licence).url
 
     gr.api(translate, api_name="translate", **TRANSLATIONS)
     for fn in (train, resume_training, upload_dataset, delete_dataset, pull, upload_checkpoint, delete_checkpoint, push):

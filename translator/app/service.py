@@ -319,15 +319,20 @@ class Studio:
             self._engines.clear()  # an engine of the deleted file must not outlive it
         return self.workspace.delete(ref)
 
-    def push(self, run_name: str, repo_id: str, token: str, private: bool) -> str:
+    def push(self, run_name: str, repo_id: str, token: str, private: bool, licence: str = ""):
+        """Publish a run's latest checkpoint, also while it trains; no name means the current (or
+        last) run. From then on every checkpoint picker offers it by its hf:// reference."""
         from ..publish import push
 
+        run_name = (run_name or "").strip() or (self.job.run_dir.name if self.job.run_dir is not None else "")
         if not run_name:
             raise TranslatorError("choose a trained run to publish")
         run_dir = self.workspace.run(run_name)
         if not run_dir.is_dir():
             raise TranslatorError(f"no run named {run_name!r}")
-        return push(run_dir, (repo_id or "").strip(), bool(private), (token or "").strip() or None)
+        published = push(run_dir, (repo_id or "").strip(), bool(private), (token or "").strip() or None, (licence or "").strip() or None)
+        self.workspace.remember_published(published.references, published.family, run_name)
+        return published
 
 
 def _run_engine_plain(engine, picture: Picture, progress: Progress | None) -> Picture:

@@ -7,6 +7,7 @@ catalog, files pulled into the Hugging Face cache, uploads and trained runs) or 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ..checkpoints import FORMAT, SUFFIXES
 from ..errors import TranslatorError
-from ..files import sweep_stale
+from ..files import atomic_write, sweep_stale
 from .. import catalog
 from ..catalog import file_sha256
 from ..hub import is_hub_ref
@@ -27,6 +28,8 @@ DATASETS_VARIABLE = "TRANSLATOR_DATASETS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # the prefix of a folder being deleted
 DELETING = ".deleting-"
+# the hf:// references of runs published from this workspace, offered in every checkpoint picker
+PUBLISHED_FILE = "published.json"
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Entry:
     # what the user sees
     label: str
     family: str
-    # shipped, catalog, pulled, uploaded or run
+    # shipped, catalog, published, pulled, uploaded or run
     kind: str
     size: int | None
     source: str
@@ -104,7 +107,7 @@ class Workspace:
     def entries(self, family: str | None = None, hashes: bool = False) -> list[Entry]:
         """Every checkpoint the app offers, for one family or all. ``hashes`` fills in the sha256
         of files the catalog has none for: only listings shown to the user need it."""
-        found = self._catalog_entries() + self._pulled_entries() + self._uploaded_entries() + self._run_entries()
+        found = self._catalog_entries() + self._published_entries() + self._pulled_entries() + self._uploaded_entries() + self._run_entries()
         # a foreign file's family is only known once it is loaded, so it is offered to every family
         found = [e for e in found if family is None or e.family in (family, "?")]
         if hashes:
@@ -157,6 +160,28 @@ class Workspace:
             size = local.stat().st_size if local is not None else None
             entries.append(Entry(item.name, f"{item.name}: {item.description}", item.family, kind, size, item.source, item.sha256 or recorded.get(item.name), local))
         return entries
+
+    def remember_published(self, references: list[str], family: str, run: str) -> None:
+        """Offer a published run's generators from now on, by the hf:// references that pull them."""
+        known = {item["ref"]: item for item in self._published()}
+        for ref in references:
+            known[ref] = {"ref": ref, "family": family, "run": run}
+        atomic_write(self.root / PUBLISHED_FILE, json.dumps(list(known.values()), indent=1).encode())
+
+    def _published(self) -> list[dict]:
+        try:
+            items = json.loads((self.root / PUBLISHED_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        # a hand-edited file offers only what is well formed
+        return [i for i in items if isinstance(i, dict) and is_hub_ref(i.get("ref"))] if isinstance(items, list) else []
+
+    def _published_entries(self) -> list[Entry]:
+        return [
+            Entry(i["ref"], f"{i['ref'].removeprefix('hf://')} (published from run {i.get('run', '?')})", str(i.get("family", "?")), "published",
+                  None, f"published from {i.get('run', '?')}", None)
+            for i in self._published()
+        ]
 
     def _pulled_entries(self) -> list[Entry]:
         from huggingface_hub import constants, scan_cache_dir
