@@ -401,7 +401,8 @@ class Trainer:
             y = generator(x).float()
             generator.train(was_training)
         scale = y.shape[-1] // x.shape[-1]
-        panels = [torch.nn.functional.interpolate(x.float(), scale_factor=scale, mode="nearest") if scale > 1 else x.float(), y]
+        shown = x.float().expand(-1, y.shape[1], -1, -1)  # a colouriser's gray input, as RGB
+        panels = [torch.nn.functional.interpolate(shown, scale_factor=scale, mode="nearest") if scale > 1 else shown, y]
         if target is not None:
             panels.append(target.float())
         grid = torch.cat([torch.cat(list(p), dim=1) for p in panels], dim=2)
@@ -419,6 +420,8 @@ class Trainer:
         low, high = self.family.input_range
 
         def apply(x: torch.Tensor) -> torch.Tensor:
+            if run.arch.channels[0] == 1:  # held-out images load as RGB; a colouriser sees gray
+                x = x.mean(1, keepdim=True)
             return ((generator(x * (high - low) + low).float() - low) / (high - low)).clamp(0, 1)
 
         scores: dict[str, list[float]] = {}
