@@ -205,7 +205,7 @@ def test_networks_that_are_not_rgb_are_refused_by_the_engine(tmp_path):
 
     gray = randomize(BasicSRRRDBNet(num_in_ch=1, num_out_ch=1, num_feat=8, num_block=1, num_grow_ch=4))
     checkpoint = load_checkpoint(save_pth(gray.state_dict(), tmp_path / "g.pth"), "esrgan")
-    with pytest.raises(TranslatorError, match="takes 1-channel images"):
+    with pytest.raises(TranslatorError, match="maps 1-channel images to 1; only RGB results can be made"):
         Engine(checkpoint, options=Options(device="cpu"))
 
 
