@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 
 
-def rss_mb() -> float:
+def rss_mb(kind: str = "VmRSS") -> float:
+    """Resident memory: all of it (VmRSS), the process's own (RssAnon), or the pages of mapped
+    files (RssFile), which the kernel may drop at any time and reread from the file."""
     with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS:"))
+        line = next(line for line in status if line.startswith(kind + ":"))
     return int(line.split()[1]) / 1024
 
 
@@ -95,19 +97,20 @@ def measure(samples: int) -> dict:
     from translator.training import TrainConfig
 
     config = make_settings(TrainConfig, {"load_size": "143", "crop_size": "128"})
-    before = rss_mb()
+    before = rss_mb("RssAnon")
     data = open_data("hf://datasets/bench/big", registry().family("pix2pix").task, config)
-    opened = rss_mb()
+    opened = rss_mb("RssAnon")
     sampler = iter(ResumableSampler(len(data.train), seed=0))
     started, marks = time.perf_counter(), {}
     for index in range(1, samples + 1):
         data.train[next(sampler)]
         if index in (samples // 10, samples):
-            marks[index] = rss_mb()
+            marks[index] = (rss_mb("RssAnon"), rss_mb("RssFile"))
     seconds = time.perf_counter() - started
     return {
-        "samples": samples, "rss_before_open_mb": round(before), "rss_after_open_mb": round(opened),
-        **{f"rss_after_{k}_samples_mb": round(v) for k, v in marks.items()},
+        "samples": samples, "own_before_open_mb": round(before), "own_after_open_mb": round(opened),
+        **{f"own_after_{k}_samples_mb": round(own) for k, (own, _) in marks.items()},
+        **{f"mapped_file_after_{k}_samples_mb": round(mapped) for k, (_, mapped) in marks.items()},
         "peak_rss_mb": round(peak_mb()), "samples_per_s": round(samples / seconds, 1),
     }
 
