@@ -98,7 +98,33 @@ class QuietServer(http.server.ThreadingHTTPServer):
         pass  # a client that gave up on the slow repository closes its end: expected
 
 
-class Publisher(http.server.BaseHTTPRequestHandler):
+class StandIn(http.server.BaseHTTPRequestHandler):
+    """A stand-in server whose HEAD and GET share one ``answer(body)``, and that logs nothing."""
+
+    def do_HEAD(self):
+        self.answer(body=False)
+
+    def do_GET(self):
+        self.answer(body=True)
+
+    def answer(self, body: bool):
+        raise NotImplementedError
+
+    def serve(self, data: bytes, body: bool):
+        """A file as the Hub serves one: with the commit and ETag headers huggingface_hub reads."""
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class Publisher(StandIn):
     """A stand-in for a publisher's download server (a GitHub release, a lab's web server)."""
 
     files: dict[str, bytes] = {}
@@ -129,9 +155,6 @@ class Publisher(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(Publisher.files[name])))
         self.end_headers()
         self.wfile.write(Publisher.files[name])
-
-    def log_message(self, *args):
-        pass
 
 
 def serve(handler) -> tuple[QuietServer, str]:

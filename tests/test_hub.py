@@ -7,7 +7,6 @@ huggingface_hub reads its environment at import, so each case runs the CLI in a 
 """
 
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import COMMIT, MODEL, ROOT, Publisher, QuietServer, photo, seed_cache, serve, trainer
+from tests.helpers import COMMIT, MODEL, ROOT, Publisher, QuietServer, StandIn, photo, seed_cache, serve, trainer
 from translator import TranslatorError
 from translator.cli import main
 from translator.hub import parse
@@ -98,13 +97,10 @@ def test_a_file_whose_sha256_differs_is_refused_and_evicted(tmp_path):
     assert not cached.exists()
 
 
-class FakeHub(http.server.BaseHTTPRequestHandler):
+class FakeHub(StandIn):
     """Answers /{org}/{name}/resolve/{revision}/{file} as the Hub does, by repository name."""
 
     data = MODEL.read_bytes()
-
-    def do_HEAD(self):
-        self.answer(body=False)
 
     def do_GET(self):
         path = self.path.split("?")[0]
@@ -215,18 +211,6 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.serve(self.data, body)
-
-    def serve(self, data: bytes, body: bool):
-        self.send_response(200)
-        self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -467,16 +451,10 @@ def test_a_catalog_model_falls_back_from_the_hub_to_the_publisher(tmp_path, fake
     assert (tmp_path / "torch-home" / "hub" / "checkpoints" / "x2.safetensors").is_file()
 
 
-class ProxiedPublisher(http.server.BaseHTTPRequestHandler):
+class ProxiedPublisher(StandIn):
     """Every publisher at once: an HTTP proxy that answers any URL with the file of that name."""
 
     files: dict[str, bytes] = {}
-
-    def do_HEAD(self):
-        self.answer(body=False)
-
-    def do_GET(self):
-        self.answer(body=True)
 
     def answer(self, body: bool):
         from urllib.parse import urlparse
@@ -487,9 +465,6 @@ class ProxiedPublisher(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if body and data:
             self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.mark.slow

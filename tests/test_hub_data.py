@@ -3,7 +3,6 @@ through the real huggingface_hub code paths from a seeded cache (offline) and fr
 endpoint (online), then trained on for a few steps."""
 
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tests.helpers import COMMIT, QuietServer, TINY_GAN, photo, seed_cache
+from tests.helpers import COMMIT, QuietServer, StandIn, TINY_GAN, photo, seed_cache
 from translator import TranslatorError
 from translator.cli import main
 from translator.hub_data import open_data, parse
@@ -195,17 +194,11 @@ def test_the_app_trains_from_a_hub_dataset_reference(hub_cache, tmp_path):
     assert json.loads((studio.job.run_dir / "config.json").read_text())["data"] == f"hf://datasets/{REPO}"
 
 
-class DatasetHub(http.server.BaseHTTPRequestHandler):
+class DatasetHub(StandIn):
     """The Hub's answers for one dataset repository, as snapshot_download asks for them: the
     revision's commit, the file tree, and each file with its commit and ETag headers."""
 
     files: dict[str, bytes] = {}
-
-    def do_HEAD(self):
-        self.answer(body=False)
-
-    def do_GET(self):
-        self.answer(body=True)
 
     def answer(self, body: bool):
         path = self.path.split("?")[0]
@@ -222,14 +215,7 @@ class DatasetHub(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        data = self.files[name]
-        self.send_response(200)
-        self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
+        self.serve(self.files[name], body)
 
     def json(self, value):
         data = json.dumps(value).encode()
@@ -238,9 +224,6 @@ class DatasetHub(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.mark.slow
@@ -264,4 +247,4 @@ def test_a_dataset_downloads_through_the_hub_endpoint_and_trains(tmp_path):
     snapshot = tmp_path / "cache" / "datasets--someone--pairs" / "snapshots" / COMMIT
     assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*.parquet")) == ["data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"]
     assert not (snapshot / "README.md").exists()
-    assert missing.returncode == 1 and missing.stderr.strip() == "error: someone/absent is not a dataset on the Hub (if it is private, log in or set HF_TOKEN)"
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: dataset someone/absent not found on the Hub (if it is private, log in or set HF_TOKEN)"

@@ -8,6 +8,7 @@ offline, and honour ``HF_HUB_OFFLINE``, ``HF_HOME``/``HF_HUB_CACHE``, ``HF_ENDPO
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -61,44 +62,55 @@ def parse(text: str) -> HubRef:
 def fetch(text: str, sha256: str | None = None) -> Path:
     """The local file for a Hub reference, downloaded into the Hugging Face cache if needed
     (with a progress bar), and checked against ``sha256`` when one is known."""
-    from huggingface_hub import errors, hf_hub_download
+    from huggingface_hub import hf_hub_download
 
     from . import __version__
 
     ref = parse(text)
-    # its retry notices would spill several lines before our one-line error
-    quiet = logging.getLogger("huggingface_hub")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
+    with hub_errors(str(ref), ref.repo_id, ref.revision, path=ref.path):
         local = Path(hf_hub_download(
             ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision, library_name="image-translator", library_version=__version__,
         ))
-    # GatedRepoError is a RepositoryNotFoundError, LocalEntryNotFoundError an EntryNotFoundError: order matters
-    except errors.GatedRepoError:
-        raise TranslatorError(f"{ref.repo_id} is gated: accept its terms on the Hub, then log in (hf auth login) or set HF_TOKEN") from None
-    except errors.RepositoryNotFoundError:
-        raise TranslatorError(f"repository {ref.repo_id} not found on the Hub (if it is private, log in or set HF_TOKEN)") from None
-    except errors.RevisionNotFoundError:
-        raise TranslatorError(f"{ref.repo_id} has no revision {ref.revision!r}") from None
-    except errors.LocalEntryNotFoundError:
-        raise NotCached(f"{ref} is not in the local cache and the Hub cannot be reached (offline, or the network failed)") from None
-    except errors.EntryNotFoundError:
-        raise TranslatorError(f"{ref.repo_id} has no file {ref.path!r} at {ref.revision or 'main'}") from None
-    except errors.HfHubHTTPError as error:
-        raise TranslatorError(f"the Hub refused {ref}: {one_line(error)}") from None
-    except Exception as error:  # httpx timeouts and connection errors, OSError on the cache
-        if "timeout" in type(error).__name__.lower() or "timed out" in str(error).lower():
-            raise TranslatorError(f"timed out fetching {ref} from the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)") from None
-        raise TranslatorError(f"cannot fetch {ref}: {one_line(error, named=True)}") from None
-    finally:
-        quiet.setLevel(level)
     if sha256 is not None:
         actual = file_sha256(local)
         if actual != sha256.lower():
             _evict(local)
             raise TranslatorError(f"refused {ref}: its sha256 is {actual}, not the expected {sha256}; the download was removed from the cache")
     return local
+
+
+@contextmanager
+def hub_errors(ref: str, repo_id: str, revision: str | None, path: str = "", kind: str = "repository"):
+    """huggingface_hub's errors, raised inside, as one line a person can act on; its retry
+    notices, which would spill several lines before that line, are silenced meanwhile."""
+    from huggingface_hub import errors
+
+    quiet = logging.getLogger("huggingface_hub")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        yield
+    # GatedRepoError is a RepositoryNotFoundError, LocalEntryNotFoundError an EntryNotFoundError: order matters
+    except errors.GatedRepoError:
+        raise TranslatorError(f"{repo_id} is gated: accept its terms on the Hub, then log in (hf auth login) or set HF_TOKEN") from None
+    except errors.RepositoryNotFoundError:
+        raise TranslatorError(f"{kind} {repo_id} not found on the Hub (if it is private, log in or set HF_TOKEN)") from None
+    except errors.RevisionNotFoundError:
+        raise TranslatorError(f"{repo_id} has no revision {revision!r}") from None
+    except errors.LocalEntryNotFoundError:
+        raise NotCached(f"{ref} is not in the local cache and the Hub cannot be reached (offline, or the network failed)") from None
+    except errors.EntryNotFoundError:
+        raise TranslatorError(f"{repo_id} has no file {path!r} at {revision or 'main'}") from None
+    except errors.HfHubHTTPError as error:
+        raise TranslatorError(f"the Hub refused {ref}: {one_line(error)}") from None
+    except TranslatorError:
+        raise
+    except Exception as error:  # httpx timeouts and connection errors, OSError on the cache
+        if "timeout" in type(error).__name__.lower() or "timed out" in str(error).lower():
+            raise TranslatorError(f"timed out fetching {ref} from the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)") from None
+        raise TranslatorError(f"cannot fetch {ref}: {one_line(error, named=True)}") from None
+    finally:
+        quiet.setLevel(level)
 
 
 def resolve(text: str | Path) -> Path:

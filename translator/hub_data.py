@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -72,34 +71,18 @@ def parse(text: str) -> DatasetRef:
 def fetch(ref: DatasetRef) -> Path:
     """The dataset's folder (its subset) in the local Hub cache, downloading what is missing:
     its parquet and image files only."""
-    from huggingface_hub import errors, snapshot_download
+    from huggingface_hub import snapshot_download
 
     from . import __version__
+    from .hub import hub_errors
 
     under = f"{ref.subset}/" if ref.subset else ""
     patterns = [f"{under}*.parquet", f"{under}**/*.parquet"] + [f"{under}{deep}{p}" for p in IMAGE_FILES for deep in ("", "**/")]
-    quiet = logging.getLogger("huggingface_hub")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # its retry notices would spill lines before our one-line error
-    try:
+    with hub_errors(str(ref), ref.repo_id, ref.revision, kind="dataset"):
         root = Path(snapshot_download(
             ref.repo_id, repo_type="dataset", revision=ref.revision, allow_patterns=patterns,
             library_name="image-translator", library_version=__version__,
         ))
-    except errors.GatedRepoError:
-        raise TranslatorError(f"the dataset {ref.repo_id} is gated: accept its terms on the Hub, then log in (hf auth login) or set HF_TOKEN") from None
-    except errors.RepositoryNotFoundError:
-        raise TranslatorError(f"{ref.repo_id} is not a dataset on the Hub (if it is private, log in or set HF_TOKEN)") from None
-    except errors.RevisionNotFoundError:
-        raise TranslatorError(f"the dataset {ref.repo_id} has no revision {ref.revision!r}") from None
-    except errors.LocalEntryNotFoundError:
-        raise TranslatorError(f"{ref} is not in the local cache and the Hub cannot be reached (offline, or the network failed)") from None
-    except errors.HfHubHTTPError as error:
-        raise TranslatorError(f"the Hub refused {ref}: {one_line(error)}") from None
-    except Exception as error:  # httpx timeouts and connection errors, OSError on the cache
-        raise TranslatorError(f"cannot fetch {ref}: {one_line(error, named=True)}") from None
-    finally:
-        quiet.setLevel(level)
     folder = root / ref.subset if ref.subset else root
     if not folder.is_dir():
         raise TranslatorError(f"{ref}: the dataset has no subset {ref.subset!r}")
