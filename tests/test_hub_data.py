@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -179,19 +180,27 @@ def test_cli_trains_from_a_hub_dataset_and_resumes_from_its_record(hub_cache, tm
     assert steps[-1] == 3
 
 
-def test_the_app_trains_from_a_hub_dataset_reference(hub_cache, tmp_path):
-    from translator.app import Studio
-    from translator.app.workspace import Workspace
+def test_the_apps_api_trains_from_a_hub_dataset_reference(hub_cache, app_server):
+    from gradio_client import Client
 
     hub_cache(REPO, paired_files())
-    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
-    settings = {**TINY_GAN, "netG": "resnet_6blocks", "load_size": "32", "crop_size": "32", "steps": "2", "val_every": "2"}
-    studio.start_training("pix2pix", f"hf://datasets/{REPO}", "from-hub", "", settings)
-    studio.job.wait()
-    snapshot = studio.job.snapshot()
-    assert snapshot["status"] == "done", snapshot
-    assert snapshot["data"].startswith(f"hf://datasets/{REPO}: imageA -> imageB") and "FID and KID are unavailable" in snapshot["data"]
-    assert json.loads((studio.job.run_dir / "config.json").read_text())["data"] == f"hf://datasets/{REPO}"
+    url, studio = app_server
+    client = Client(url, verbose=False)
+    try:
+        settings = {**TINY_GAN, "netG": "resnet_6blocks", "load_size": "32", "crop_size": "32", "steps": "2", "val_every": "2"}
+        client.predict("pix2pix", f"hf://datasets/{REPO}", run_name="from-hub", settings=settings, api_name="/train")
+        deadline = time.time() + 120
+        while (status := client.predict(api_name="/training_status"))["status"] in ("starting", "running") and time.time() < deadline:
+            time.sleep(0.2)
+        with pytest.raises(Exception, match="column 'label' of hf://datasets/someone/pairs holds int64, not images"):
+            client.predict("pix2pix", f"hf://datasets/{REPO}", run_name="bad", settings={**settings, "data_a": "label"}, api_name="/train")
+    finally:
+        client.close()
+    assert status["status"] == "done" and status["step"] == 2, status
+    assert status["data"].startswith(f"hf://datasets/{REPO}: imageA -> imageB") and "FID and KID are unavailable" in status["data"]
+    assert json.loads((studio.workspace.run("from-hub") / "config.json").read_text())["data"] == f"hf://datasets/{REPO}"
+    # known Hub datasets are offered by name beside the workspace's folders
+    assert ("facades (Hub: huggan/facades, downloads on first use)", parse("facades").__str__()) in studio.dataset_choices()
 
 
 class DatasetHub(StandIn):

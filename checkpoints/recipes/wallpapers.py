@@ -32,6 +32,11 @@ import numpy as np
 from PIL import Image
 
 LONG_SIDE = 1280
+# what a model card says of this corpus
+DATA = (
+    "photographs from Debian 12's mate-backgrounds, plasma-workspace-wallpapers and lomiri-wallpapers packages "
+    "(GPL-2+, LGPL-3, CC BY 4.0, CC BY-SA 3.0 and 4.0, CC0; each photo's author and licence in checkpoints/README.md)"
+)
 
 # package -> {photo name: path inside the package}
 PHOTOS = {

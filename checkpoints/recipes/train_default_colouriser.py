@@ -1,0 +1,171 @@
+"""Train the pix2pix colouriser shipped in checkpoints/ (the pix2pix family's default), with the
+project's own training core, on the colour photographs of Debian's wallpaper packages
+(``wallpapers.py`` beside this file builds the corpus and records every licence).
+
+    python checkpoints/recipes/train_default_colouriser.py --steps 6000 --threads 1 --keep runs/colour
+    # a kept run continues where it stopped, to a larger --steps:
+    python checkpoints/recipes/train_default_colouriser.py --steps 12000 --keep runs/colour --resume
+
+Every colour photo is its own training pair: its gray version (BT.601 luma, as Pillow makes it)
+is the input, the photo the target. The photos are cut into square tiles at two scales, so a
+few dozen photos give several hundred pairs without distorting any. At the end the held-out
+photos (never trained on) are colourised whole and measured against their originals: PSNR of
+the result and of the gray input, and the colourfulness (Hasler and Suesstrunk 2003) of both.
+"""
+
+import argparse
+import datetime
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import wallpapers
+from translator.checkpoints import load_checkpoint, save_checkpoint
+from translator.data import Report, scan_images
+from translator.images import read_image
+from translator.inference import Engine, Options
+from translator.plugins import registry
+from translator.training import Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+TILE = 144
+# photographs with no colour to learn from
+GRAY = ("ColdRipple", "Grey")
+
+
+def tiles(photo: Image.Image) -> list[Image.Image]:
+    """Square tiles of the photo at its size and at half of it."""
+    out = []
+    for image in (photo, photo.resize((photo.width // 2, photo.height // 2), Image.LANCZOS)):
+        for top in range(0, image.height - TILE + 1, TILE):
+            for left in range(0, image.width - TILE + 1, TILE):
+                out.append(image.crop((left, top, left + TILE, top + TILE)))
+    return out
+
+
+def pairs(photos: Path, out: Path) -> int:
+    """A/ (gray) and B/ (colour) tiles of the colour photos in ``photos``."""
+    (out / "A").mkdir(parents=True)
+    (out / "B").mkdir()
+    count = 0
+    for path in sorted(photos.glob("*.png")):
+        if path.stem in GRAY:
+            continue
+        for index, tile in enumerate(tiles(Image.open(path).convert("RGB"))):
+            tile.save(out / "B" / f"{path.stem}-{index:03d}.png")
+            tile.convert("L").save(out / "A" / f"{path.stem}-{index:03d}.png")
+            count += 1
+    return count
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler and Suesstrunk's colourfulness of an 8-bit-range RGB image (0 for gray)."""
+    r, g, b = (rgb[..., i].astype(np.float64) * 255 for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def measure(checkpoint: Path, held_out: Path, device: str) -> dict[str, dict[str, float]]:
+    """Per held-out photo: PSNR of the colourised result and of the gray input against the
+    original, and the colourfulness of the result and of the original."""
+    engine = Engine(load_checkpoint(checkpoint), options=Options(device=device))
+    scores = {}
+    for path in scan_images(held_out, Report()):
+        if path.stem in GRAY:
+            continue
+        original = read_image(path)
+        gray = np.repeat(np.asarray(Image.open(path).convert("L"), dtype=np.float32)[..., None] / 255, 3, axis=2)
+        result = engine.translate(original).rgb
+        scores[path.stem] = {
+            "psnr": round(psnr(result, original.rgb), 2), "psnr_gray": round(psnr(gray, original.rgb), 2),
+            "colourfulness": round(colourfulness(result), 1), "colourfulness_original": round(colourfulness(original.rgb), 1),
+        }
+    return scores
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--ngf", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--output", default=str(ROOT / "checkpoints" / "colourise.safetensors"))
+    parser.add_argument("--keep", help="keep the run folder (metrics, samples, resume state) here")
+    parser.add_argument("--resume", action="store_true", help="continue the run kept in --keep to --steps")
+    parser.add_argument("--corpus", help="a corpus wallpapers.py built already (default: build one)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    family = registry().family("pix2pix")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(args.corpus) if args.corpus else Path(tmp) / "corpus"
+        if not args.corpus:
+            wallpapers.build(corpus)
+        held_out = corpus / "held-out"
+        run = Path(args.keep) if args.keep else Path(tmp) / "run"
+        started = datetime.datetime.now(datetime.timezone.utc)
+        if args.resume:
+            data = Path(json.loads((run / "config.json").read_text())["data"])
+            if not data.is_dir():  # the tiles are remade where the run first had them
+                pairs(corpus / "train", data / "train")
+                pairs(held_out, data / "val")
+            Trainer(None, None, run, {"steps": str(args.steps)}, device=args.device, resume=True, on_event=progress).run()
+        else:
+            data = run.parent / f"{run.name}-pairs"
+            print(f"{pairs(corpus / 'train', data / 'train')} training pairs")
+            pairs(held_out, data / "val")
+            settings = {
+                "gray_input": "true", "netG": "unet_128", "ngf": str(args.ngf), "load_size": str(TILE), "crop_size": "128", "batch_size": "4",
+                "steps": str(args.steps), "lr_constant_steps": str(args.steps // 2), "lr_decay_steps": str(args.steps // 2),
+                "workers": "1", "log_every": "100", "sample_every": "1000", "val_every": "0", "checkpoint_every": "500",
+            }
+            Trainer(family, data, run, settings, device=args.device, on_event=progress).run()
+        minutes = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60
+
+        generator = run / "generator.safetensors"
+        scores = measure(generator, held_out, args.device)
+        mean = {key: round(float(np.mean([s[key] for s in scores.values()])), 2) for key in next(iter(scores.values()))}
+        trained = load_checkpoint(generator)
+        extra = {
+            "description": "Colourise a black-and-white photo (pix2pix U-Net, trained by this project)",
+            "recipe": f"checkpoints/recipes/train_default_colouriser.py --steps {args.steps} --ngf {args.ngf}",
+            "data": wallpapers.DATA,
+            "held_out": ", ".join(scores),
+            "steps": str(args.steps),
+            "hardware": hardware(args.device),
+            "minutes": f"{minutes:.0f}",
+            "date": started.date().isoformat(),
+            "psnr_held_out": f"{mean['psnr']:.2f}",
+            "psnr_gray_input": f"{mean['psnr_gray']:.2f}",
+            "colourfulness_held_out": f"{mean['colourfulness']:.1f}",
+            "colourfulness_originals": f"{mean['colourfulness_original']:.1f}",
+            "per_photo": json.dumps(scores),
+        }
+        save_checkpoint(args.output, family, trained.arch, trained.module.state_dict(), extra)
+        print(json.dumps(extra, indent=1))
+        print(f"wrote {args.output}: {minutes:.0f} minutes on {extra['hardware']}")
+
+
+def progress(event: dict) -> None:
+    if event["event"] == "step" and event["step"] % 500 == 0:
+        losses = ", ".join(f"{k} {v:.3f}" for k, v in event["losses"].items())
+        print(f"step {event['step']}: {losses}, {event['images_per_s']:.1f} images/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
