@@ -49,6 +49,8 @@ class Pix2Pix(CycleGAN):
     task = Task.PAIRED
     description = "paired image-to-image translation (edges to photo, map to aerial, day to night)"
     Settings = Pix2PixSettings
+    # the colouriser trained by checkpoints/recipes/train_default_colouriser.py
+    default_checkpoint = "colourise"
     light_defaults = {"netG": "unet_128", "load_size": 143, "crop_size": 128}
 
     def prepare(self, module, settings):

@@ -88,8 +88,8 @@ def test_bad_images_and_settings_are_one_line_errors(studio, tmp_path):
         studio.translate(str(source), "esrgan", "", -1, None, {})
     with pytest.raises(TranslatorError, match="must be one of eval, train"):
         studio.translate(str(source), "pix2pix", "hf://a/b/c.pth", None, None, {"sampling": "maybe"})
-    with pytest.raises(TranslatorError, match="pix2pix ships no default model"):
-        studio.translate(str(source), "pix2pix", "", None, None, {})
+    with pytest.raises(TranslatorError, match="cyclegan ships no default model"):
+        studio.translate(str(source), "cyclegan", "", None, None, {})
     with pytest.raises(TranslatorError, match="add an image first"):
         studio.translate(None, "esrgan", "", None, None, {})
 
@@ -204,8 +204,8 @@ def test_workspace_lists_uploads_pulls_and_runs_and_deletes_them(studio, tmp_pat
     pulled = kinds["pulled"]
     assert pulled.ref == f"hf://someone/upscaler@{COMMIT}/x2.safetensors" and pulled.family == "esrgan"
     assert pulled.sha256 == __import__("hashlib").sha256(data).hexdigest()
-    # own-format files name their family: pix2pix is offered only its catalog models
-    assert {e.kind for e in ws.entries("pix2pix")} == {"catalog"}
+    # own-format files name their family: pix2pix is offered its catalog models and its shipped colouriser
+    assert {e.kind for e in ws.entries("pix2pix")} == {"catalog", "shipped"}
 
     for kind in ("uploaded", "pulled"):
         ws.delete(kinds[kind].ref)

@@ -50,6 +50,9 @@ def test_gray_16_bit_gray_and_colour_photos_all_colourise(colouriser, tmp_path):
     assert np.abs(results["rgb"].rgb - results["gray"].rgb).max() < 2.5 / 255
     assert np.abs(results["gray16"].rgb - results["gray"].rgb).max() < 2.5 / 255
     assert LUMA.tolist() == pytest.approx([0.299, 0.587, 0.114])
+    # the network gives the colour; the tones stay the photo's own (but where a channel clips)
+    luma = results["gray"].rgb @ LUMA.numpy()
+    assert np.median(np.abs(luma - gray8 / 255)) < 0.5 / 255 and np.mean(np.abs(luma - gray8 / 255)) < 4 / 255
 
 
 def test_networks_that_give_other_than_rgb_are_refused(colouriser):

@@ -122,6 +122,21 @@ def test_shipped_default_model_is_used_without_a_checkpoint(tmp_path):
     assert 0.5 < difference < 15
 
 
+def test_the_shipped_colouriser_colours_a_gray_photo_offline(tmp_path):
+    # pix2pix's default is the colouriser; a photo no model saw, made black and white
+    assert registry().family("pix2pix").default_checkpoint == "colourise" and catalog.find("colourise").shipped
+    colour = np.asarray(Image.open(EXAMPLE).convert("RGB"), dtype=np.float32) / 255
+    Image.open(EXAMPLE).convert("L").save(tmp_path / "gray.png")
+    assert main(["translate", str(tmp_path / "gray.png"), "--model", "pix2pix", "-o", str(tmp_path / "colour.png")]) == 0
+    out = np.asarray(Image.open(tmp_path / "colour.png").convert("RGB"), dtype=np.float32) / 255
+    assert out.shape == colour.shape
+    # colour where there was none, in the photo's own tones
+    spread = out.max(axis=2) - out.min(axis=2)
+    assert spread.mean() > 0.03
+    gray = np.asarray(Image.open(tmp_path / "gray.png"), dtype=np.float32) / 255
+    assert np.median(np.abs(out @ np.array([0.299, 0.587, 0.114]) - gray)) < 1.5 / 255
+
+
 def test_families_without_a_shipped_model_say_so(capsys):
     assert main(["translate", str(EXAMPLE), "--model", "cyclegan"]) == 1
     assert "cyclegan ships no default model; pass --checkpoint" in capsys.readouterr().err

@@ -129,7 +129,10 @@ class Engine:
         # a translation's memory, and float16 resolves an 8-bit level (to within one, in rounding).
         large = out_pixels > AUTO_TILE_OUTPUT_PIXELS and picture.bits == 8 and not self.options.outscale
         dtype = torch.float16 if large else torch.float32
-        rgb = self._run_unit(self._network_input(_to_tensor(picture.rgb)), progress, dtype)
+        x = self._network_input(_to_tensor(picture.rgb))
+        rgb = self._run_unit(x, progress, dtype)
+        if x.shape[1] == 1:
+            _keep_luma(rgb, x)
         alpha = None
         if picture.alpha is not None:
             alpha = self._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress, dtype)
@@ -264,6 +267,16 @@ class Engine:
             return torch.device("cpu")
         free, _ = torch.cuda.mem_get_info(self.device)
         return self.device if math.prod(shape) * dtype.itemsize < free // 4 else torch.device("cpu")
+
+
+def _keep_luma(rgb: torch.Tensor, luma: torch.Tensor) -> None:
+    """Give a colourised result the input's own luma, as colourisation tools do: the network
+    supplies the colour, and the tones and detail stay the photo's. An equal shift of R, G and B
+    moves luma by the same amount and leaves the colour differences as they are."""
+    weights = LUMA.to(rgb.dtype).view(1, 3, 1, 1)
+    for top in range(0, rgb.shape[2], 256):  # in bands: no full-size temporaries
+        band = rgb[:, :, top : top + 256]
+        band.add_(luma[:, :, top : top + 256].to(rgb.dtype) - (band * weights).sum(1, keepdim=True)).clamp_(0, 1)
 
 
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:

@@ -102,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--ngf", type=int, default=32)
+    parser.add_argument("--lambda-l1", type=float, default=100.0, help="weight of L1 against the GAN term (pix2pix's 100)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", default=str(ROOT / "checkpoints" / "colourise.safetensors"))
@@ -130,7 +131,7 @@ def main() -> None:
             print(f"{pairs(corpus / 'train', data / 'train')} training pairs")
             pairs(held_out, data / "val")
             settings = {
-                "gray_input": "true", "netG": "unet_128", "ngf": str(args.ngf), "load_size": str(TILE), "crop_size": "128", "batch_size": "4",
+                "gray_input": "true", "netG": "unet_128", "ngf": str(args.ngf), "lambda_l1": str(args.lambda_l1), "load_size": str(TILE), "crop_size": "128", "batch_size": "4",
                 "steps": str(args.steps), "lr_constant_steps": str(args.steps // 2), "lr_decay_steps": str(args.steps // 2),
                 "workers": "1", "log_every": "100", "sample_every": "1000", "val_every": "0", "checkpoint_every": "500",
             }
@@ -143,7 +144,7 @@ def main() -> None:
         trained = load_checkpoint(generator)
         extra = {
             "description": "Colourise a black-and-white photo (pix2pix U-Net, trained by this project)",
-            "recipe": f"checkpoints/recipes/train_default_colouriser.py --steps {args.steps} --ngf {args.ngf}",
+            "recipe": f"checkpoints/recipes/train_default_colouriser.py --steps {args.steps} --ngf {args.ngf} --lambda-l1 {args.lambda_l1:g}",
             "data": wallpapers.DATA,
             "held_out": ", ".join(scores),
             "steps": str(args.steps),

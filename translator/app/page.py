@@ -21,6 +21,7 @@ from pathlib import Path
 import gradio as gr
 from gradio import FileData
 
+from .. import catalog
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..runs import read_metrics
@@ -99,7 +100,11 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
     families = list(studio.registry.families.values())
     if not families:
         raise TranslatorError("no model families are installed; see `translator models`")
-    first = next((f for f in families if studio.default_checkpoint(f.name)), families[0])
+    # the family the page opens on: the one whose shipped model the catalog lists first
+    # (its first task, "Upscale photos"), else the first installed
+    names = [entry.name for entry in catalog.entries()]
+    shipped = [f for f in families if studio.default_checkpoint(f.name) in names]
+    first = min(shipped, key=lambda f: names.index(studio.default_checkpoint(f.name))) if shipped else families[0]
 
     with gr.Blocks(title="Image translator", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# Image translator\nStyle transfer, domain translation and super-resolution: pix2pix, CycleGAN, ESRGAN and every installed plugin.")
