@@ -2,7 +2,7 @@
 project's own training core, on the colour photographs of Debian's wallpaper packages
 (``wallpapers.py`` beside this file builds the corpus and records every licence).
 
-    python checkpoints/recipes/train_default_colouriser.py --steps 6000 --threads 1 --keep runs/colour
+    python checkpoints/recipes/train_default_colouriser.py --steps 6000 --threads 2 --keep runs/colour
     # a kept run continues where it stopped, to a larger --steps:
     python checkpoints/recipes/train_default_colouriser.py --steps 12000 --keep runs/colour --resume
 
@@ -101,8 +101,8 @@ def hardware(device: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--ngf", type=int, default=32)
-    parser.add_argument("--lambda-l1", type=float, default=100.0, help="weight of L1 against the GAN term (pix2pix's 100)")
+    parser.add_argument("--ngf", type=int, default=16)
+    parser.add_argument("--lambda-l1", type=float, default=1000.0, help="weight of L1 against the GAN term (pix2pix's is 100, which measured worse here)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", default=str(ROOT / "checkpoints" / "colourise.safetensors"))
