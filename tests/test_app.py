@@ -58,6 +58,13 @@ def test_shipped_default_is_used_when_no_checkpoint_is_chosen(studio, tmp_path):
         assert image.size == (160, 120)
     with Image.open(studio.translate(str(source), "esrgan", "", 2.0, 16, {}).path) as image:
         assert image.size == (80, 60)  # outscale, through tiles
+    # both shipped tasks are offered offline, the colouriser as pix2pix's default
+    tasks = studio.tasks()
+    assert list(tasks)[:3] == ["Upscale photos", "Upscale anime and illustrations", "Colourise a black-and-white photo"]
+    assert [value for label, value in tasks["Colourise a black-and-white photo"] if label.endswith("(on disk)")] == ["colourise"]
+    assert studio.default_checkpoint("pix2pix") == "colourise"
+    with Image.open(studio.translate(str(source), "pix2pix", "", None, None, {}).path) as image:
+        assert image.size == (40, 30) and image.mode == "RGB"
 
 
 @pytest.mark.parametrize(
