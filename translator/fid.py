@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import one_line
+from .hub import offline
 from .tasks import Unavailable
 
 # the most images of each kind in one of KID's random subsets (torchmetrics' default)
@@ -117,16 +118,10 @@ def _inception(device: str) -> nn.Module:
     except ImportError as error:
         raise Unavailable(f"FID and KID are unavailable: {one_line(error)} (pip install torchmetrics torch-fidelity)") from None
     cached = Path(torch.hub.get_dir()) / "checkpoints" / URL_INCEPTION_V3.rsplit("/", 1)[-1]
-    if not cached.is_file() and _offline():
+    if not cached.is_file() and offline():
         raise Unavailable(f"FID and KID are unavailable: the Inception weights are not in {cached.parent} and the network is off (HF_HUB_OFFLINE)")
     try:
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
     except (OSError, RuntimeError, ValueError) as error:  # URLError is an OSError; a torn file fails to load
         raise Unavailable(f"FID and KID are unavailable: the Inception weights could not be fetched ({one_line(error, named=True)})") from None
     return _Bytes(net).to(device)
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)

@@ -151,7 +151,7 @@ def fetch_entry(entry: catalog.CatalogEntry) -> Path:
         if expected is None:
             catalog.remember_sha256(entry.name, file_sha256(path))
         return path
-    if _offline() and all(isinstance(error, NotCached) for error in failures):
+    if offline() and all(isinstance(error, NotCached) for error in failures):
         raise TranslatorError(f"{entry.name} is not downloaded yet and needs the network (offline now); it comes from {' or '.join(entry.sources)}")
     raise TranslatorError(f"could not fetch {entry.name}: " + "; ".join(f"{source}: {error}" for source, error in zip(entry.sources, failures)))
 
@@ -169,7 +169,7 @@ def download(url: str, sha256: str | None = None) -> Path:
     target = _download_path(url)
     name = target.name
     if not target.is_file():
-        if _offline():
+        if offline():
             raise NotCached(f"{name} is not in the download cache and the network is off (HF_HUB_OFFLINE)")
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -234,7 +234,8 @@ def _declared_size(url: str) -> str | None:
         raise
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """Whether huggingface_hub's offline mode (HF_HUB_OFFLINE) is on: no download is tried."""
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)

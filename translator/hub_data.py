@@ -102,12 +102,10 @@ class Cell:
         """The decoded image (a Pillow image), within the project's pixel budget."""
         from PIL import Image
 
-        from .images import MAX_PIXELS
+        from .images import check_budget
 
-        data = _cell_bytes(self)
-        image = Image.open(io.BytesIO(data))
-        if image.size[0] * image.size[1] > MAX_PIXELS:
-            raise TranslatorError(f"row {self.row} of {Path(self.file).name} is over the pixel budget")
+        image = Image.open(io.BytesIO(_cell_bytes(self)))
+        check_budget(*image.size, str(self))
         return image
 
     def __str__(self) -> str:
@@ -150,11 +148,12 @@ class Table:
         cells: list[Cell | None] = []
         for path in self.splits[split]:
             parquet = pq.ParquetFile(path, memory_map=True)
-            leaves = [i for i in range(parquet.metadata.num_columns) if parquet.schema.column(i).path.split(".")[0] == column]
+            # the column itself, or an image struct's bytes: where its empty cells are counted
+            leaves = [i for i in range(parquet.metadata.num_columns) if parquet.schema.column(i).path in (column, f"{column}.bytes")]
             for group in range(parquet.metadata.num_row_groups):
                 meta = parquet.metadata.row_group(group)
                 present = None
-                stats = [meta.column(i).statistics for i in leaves if parquet.schema.column(i).path in (column, f"{column}.bytes")]
+                stats = [meta.column(i).statistics for i in leaves]
                 if not stats or any(s is None or not s.has_null_count or s.null_count for s in stats):
                     present = _present(parquet.read_row_group(group, columns=[column]).column(0))
                 cells += [Cell(str(path), group, row, column) if present is None or present[row] else None for row in range(meta.num_rows)]

@@ -196,9 +196,7 @@ class Trainer:
         elif family is None or data is None:
             raise TranslatorError("a new run needs a family and its data (or resume the run in the output folder)")
         self.family, self.start_checkpoint = family, checkpoint
-        # a Hub dataset stays a reference (its cache may move); a folder is made absolute once
-        self.data: str | Path = str(hub_data.parse(data)) if hub_data.is_dataset_ref(data) else Path(data).resolve()
-        self.data_dir: Path | None = self.data if isinstance(self.data, Path) else None
+        self.data = _data_source(data)
         family_values, loop_values = _split_overrides(family, overrides or {})
         if resume:
             _refuse_changes(record, family, family_values, loop_values)
@@ -277,6 +275,11 @@ class Trainer:
         if record is None:
             raise TranslatorError(f"cannot resume: {self.run_dir} has no {CONFIG_FILE} saying what it trained")
         return record
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The run's dataset folder; None for a Hub dataset."""
+        return self.data if isinstance(self.data, Path) else None
 
     def _start(self) -> _Run:
         cfg, task = self.config, self.family.task
@@ -514,11 +517,17 @@ class Trainer:
         run.step = int(state["step"])
 
 
+def _data_source(data) -> str | Path:
+    """A run's data as its record keeps it: a Hub dataset stays a reference (its cache may
+    move), a folder is made absolute."""
+    return str(hub_data.parse(data)) if hub_data.is_dataset_ref(data) else Path(data).resolve()
+
+
 def _agree(record: RunRecord, family: Family | None, data, checkpoint, registry: Registry) -> tuple[Family, str]:
     """The recorded family and data of a run being resumed, refusing any given that differ."""
     if family is not None and family.name != record.family:
         raise TranslatorError(f"cannot resume: the run trained {record.family}, not {family.name}")
-    given = None if data is None else str(hub_data.parse(data)) if hub_data.is_dataset_ref(data) else str(Path(data).resolve())
+    given = None if data is None else str(_data_source(data))
     if given is not None and given != record.data:
         raise TranslatorError(f"cannot resume: the run trained on {record.data}, not {given}")
     if checkpoint is not None and str(checkpoint) != record.start_checkpoint:
