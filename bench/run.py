@@ -59,7 +59,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small inputs for the CPU")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
-    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--json", help="write the results here (after every row)")
+    parser.add_argument("--budget", type=float, help="seconds for the whole run: what is left unmeasured then is reported as not run")
     parser.add_argument("--markdown", metavar="JSON", help="print a saved run as a markdown table, and run nothing")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -73,17 +74,29 @@ def main() -> None:
 
     peak = device_peak(torch.device(args.device))
     results = {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "device_peak_tflops": peak / 1e12, "rows": {}}
-    for row in args.rows:
-        variants = VARIANTS.get(row, ["reference", "ours", "compiled"])
-        results["rows"][row] = {v: child(row, v, args) for v in variants}
-        print(format_row(row, results["rows"][row], peak, args.quick), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    deadline = time.monotonic() + args.budget if args.budget else None
+    # compiled variants last: their warm-ups are the slowest part, and a budget cut should cost
+    # them rather than the eager figures
+    for phase in (lambda v: v != "compiled", lambda v: v == "compiled"):
+        for row in args.rows:
+            variants = [v for v in VARIANTS.get(row, ["reference", "ours", "compiled"]) if phase(v)]
+            for variant in variants:
+                results["rows"].setdefault(row, {})[variant] = child(row, variant, args, deadline)
+            if variants:
+                print(format_row(row, results["rows"][row], peak, args.quick), flush=True)
+            if args.json:  # after every row, so that a run cut short keeps what it measured
+                Path(args.json).write_text(json.dumps(results, indent=2))
 
 
-def child(row: str, variant: str, args) -> dict:
+def child(row: str, variant: str, args, deadline: float | None) -> dict:
     command = [sys.executable, "-m", "bench.run", "--row", row, "--variant", variant, "--device", args.device] + (["--quick"] if args.quick else [])
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        return {"error": "not run: over the --budget"}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=left)
+    except subprocess.TimeoutExpired:
+        return {"error": "stopped at the --budget"}
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -93,8 +106,9 @@ def format_row(row: str, result: dict, peak: float, quick: bool) -> str:
     what, unit, full, small, batch, small_batch = ROWS[row]
     size, batch = (small, small_batch) if quick else (full, batch)
     label = f"{row:<26} {size}px b{batch}"
-    if any("error" in r for r in result.values()):
-        return f"{label}  failed: {[r.get('error') for r in result.values()]}"
+    result, skipped = measured(result)
+    if "ours" not in result:
+        return f"{label}  failed: {skipped}"
     shown = lambda r: f"{figure(r, unit, batch):>12}"
     ours = result["ours"]
     floor_ms = ours["flops"] / peak * 1e3 / batch if ours.get("flops") else float("nan")
@@ -107,7 +121,12 @@ def format_row(row: str, result: dict, peak: float, quick: bool) -> str:
             text += f" ratio {result['reference']['seconds'] / r['seconds']:.2f}x"
         if "bare_seconds" in r:
             text += f" (bare forward alternating in-process: {r['bare_seconds'] * 1e3:.0f} ms, ours/bare {r['seconds'] / r['bare_seconds']:.2f})"
-    return text
+    return text + "".join(f"  | {variant}: {error}" for variant, error in skipped.items())
+
+
+def measured(result: dict) -> tuple[dict, dict]:
+    """A row's variants split into those measured and those that failed or were not run (their errors)."""
+    return {v: r for v, r in result.items() if "error" not in r}, {v: r["error"] for v, r in result.items() if "error" in r}
 
 
 def figure(result: dict, unit: str, batch: int) -> str:
@@ -128,9 +147,12 @@ def markdown(results: dict) -> str:
     notes = []
     for row, result in results["rows"].items():
         what, unit, *_ = ROWS[row]
-        if any("error" in r for r in result.values()):
-            lines.append(f"| {what} | failed: {'; '.join(r['error'] for r in result.values() if 'error' in r)} |")
+        result, skipped = measured(result)
+        if "ours" not in result:
+            lines.append(f"| {what} | failed: {'; '.join(skipped.values())} |")
             continue
+        if "compiled" in skipped:
+            notes.append(f"{what}: compiled variant {skipped['compiled']}.")
         ours = next(iter(r for v, r in result.items() if v != "reference"))
         size, batch = ours["size"], ours["batch"]
         shown = lambda r: figure(r, unit, batch)

@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--degradation", choices=("bicubic", "mixed"), default="bicubic")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    # a GPU wants larger batches and more loader processes than the CPU runs that made the shipped models
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--output", help="default: checkpoints/compact-sr-x{scale}.safetensors")
     parser.add_argument("--keep", help="keep the run folder (metrics, samples, resume state) here")
     parser.add_argument("--resume", action="store_true", help="continue the run kept in --keep to --steps")
@@ -101,8 +104,8 @@ def main() -> None:
         run = Path(args.keep) if args.keep else Path(tmp) / "run"
         settings = {
             "arch": "srvgg", **SIZES[args.size], "scale": str(args.scale), "steps": str(args.steps),
-            "batch_size": "16", "crop_size": str(24 * args.scale), "lr": "5e-4", "lr_halve_every": str(args.halve_every or max(1, args.steps // 2)),
-            "degradation": args.degradation, "ema_decay": "0.999", "workers": "1", "cache_images": "64", "log_every": "100",
+            "batch_size": str(args.batch_size), "crop_size": str(24 * args.scale), "lr": "5e-4", "lr_halve_every": str(args.halve_every or max(1, args.steps // 2)),
+            "degradation": args.degradation, "ema_decay": "0.999", "workers": str(args.workers), "cache_images": "64", "log_every": "100",
             "sample_every": "2000", "val_every": "0", "checkpoint_every": "500",
         }
 
