@@ -6,6 +6,11 @@ import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One torch thread per test process, subprocesses included: pytest-xdist runs a process per core,
+# and threads fighting over two shared cores made one test ten times slower.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
 
 
 @pytest.fixture(autouse=True)
