@@ -248,16 +248,13 @@ def test_a_slow_download_keeps_no_other_translation_waiting(client, tmp_path, mo
     import translator.hub
 
     client, _ = client
-    real = translator.hub.resolve
     released = __import__("threading").Event()
 
-    def resolve(ref):
-        if str(ref).startswith("hf://slow/"):
-            released.wait(30)  # a Hub that takes its time to answer
-            raise translator.TranslatorError("timed out fetching it from the Hub")
-        return real(ref)
+    def fetch(ref, sha256=None):
+        released.wait(30)  # a Hub that takes its time to answer
+        raise translator.TranslatorError("timed out fetching it from the Hub")
 
-    monkeypatch.setattr(translator.hub, "resolve", resolve)
+    monkeypatch.setattr(translator.hub, "fetch", fetch)
     small = tmp_path / "small.png"
     Image.fromarray(photo(8, 8)).save(small)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:

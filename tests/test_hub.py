@@ -20,7 +20,7 @@ from PIL import Image
 from tests.helpers import COMMIT, MODEL, ROOT, Publisher, QuietServer, StandIn, photo, seed_cache, serve, trainer
 from translator import TranslatorError
 from translator.cli import main
-from translator.hub import parse
+from translator.refs import parse_hub as parse
 
 
 
@@ -74,6 +74,51 @@ def test_offline_pull_from_a_seeded_cache(tmp_path, offline_cache, capsys):
 
     assert main(["pull", "hf://someone/upscalers/x4.safetensors"]) == 1
     assert capsys.readouterr().err.strip() == "error: hf://someone/upscalers/x4.safetensors is not in the local cache and the Hub cannot be reached (offline, or the network failed)"
+
+
+def test_catalog_names_carry_their_family_without_model(tmp_path, offline_cache, capsys, monkeypatch):
+    """A catalog name says its family: `translate -c NAME` needs no --model even where the file
+    alone fits two families (the original scripts' latest_net_G.pth fits pix2pix and cyclegan),
+    and a --model that disagrees is refused in one line. One name per family, each fetched through
+    the Hub cache from the entry's pinned revision."""
+    import io
+    import json
+
+    import torch
+
+    from tests.reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, RefUnetGenerator, randomize
+    from translator import catalog
+
+    networks = {
+        "cyclegan-style_monet": RefResnetGenerator(3, 3, ngf=4, n_blocks=2),
+        "huggan-pix2pix-night2day": None,  # replaced below: its own layout
+        "realesr-general-x4v3": BasicSRSRVGGNetCompact(num_feat=8, num_conv=1, upscale=4),
+    }
+    from tests.reference_networks import HugganGeneratorUNet
+
+    networks["huggan-pix2pix-night2day"] = HugganGeneratorUNet(width=8)
+    copy = json.loads(catalog.catalog_file().read_text())
+    for item in copy["checkpoints"]:
+        if item["name"] in networks:
+            ref = parse(item["sources"][0])
+            buffer = io.BytesIO()
+            torch.save(randomize(networks[item["name"]]).state_dict(), buffer)
+            seed_cache(offline_cache, ref.repo_id, ref.path, buffer.getvalue(), commit=ref.revision, kind=ref.repo_type)
+            item["sha256"] = None  # stand-in bytes: the pinned hashes are tested elsewhere
+    (tmp_path / "catalog.json").write_text(json.dumps(copy))
+    monkeypatch.setenv("TRANSLATOR_CATALOG", str(tmp_path / "catalog.json"))
+    monkeypatch.setenv("TRANSLATOR_CACHE", str(tmp_path / "trust"))
+    Image.fromarray(photo(16, 16)).save(tmp_path / "in.png")
+    # the file alone is ambiguous: that is what the catalog's family settles
+    monet = next(offline_cache.glob("spaces--*/snapshots/*/**/latest_net_G.pth"))
+    assert main(["translate", str(tmp_path / "in.png"), "-c", str(monet), "-o", str(tmp_path / "o.png")]) == 1
+    assert "say which with --model" in capsys.readouterr().err
+    for name, size in (("cyclegan-style_monet", 16), ("huggan-pix2pix-night2day", 16), ("realesr-general-x4v3", 64)):
+        assert main(["translate", str(tmp_path / "in.png"), "-c", name, "-o", str(tmp_path / f"{name}.png")]) == 0, capsys.readouterr().err
+        assert Image.open(tmp_path / f"{name}.png").size == (size, size)
+    capsys.readouterr()
+    assert main(["translate", str(tmp_path / "in.png"), "--model", "pix2pix", "-c", "cyclegan-style_monet", "-o", str(tmp_path / "x.png")]) == 1
+    assert capsys.readouterr().err.strip() == "error: cyclegan-style_monet is a cyclegan model, not pix2pix"
 
 
 @pytest.mark.slow
@@ -515,10 +560,10 @@ def test_every_catalog_name_pulls_through_the_stand_ins_and_translates(tmp_path,
     proxy = QuietServer(("127.0.0.1", 0), ProxiedPublisher)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     script = (
-        "import sys; from translator.checkpoints import load_checkpoint; from translator.catalog import find\n"
+        "import sys; from translator.checkpoints import load_checkpoint\n"
         "from translator.images import Picture; from translator.inference import Engine, Options; import numpy as np\n"
         "for name in sys.argv[1:]:\n"
-        "    engine = Engine(load_checkpoint(name, find(name).family), options=Options(device='cpu'))\n"
+        "    engine = Engine(load_checkpoint(name), options=Options(device='cpu'))\n"
         "    print(name, engine.translate(Picture(np.random.default_rng(0).random((8, 8, 3), dtype=np.float32))).rgb.shape)\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": fake_hub, "HF_HUB_CACHE": str(tmp_path / "cache"), "TORCH_HOME": str(tmp_path / "torch"),

@@ -46,7 +46,7 @@ def test_front_matter_is_what_the_space_builder_reads():
     # the models the app pulls are the catalog's Hub sources
     catalog = json.loads((ROOT / "checkpoints" / "catalog.json").read_text())["checkpoints"]
     assert {"translator.default_plugins": "plugins", "translator.shipped": "checkpoints"} == app_package_dirs()
-    from translator.hub import parse
+    from translator.refs import parse_hub as parse
 
     refs = [parse(source) for e in catalog for source in e["sources"] if source.startswith("hf://")]
     hub_repos = sorted({ref.repo_id for ref in refs if ref.repo_type == "model"})  # models: names model repositories

@@ -24,6 +24,7 @@ from .errors import TranslatorError, one_line
 from .family import Architecture, Family
 from .files import atomic_write
 from .plugins import Registry, registry as default_registry
+from .refs import Ref, parse_ref
 
 FORMAT = "image-translator"
 FORMAT_VERSION = "1"
@@ -50,13 +51,17 @@ class Checkpoint:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def load_checkpoint(path: str | os.PathLike, family: str | None = None, registry: Registry | None = None) -> Checkpoint:
-    """Read ``path`` (a file, or an ``hf://`` reference fetched through the Hugging Face cache),
-    find its family and architecture, and build the network with its weights."""
-    from .hub import resolve
-
+def load_checkpoint(source: str | os.PathLike | Ref, family: str | None = None, registry: Registry | None = None) -> Checkpoint:
+    """Read a checkpoint named any way ``refs.parse_ref`` knows (a file, a run folder, a catalog
+    name, an ``hf://`` reference or URL, fetched and checked), find its family and architecture,
+    and build the network with its weights. The family the name carries is the default for
+    ``family``; both given, they must agree."""
     registry = registry or default_registry()
-    path = resolve(path)
+    ref = parse_ref(source)
+    if family is not None and ref.family is not None and family != ref.family:
+        raise TranslatorError(f"{ref.text} is a {ref.family} model, not {family}")
+    family = family or ref.family
+    path = ref.fetch()
     tensors, metadata = read_weights(path)
     if metadata.get("format") == FORMAT:
         # The metadata names the family; the architecture still comes from the weights themselves.

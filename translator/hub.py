@@ -9,64 +9,25 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from . import catalog
 from .catalog import file_sha256
 from .errors import TranslatorError, one_line
-
-PREFIX = catalog.HUB_PREFIX
+from .refs import HubRef, is_hub_ref, parse_hub, parse_ref
 
 
 class NotCached(TranslatorError):
     """The file is not on this machine, and the network may not be used or reached."""
 
 
-@dataclass(frozen=True)
-class HubRef:
-    repo_id: str
-    revision: str | None
-    path: str
-    # model, dataset or space: copies of published weights live in all three
-    repo_type: str = "model"
-
-    def __str__(self) -> str:
-        at = f"@{self.revision}" if self.revision else ""
-        kind = "" if self.repo_type == "model" else f"{self.repo_type}s/"
-        return f"{PREFIX}{kind}{self.repo_id}{at}/{self.path}"
-
-
-def is_hub_ref(text: str | Path) -> bool:
-    return isinstance(text, str) and text.startswith(PREFIX)
-
-
-def parse(text: str) -> HubRef:
-    """A validated reference: a model repository, an optional revision, a file inside it."""
-    from huggingface_hub import parse_hf_uri
-    from huggingface_hub.errors import HfUriError, HFValidationError
-
-    try:
-        uri = parse_hf_uri(text)
-    except (HfUriError, HFValidationError, ValueError) as error:
-        raise TranslatorError(f"not a valid Hub reference {text!r} (expected hf://ORG/NAME[@REVISION]/FILE): {one_line(error)}") from None
-    path = uri.path_in_repo
-    parts = PurePosixPath(path).parts
-    if not path or path.endswith("/"):
-        raise TranslatorError(f"{text} names a repository but no file in it; add /FILE (e.g. /model.safetensors)")
-    if path.startswith("/") or "\\" in path or any(part in ("..", ".") for part in parts):
-        raise TranslatorError(f"{text}: the file path must stay inside the repository")
-    return HubRef(uri.id, uri.revision, path, uri.type)
-
-
-def fetch(text: str, sha256: str | None = None) -> Path:
+def fetch(ref: HubRef, sha256: str | None = None) -> Path:
     """The local file for a Hub reference, downloaded into the Hugging Face cache if needed
     (with a progress bar), and checked against ``sha256`` when one is known."""
     from huggingface_hub import hf_hub_download
 
     from . import __version__
 
-    ref = parse(text)
     with hub_errors(str(ref), ref.repo_id, ref.revision, path=ref.path):
         local = Path(hf_hub_download(
             ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision, library_name="image-translator", library_version=__version__,
@@ -113,17 +74,6 @@ def hub_errors(ref: str, repo_id: str, revision: str | None, path: str = "", kin
         quiet.setLevel(level)
 
 
-def resolve(text: str | Path) -> Path:
-    """A local path as it is, a Hub reference fetched (checked against the catalog's sha256 when
-    it lists the reference), or a catalog name fetched from the first of its sources that works."""
-    if is_hub_ref(text):
-        known = next((e for e in catalog.entries() if text in e.sources), None)
-        return fetch(text, known.expected_sha256() if known else None)
-    path = Path(text)
-    entry = None if path.exists() else catalog.find(str(text))
-    return path if entry is None else fetch_entry(entry)
-
-
 def fetch_entry(entry: catalog.CatalogEntry) -> Path:
     """The local file of a catalog model: shipped, or from its sources in order, the next tried
     whenever one fails (not found, refused, unreachable, a SHA-256 that differs). A model with no
@@ -144,7 +94,7 @@ def fetch_entry(entry: catalog.CatalogEntry) -> Path:
     failures: list[TranslatorError] = []
     for source in entry.sources:
         try:
-            path = fetch(source, expected) if is_hub_ref(source) else download(source, expected)
+            path = fetch(parse_hub(source), expected) if is_hub_ref(source) else download(source, expected)
         except TranslatorError as error:
             failures.append(error)
             continue
@@ -200,7 +150,7 @@ def is_downloaded(entry: catalog.CatalogEntry) -> bool:
         return entry.shipped.is_file()
     for source in entry.sources:
         if is_hub_ref(source):
-            ref = parse(source)
+            ref = parse_hub(source)
             if isinstance(try_to_load_from_cache(ref.repo_id, ref.path, revision=ref.revision, repo_type=ref.repo_type), str):
                 return True
         elif _download_path(source).is_file():
@@ -244,11 +194,11 @@ def offline() -> bool:
 def pull(reference: str, sha256: str | None = None) -> Path:
     """``translator pull`` and the app's Pull: a Hub reference (checked against ``sha256``, else
     the catalog's) or a catalog name, fetched into the cache; anything else is refused."""
-    reference = (reference or "").strip()
-    if is_hub_ref(reference):
-        return fetch(reference, sha256) if sha256 else resolve(reference)
-    if catalog.find(reference) is not None:
-        return resolve(reference)
+    ref = parse_ref(reference or "")
+    if ref.kind == "hub":
+        return fetch(ref.hub, sha256 or ref.sha256)
+    if ref.kind == "catalog":
+        return ref.fetch()
     raise TranslatorError(f"{reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
 
 

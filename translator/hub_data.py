@@ -16,9 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .catalog import HUB_PREFIX
 from .errors import TranslatorError, one_line
 
-PREFIX = "hf://datasets/"
+PREFIX = f"{HUB_PREFIX}datasets/"
 # the pix2pix and CycleGAN sets on the Hub, at the revisions their cards were read at
 KNOWN = {
     "facades": "hf://datasets/huggan/facades@f5cb9a55f7c4c9e07fa812b2dc21846fc3ffeb78",

@@ -216,7 +216,7 @@ def _sample_step(path: Path) -> int | None:
 def base_model(start: str | None) -> dict:
     """What a fine-tuned run started from: how the card names it, its Hub model id (for
     ``base_model``) and its licence, where the catalog or the reference tells them."""
-    from .hub import is_hub_ref, parse
+    from .refs import is_hub_ref, parse_hub
 
     if not start:
         return {"shown": None, "repo_id": None, "licence": None}
@@ -224,7 +224,7 @@ def base_model(start: str | None) -> dict:
     repo_id = None
     for ref in (start, *(entry.sources if entry else ())):
         try:
-            parsed = parse(ref) if is_hub_ref(ref) else None
+            parsed = parse_hub(ref) if is_hub_ref(ref) else None
         except TranslatorError:
             parsed = None
         # a copy kept in a Space or a dataset repository is no model id the Hub can link to
@@ -238,21 +238,20 @@ def base_model(start: str | None) -> dict:
 
 def dataset_ids(data: str | None) -> list[str]:
     """The Hub datasets a run trained on: the id of an ``hf://datasets/`` reference; none for a folder."""
-    from huggingface_hub import parse_hf_uri
-    from huggingface_hub.errors import HfUriError, HFValidationError
+    from .hub_data import is_dataset_ref, parse
 
-    if not data or not str(data).startswith("hf://datasets/"):
+    if not is_dataset_ref(str(data or "")):
         return []
     try:
-        return [parse_hf_uri(str(data)).id]
-    except (HfUriError, HFValidationError, ValueError):  # names no dataset the Hub can link to
+        return [parse(str(data)).repo_id]
+    except TranslatorError:  # names no dataset the Hub can link to
         return []
 
 
 def _shown_data(data: str | None) -> str | None:
     if not data:
         return None
-    return data if str(data).startswith("hf://") else f"a local folder ({Path(data).name})"
+    return data if str(data).startswith(catalog.HUB_PREFIX) else f"a local folder ({Path(data).name})"
 
 
 def hub_licence(text: str | None) -> dict:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TranslatorError
 from ..family import make_settings
-from ..hub import is_hub_ref
+from ..refs import is_hub_ref, parse_ref
 from ..images import Picture
 from ..plugins import Registry, registry as default_registry
 from ..runs import RESUME_FILE
@@ -149,10 +149,12 @@ class Studio:
         kept while it is among the last few used. A file that changed since (a run that trained
         on) is loaded again."""
         from ..checkpoints import load_checkpoint
-        from ..hub import resolve
         from ..inference import Engine, Options
 
-        path = resolve(ref)  # a Hub download happens here, before any device time is taken
+        source = parse_ref(ref)
+        if source.family is not None and source.family != family:
+            raise TranslatorError(f"{ref} is a {source.family} model, not {family}")
+        path = source.fetch()  # a Hub download happens here, before any device time is taken
         stat = path.stat() if path.is_file() else None
         key = (family, str(path), stat and (stat.st_size, stat.st_mtime_ns), repr(dataclasses.astuple(settings)))
         with self._engines_lock:

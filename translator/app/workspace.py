@@ -19,7 +19,7 @@ from ..errors import TranslatorError
 from ..files import atomic_write, sweep_stale
 from .. import catalog
 from ..catalog import file_sha256
-from ..hub import is_hub_ref
+from ..refs import is_hub_ref
 
 # where the app keeps datasets, runs and uploaded checkpoints
 HOME_VARIABLE = "TRANSLATOR_HOME"
