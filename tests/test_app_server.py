@@ -410,7 +410,7 @@ def test_a_run_published_through_the_api_is_offered_by_hf_reference_and_translat
     client, studio = client
     write_images(tmp_path / "photos", [photo(48, 48, seed) for seed in range(3)])
     trainer("esrgan", tmp_path / "photos", studio.workspace.run("tiny"), **{**TINY_SR, "steps": 2, "sample_every": 0}).run()
-    url = client.predict("tiny", "me/from-the-api", licence="mit", api_name="/push")
+    url = client.predict("tiny", "me/from-the-api", token="hf_visitor_token", licence="mit", api_name="/push")
     assert url.endswith("/me/from-the-api")
     ref = "hf://me/from-the-api/generator.safetensors"
     offered = {item["checkpoint"]: item for item in client.predict(family="esrgan", api_name="/checkpoints")}

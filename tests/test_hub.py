@@ -146,8 +146,15 @@ class FakeHub(StandIn):
     """Answers /{org}/{name}/resolve/{revision}/{file} as the Hub does, by repository name."""
 
     data = MODEL.read_bytes()
+    # the Authorization header of every request, in order: whose identity each one acted with
+    identities: list[str | None] = []
+
+    def do_HEAD(self):
+        FakeHub.identities.append(self.headers.get("Authorization"))
+        super().do_HEAD()
 
     def do_GET(self):
+        FakeHub.identities.append(self.headers.get("Authorization"))
         path = self.path.split("?")[0]
         if path.startswith("/api/models/") and "/tree/" in path:
             return self.tree("/".join(path.split("/")[3:5]))
@@ -169,6 +176,7 @@ class FakeHub(StandIn):
         import base64
         import json
 
+        FakeHub.identities.append(self.headers.get("Authorization"))
         length = int(self.headers.get("Content-Length", 0))
         payload = self.rfile.read(length)
         path = self.path.split("?")[0]

@@ -124,7 +124,7 @@ def test_publishing_from_the_train_tab_while_the_run_trains(tmp_path, hub):
 
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
     with pytest.raises(TranslatorError, match="choose a trained run to publish"):
-        studio.push("", "me/x", "", False)
+        studio.push("", "me/x", "hf_visitor_token", False)
     photos = studio.workspace.datasets / "photos"
     write_images(photos / "train", [photo(48, 48, seed) for seed in range(4)])
     write_images(photos / "val", [photo(48, 48, seed) for seed in range(10, 12)])
@@ -167,10 +167,84 @@ def test_the_train_tabs_publish_button_refreshes_the_pickers(trained, tmp_path, 
     publish = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "publish_clicked")
     assert [b.label for b in publish.inputs][:5] == ["Run", "Repository", "Hugging Face token (write)", "private repository", "Licence"]
     assert next(b for b in publish.inputs if b.label == "Hugging Face token (write)").type == "password"
-    note, start_from, translate_picker = publish.fn("tiny", "me/from-the-tab", "", False, "", "pix2pix", "pix2pix")
+    with pytest.raises(gr.Error, match="never publishes with its server's token"):
+        publish.fn("tiny", "me/from-the-tab", "", False, "", "pix2pix", "pix2pix")
+    note, start_from, translate_picker = publish.fn("tiny", "me/from-the-tab", "hf_visitor_token", False, "", "pix2pix", "pix2pix")
     assert note.startswith("Published to ") and "`hf://me/from-the-tab/generator.safetensors`" in note
     for picker in (start_from, translate_picker):
         assert "hf://me/from-the-tab/generator.safetensors" in [ref for _, ref in picker.constructor_args["choices"]]
+
+
+def test_visitors_act_with_their_own_identity_never_the_servers(trained, tmp_path, hub, monkeypatch, capsys):
+    """A Space's HF_TOKEN is its owner's secret (the hub fixture sets one): the app publishes only
+    with a token its visitor gives and reads from the Hub with none, unless the owner opts in;
+    the CLI, the owner's own tool, keeps huggingface_hub's usual lookup."""
+    from gradio_client import Client, handle_file
+
+    from translator.app import Studio, build_app, launch_options
+    from translator.app.workspace import Workspace
+
+    owner = "Bearer hf_test_token_not_real"
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    shutil.copytree(trained, studio.workspace.run("tiny"))
+    demo = build_app(studio)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    client = Client(demo.local_url, verbose=False)
+    Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
+    try:
+        FakeHub.identities.clear()
+        with pytest.raises(Exception, match="never publishes with its server's token"):
+            client.predict("tiny", "me/by-a-stranger", "", False, "", api_name="/push")
+        assert "me/by-a-stranger" not in FakeHub.published and owner not in FakeHub.identities
+        assert client.predict("tiny", "me/visitor", "hf_visitor", False, "", api_name="/push").endswith("/me/visitor")
+        # the card's validation names nobody (None); every other request is the visitor's
+        assert set(FakeHub.identities) == {"Bearer hf_visitor", None}
+
+        # reads: nobody's identity, then the owner's once they opt in
+        FakeHub.identities.clear()
+        translated = client.predict(handle_file(str(tmp_path / "in.png")), family="pix2pix", checkpoint="hf://me/visitor/generator.safetensors", api_name="/translate")
+        assert translated.endswith(".png") and FakeHub.identities and set(FakeHub.identities) == {None}
+        monkeypatch.setenv("TRANSLATOR_SHARE_OWNER_TOKEN", "1")
+        shutil.rmtree(tmp_path / "hub-cache")
+        FakeHub.identities.clear()
+        client.predict(handle_file(str(tmp_path / "in.png")), family="pix2pix", checkpoint="hf://me/visitor/generator.safetensors", api_name="/translate")
+        assert FakeHub.identities and set(FakeHub.identities) == {owner}
+    finally:
+        client.close()
+        demo.close()
+    # the CLI is the owner's: their token, as huggingface_hub finds it
+    monkeypatch.delenv("TRANSLATOR_SHARE_OWNER_TOKEN")
+    shutil.rmtree(tmp_path / "hub-cache")
+    FakeHub.identities.clear()
+    assert main(["pull", "hf://me/visitor/generator.safetensors"]) == 0, capsys.readouterr().err
+    assert FakeHub.identities and set(FakeHub.identities) == {owner}
+
+
+def test_on_a_space_with_sign_in_the_visitors_own_account_publishes(trained, tmp_path, hub, monkeypatch):
+    import gradio as gr
+
+    from translator.app import Studio, build_app
+    from translator.app.workspace import Workspace
+
+    from gradio import oauth
+
+    monkeypatch.setenv("SYSTEM", "spaces")
+    monkeypatch.setenv("SPACE_ID", "someone/image-translator")
+    # what a Space with hf_oauth: true is given (gradio reads them when it is imported)
+    for name, value in (("OAUTH_CLIENT_ID", "a-client-id"), ("OAUTH_CLIENT_SECRET", "a-secret"), ("OAUTH_SCOPES", "openid profile write-repos"),
+                        ("OPENID_PROVIDER_URL", "https://huggingface.co")):
+        monkeypatch.setattr(oauth, name, value)
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    shutil.copytree(trained, studio.workspace.run("tiny"))
+    demo = build_app(studio)
+    assert any(isinstance(b, gr.LoginButton) for b in demo.blocks.values())
+    publish = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "publish_clicked")
+    with pytest.raises(gr.Error, match="sign in with Hugging Face"):
+        publish.fn("tiny", "me/signed-out", "", False, "", "pix2pix", "pix2pix", None)
+    FakeHub.identities.clear()
+    signed_in = gr.OAuthToken(token="hf_signed_in_visitor", scope="write-repos", expires_at=0)
+    note, *_ = publish.fn("tiny", "me/signed-in", "", False, "", "pix2pix", "pix2pix", signed_in)
+    assert note.startswith("Published to ") and set(FakeHub.identities) == {"Bearer hf_signed_in_visitor", None}
 
 
 def test_licences_and_datasets_as_the_hub_names_them():

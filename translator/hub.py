@@ -8,13 +8,42 @@ offline, and honour ``HF_HUB_OFFLINE``, ``HF_HOME``/``HF_HUB_CACHE``, ``HF_ENDPO
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from . import catalog
 from .catalog import file_sha256
 from .errors import TranslatorError, one_line
 from .refs import HubRef, is_hub_ref, parse_hub, parse_ref
+
+# Whose identity reads from the Hub. None: huggingface_hub's own lookup (HF_TOKEN, `hf auth
+# login`), the CLI's way on its owner's machine. False: nobody's. A string: that token's.
+_read_token: ContextVar[str | bool | None] = ContextVar("read_token", default=None)
+# the variable with which an app's owner lets visitors read with the server's token
+SHARE_OWNER_TOKEN = "TRANSLATOR_SHARE_OWNER_TOKEN"
+
+
+@contextmanager
+def reading_as(token: str | bool | None):
+    """Hub reads inside (downloads of models and datasets, here and in threads started here
+    with the context copied) use ``token``."""
+    reset = _read_token.set(token)
+    try:
+        yield
+    finally:
+        _read_token.reset(reset)
+
+
+def read_token() -> str | bool | None:
+    return _read_token.get()
+
+
+def visitor_read_token() -> bool | None:
+    """The token a served app reads with: none, so that a visitor to a public Space never reads
+    the owner's private or gated repositories; the owner's own lookup only when they opt in."""
+    return None if os.environ.get(SHARE_OWNER_TOKEN) == "1" else False
 
 
 class NotCached(TranslatorError):
@@ -30,7 +59,8 @@ def fetch(ref: HubRef, sha256: str | None = None) -> Path:
 
     with hub_errors(str(ref), ref.repo_id, ref.revision, path=ref.path):
         local = Path(hf_hub_download(
-            ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision, library_name="image-translator", library_version=__version__,
+            ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision, token=read_token(),
+            library_name="image-translator", library_version=__version__,
         ))
     if sha256 is not None:
         actual = file_sha256(local)

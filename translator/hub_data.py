@@ -75,13 +75,13 @@ def fetch(ref: DatasetRef) -> Path:
     from huggingface_hub import snapshot_download
 
     from . import __version__
-    from .hub import hub_errors
+    from .hub import hub_errors, read_token
 
     under = f"{ref.subset}/" if ref.subset else ""
     patterns = [f"{under}*.parquet", f"{under}**/*.parquet"] + [f"{under}{deep}{p}" for p in IMAGE_FILES for deep in ("", "**/")]
     with hub_errors(str(ref), ref.repo_id, ref.revision, kind="dataset"):
         root = Path(snapshot_download(
-            ref.repo_id, repo_type="dataset", revision=ref.revision, allow_patterns=patterns,
+            ref.repo_id, repo_type="dataset", revision=ref.revision, allow_patterns=patterns, token=read_token(),
             library_name="image-translator", library_version=__version__,
         ))
     folder = root / ref.subset if ref.subset else root

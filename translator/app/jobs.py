@@ -6,6 +6,7 @@ shows it. Translations and training take turns on the device through ``DEVICE_LO
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import logging
 import threading
@@ -90,7 +91,8 @@ class TrainingJob:
             self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0
             self._first = self._last = None
             self._started.clear()
-            self._thread = threading.Thread(target=self._work, args=(trainer,), name="training", daemon=True)
+            # the run reads from the Hub (its dataset, its start checkpoint) as the request that started it
+            self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._work, trainer), name="training", daemon=True)
             self._thread.start()
         self._started.wait(START_WAIT_S)
         if self.status == "failed":

@@ -24,6 +24,7 @@ from gradio import FileData
 from .. import catalog
 from ..errors import TranslatorError, shown
 from ..family import Family
+from ..hub import reading_as, visitor_read_token
 from ..runs import read_metrics
 from ..training import TrainConfig
 from .service import Studio
@@ -36,6 +37,16 @@ QUEUE_SIZE = int(os.environ.get("TRANSLATOR_QUEUE_SIZE", "8"))
 # Translations decode, download and encode side by side; only their device work takes turns
 # (the service's device lock), so a slow Hub download keeps no one else waiting.
 TRANSLATIONS = {"concurrency_id": "translate", "concurrency_limit": int(os.environ.get("TRANSLATOR_TRANSLATIONS", "2"))}
+
+
+def signs_in() -> bool:
+    """Whether visitors can sign in with Hugging Face: on a Space, as gradio tells one, with
+    OAuth turned on (``hf_oauth`` in its front matter). Elsewhere gradio's sign-in would stand
+    in the server's own login for every visitor."""
+    from gradio import oauth
+    from gradio.utils import get_space
+
+    return get_space() is not None and oauth.OAUTH_CLIENT_ID is not None
 
 
 def api_endpoint(fn):
@@ -80,7 +91,9 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            # every request may be a stranger's: the server's own Hub token reads for nobody
+            with reading_as(visitor_read_token()):
+                return fn(*args, **kwargs)
         except gr.Error:
             raise
         except TranslatorError as error:
@@ -293,7 +306,13 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
                 with gr.Row():
                     repo_id = gr.Textbox(label="Repository", placeholder="ORG/NAME", scale=3)
                     licence = gr.Textbox(label="Licence", placeholder="mit, apache-2.0, ... (empty: the base model's)", scale=2)
-                token = gr.Textbox(label="Hugging Face token (write)", type="password", placeholder="empty: HF_TOKEN or hf auth login")
+                if signs_in():
+                    gr.LoginButton("Sign in with Hugging Face to publish")
+                token = gr.Textbox(
+                    label="Hugging Face token (write)", type="password",
+                    placeholder="your own write token" + (", or sign in above" if signs_in() else ""),
+                    info="this app never publishes with its server's token",
+                )
                 private = gr.Checkbox(label="private repository", value=False)
                 publish = gr.Button("Publish")
                 published = gr.Markdown()
@@ -351,13 +370,26 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
 
     translate_family, translate_checkpoint = translate_picker
 
-    @user_errors
-    def publish_clicked(run_label, repo, token_text, is_private, licence_text, train_family, shown_family):
+    def publish_as(run_label, repo, token_text, is_private, licence_text, train_family, shown_family, signed_in=None):
+        # a typed token wins: someone signed in may publish to an organisation with another
+        token_text = (token_text or "").strip() or (signed_in.token if signed_in is not None else "")
         done = studio.push(run_label, repo, token_text, is_private, licence_text)
         # the pickers offer it at once, not only after their family is switched
         start_choices = [("new network", "")] + studio.checkpoint_choices(train_family)
         note = f"Published to {done.url}; it pulls back as `{done.references[0]}`, now offered by the checkpoint pickers."
         return note, gr.Dropdown(choices=start_choices), gr.Dropdown(choices=studio.checkpoint_choices(shown_family))
+
+    if signs_in():  # gradio hands the visitor's own token to a parameter typed gr.OAuthToken
+
+        @user_errors
+        def publish_clicked(run_label, repo, token_text, is_private, licence_text, train_family, shown_family, signed_in: gr.OAuthToken | None):
+            return publish_as(run_label, repo, token_text, is_private, licence_text, train_family, shown_family, signed_in)
+
+    else:
+
+        @user_errors
+        def publish_clicked(run_label, repo, token_text, is_private, licence_text, train_family, shown_family):
+            return publish_as(run_label, repo, token_text, is_private, licence_text, train_family, shown_family)
 
     publish.click(
         publish_clicked, [publish_run, repo_id, token, private, licence, family, translate_family],
@@ -494,7 +526,8 @@ def _api(studio: Studio, first: Family) -> None:
     @api_endpoint
     def push(run_name: str, repo_id: str, token: str = "", private: bool = False, licence: str = "") -> str:
         """Publish a run (empty: the current one, also while it trains, from its latest checkpoint)
-        to the Hub; returns the repository's URL. licence: empty for the base model's, else e.g. mit."""
+        to the Hub with your own write token; returns the repository's URL. licence: empty for the
+        base model's, else e.g. mit."""
         return studio.push(run_name, repo_id, token, private, licence).url
 
     gr.api(translate, api_name="translate", **TRANSLATIONS)

@@ -326,13 +326,17 @@ class Studio:
         last) run. From then on every checkpoint picker offers it by its hf:// reference."""
         from ..publish import push
 
+        token = (token or "").strip()
+        if not token:
+            # huggingface_hub would fall back to the server's HF_TOKEN: on a Space, its owner's
+            raise TranslatorError("sign in with Hugging Face or give your own write token: this app never publishes with its server's token")
         run_name = (run_name or "").strip() or (self.job.run_dir.name if self.job.run_dir is not None else "")
         if not run_name:
             raise TranslatorError("choose a trained run to publish")
         run_dir = self.workspace.run(run_name)
         if not run_dir.is_dir():
             raise TranslatorError(f"no run named {run_name!r}")
-        published = push(run_dir, (repo_id or "").strip(), bool(private), (token or "").strip() or None, (licence or "").strip() or None)
+        published = push(run_dir, (repo_id or "").strip(), bool(private), token, (licence or "").strip() or None)
         self.workspace.remember_published(published.references, published.family, run_name)
         return published
 
