@@ -121,6 +121,49 @@ def test_catalog_names_carry_their_family_without_model(tmp_path, offline_cache,
     assert capsys.readouterr().err.strip() == "error: cyclegan-style_monet is a cyclegan model, not pix2pix"
 
 
+def test_offline_is_known_at_once_with_a_refused_endpoint(tmp_path, monkeypatch):
+    """Online mode, but nothing answers (the Hub and the publisher refuse connections): the
+    catalog marks what cannot be had, lists what works first, and a translation with a model
+    that is not on disk fails in one short line, all within seconds."""
+    import json
+    import socket
+
+    from huggingface_hub import constants
+
+    from translator import hub
+    from translator.app import Studio
+    from translator.app.workspace import Workspace
+
+    with socket.socket() as closed:  # a port nothing listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    entries = [
+        {"name": "remote-x4", "family": "esrgan", "description": "Remote x4", "group": "Upscale photos", "size": "5 MB",
+         "sources": ["hf://someone/upscalers@" + COMMIT + "/x4.pth"]},
+        {"name": "publisher-x4", "family": "esrgan", "description": "Publisher x4", "group": "Upscale photos", "size": "6 MB",
+         "sources": [f"{refused}/x4.pth"]},
+        {"name": "local-x2", "family": "esrgan", "description": "Shipped x2", "group": "Upscale photos", "sources": [MODEL.name]},
+    ]
+    (tmp_path / MODEL.name).write_bytes(MODEL.read_bytes())
+    (tmp_path / "catalog.json").write_text(json.dumps({"checkpoints": [{"sha256": None, "origin": "x", **e} for e in entries]}))
+    monkeypatch.setenv("TRANSLATOR_CATALOG", str(tmp_path / "catalog.json"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", refused)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setattr(hub, "_reachable", {})
+    started = time.monotonic()
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    listed = studio.tasks()["Upscale photos"]
+    assert [name for _, name in listed] == ["local-x2", "remote-x4", "publisher-x4"]
+    assert listed[1][0] == "Remote x4 (needs internet (offline now), 5 MB)" and listed[0][0] == "Shipped x2 (on disk)"
+    Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
+    with pytest.raises(TranslatorError) as caught:
+        studio.translate(str(tmp_path / "in.png"), "esrgan", "remote-x4")
+    assert str(caught.value) == "can't download remote-x4 (5 MB): no internet connection; models marked 'on disk' work offline"
+    assert studio.translate(str(tmp_path / "in.png"), "esrgan", "local-x2").path.is_file()
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.slow
 def test_a_fresh_process_reads_the_cache_from_the_environment(tmp_path):
     """The variables a user sets (HF_HUB_OFFLINE, HF_HUB_CACHE) reach huggingface_hub, which reads them at import."""
@@ -343,12 +386,10 @@ def test_catalog_names_work_as_checkpoints(tmp_path, capsys):
     Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
     assert main(["translate", str(tmp_path / "in.png"), "-c", "compact-sr-x2", "-o", str(tmp_path / "o.png")]) == 0
     assert Image.open(tmp_path / "o.png").size == (16, 16)
-    # offline, a model that is not downloaded yet says so, and where it would come from
+    # offline, a model that is not downloaded yet says so in one short line
     assert main(["pull", "cyclegan-horse2zebra"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "error: cyclegan-horse2zebra is not downloaded yet and needs the network (offline now); "
-        "it comes from hf://spaces/davidpiscasio/unpaired-img2img@3ce13dcd9fafca8f086ff5a532cf2cc34431995e/checkpoints/horse2zebra_pretrained/latest_net_G.pth "
-        "or http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth"
+        "error: can't download cyclegan-horse2zebra (about 45 MB): no internet connection; models marked 'on disk' work offline"
     )
 
 

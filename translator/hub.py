@@ -120,6 +120,9 @@ def fetch_entry(entry: catalog.CatalogEntry) -> Path:
         if entry.sha256 and file_sha256(local) != entry.sha256:
             raise TranslatorError(f"{local} does not match the catalog's sha256 for {entry.name}; refused")
         return local
+    if not is_downloaded(entry) and not can_download(entry):
+        size = f" ({entry.size})" if entry.size else ""
+        raise TranslatorError(f"can't download {entry.name}{size}: no internet connection; models marked 'on disk' work offline")
     expected = entry.expected_sha256()
     failures: list[TranslatorError] = []
     for source in entry.sources:
@@ -131,8 +134,6 @@ def fetch_entry(entry: catalog.CatalogEntry) -> Path:
         if expected is None:
             catalog.remember_sha256(entry.name, file_sha256(path))
         return path
-    if offline() and all(isinstance(error, NotCached) for error in failures):
-        raise TranslatorError(f"{entry.name} is not downloaded yet and needs the network (offline now); it comes from {' or '.join(entry.sources)}")
     raise TranslatorError(f"could not fetch {entry.name}: " + "; ".join(f"{source}: {error}" for source, error in zip(entry.sources, failures)))
 
 
@@ -212,6 +213,58 @@ def _declared_size(url: str) -> str | None:
         if error.code in (405, 501):
             return None
         raise
+
+
+def can_download(entry: catalog.CatalogEntry) -> bool:
+    """Whether one of a catalog model's remote sources can be reached now (quickly: see ``reachable``)."""
+    from huggingface_hub import constants
+
+    if offline():
+        return False
+    hosts = {constants.ENDPOINT if is_hub_ref(source) else source for source in entry.sources if source.startswith((catalog.HUB_PREFIX, *catalog.URL_PREFIXES))}
+    return any(reachable(url) for url in hosts)
+
+
+# how long an answer of ``reachable`` holds: listing the catalog asks for every entry
+REACHABLE_FOR_S = 30.0
+REACHABLE_TIMEOUT_S = 1.5
+_reachable: dict[tuple[str, int], tuple[float, bool]] = {}
+
+
+def reachable(url: str) -> bool:
+    """Whether ``url``'s server (or the proxy that carries it) accepts a connection within
+    ``REACHABLE_TIMEOUT_S``. Without a network, a refused port, an unknown or unresolvable name
+    all answer at once or at the timeout, never after a download's retries."""
+    import socket
+    import threading
+    import time
+    import urllib.request
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    proxy = None if urllib.request.proxy_bypass(parsed.hostname or "") else urllib.request.getproxies().get(parsed.scheme)
+    if proxy:
+        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    address = (parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80))
+    now = time.monotonic()
+    known = _reachable.get(address)
+    if known and now - known[0] < REACHABLE_FOR_S:
+        return known[1]
+    answer: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection(address, timeout=REACHABLE_TIMEOUT_S):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    # name resolution takes no timeout of its own: the check runs aside and is abandoned when late
+    check = threading.Thread(target=connect, daemon=True)
+    check.start()
+    check.join(REACHABLE_TIMEOUT_S)
+    _reachable[address] = (now, bool(answer and answer[0]))
+    return _reachable[address][1]
 
 
 def offline() -> bool:

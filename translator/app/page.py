@@ -96,11 +96,12 @@ def user_errors(fn):
                 return fn(*args, **kwargs)
         except gr.Error:
             raise
+        # the toast stays until it is closed: a message gone after ten seconds may go unread
         except TranslatorError as error:
-            raise gr.Error(shown(error), print_exception=False) from None
+            raise gr.Error(shown(error), duration=None, print_exception=False) from None
         except Exception as error:  # a bug; the log keeps the traceback
             log.exception("handler %s failed", fn.__name__)
-            raise gr.Error(shown(error), print_exception=False) from None
+            raise gr.Error(shown(error), duration=None, print_exception=False) from None
 
     return wrapper
 

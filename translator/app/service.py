@@ -100,14 +100,23 @@ class Studio:
         """The catalog's models this app can run, by what they do, as (label, catalog name); the
         label says whether the model is on disk or downloads on first use, and how large it is."""
         from .. import catalog
-        from ..hub import is_downloaded
+        from ..hub import can_download, is_downloaded
 
         groups: dict[str, list[tuple[str, str]]] = {}
         for group, entries in catalog.grouped().items():
+            listed = []
             for entry in entries:
                 if entry.sources and entry.family in self.registry.families:
-                    where = "on disk" if is_downloaded(entry) else f"downloads on first use, {entry.size or 'size unknown'}"
-                    groups.setdefault(group, []).append((f"{entry.description} ({where})", entry.name))
+                    size = entry.size or "size unknown"
+                    if is_downloaded(entry):
+                        rank, where = 0, "on disk"
+                    elif can_download(entry):
+                        rank, where = 1, f"downloads on first use, {size}"
+                    else:
+                        rank, where = 2, f"needs internet (offline now), {size}"
+                    listed.append((rank, f"{entry.description} ({where})", entry.name))
+            if listed:  # what works now first, the catalog's order kept within each kind
+                groups[group] = [(label, name) for _, label, name in sorted(listed, key=lambda item: item[0])]
         return groups
 
     def checkpoint_choices(self, family: str) -> list[tuple[str, str]]:
