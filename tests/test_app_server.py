@@ -44,7 +44,7 @@ def test_translate_endpoint_keeps_16_bit_and_alpha(client, tmp_path):
     result = client.predict(handle_file(str(source)), checkpoint="compact-sr-x2", api_name="/translate")
 
     out = cv2.imread(result, cv2.IMREAD_UNCHANGED)
-    assert result.endswith("deep-esrgan.png") and out.dtype == np.uint16 and out.shape == (40, 36, 4)
+    assert result.endswith("deep-compact-sr-x2.png") and out.dtype == np.uint16 and out.shape == (40, 36, 4)
     # the default checkpoint and every other parameter have defaults: the image alone is enough
     with Image.open(client.predict(handle_file(str(source)), api_name="/translate")) as image:
         assert image.size == (72, 80)

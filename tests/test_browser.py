@@ -140,8 +140,9 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
         result = block(page, "Result (lossless PNG, full size)")
         link = result.locator("a[data-testid='download-link']")
         expect(link).to_be_visible()
-        expect(link).to_have_attribute("download", "photo-esrgan.png")
-        expect(page.get_by_text(re.compile(r"192x160 PNG \(RGB\)"))).to_be_visible()
+        # named after the model that made it, and the result line says which and how long it took
+        expect(link).to_have_attribute("download", "photo-compact-sr-x4.png")
+        expect(page.get_by_text(re.compile(r"^compact-sr-x4, \d+\.\d s: 192x160 PNG \(RGB\)"))).to_be_visible()
         lap("translated")
 
         response = page.request.get(link.get_attribute("href"))
@@ -279,7 +280,7 @@ def test_the_options_and_several_images_in_a_real_browser(app_server, browser, t
         expect(gallery).to_have_count(2)
         downloads = block(page, "Downloads").locator("a[data-testid='download-link']")
         expect(downloads).to_have_count(2)
-        assert sorted(downloads.evaluate_all("links => links.map(a => a.download)")) == ["photo0-esrgan.png", "photo1-esrgan.png"]
+        assert sorted(downloads.evaluate_all("links => links.map(a => a.download)")) == ["photo0-compact-sr-x4.png", "photo1-compact-sr-x4.png"]
         for i in range(2):
             with Image.open(io.BytesIO(page.request.get(downloads.nth(i).get_attribute("href")).body())) as image:
                 assert image.size == (192, 160)

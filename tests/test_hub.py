@@ -121,6 +121,49 @@ def test_catalog_names_carry_their_family_without_model(tmp_path, offline_cache,
     assert capsys.readouterr().err.strip() == "error: cyclegan-style_monet is a cyclegan model, not pix2pix"
 
 
+def test_the_recommended_model_is_the_default_where_it_can_be_had(tmp_path, offline_cache, capsys, monkeypatch):
+    """`translate --model esrgan` uses the catalog's recommended upscaler when it is on disk (or
+    downloadable), and falls back to the shipped one at once, in one line, when it is not, or
+    when the copy there fails its check."""
+    import io
+    import json
+
+    import torch
+
+    from tests.reference_networks import BasicSRSRVGGNetCompact, randomize
+    from translator import catalog
+    from translator.app import Studio
+    from translator.app.workspace import Workspace
+
+    best = catalog.recommended("esrgan")
+    assert best.name == "realesr-general-x4v3" and best.group == "Upscale photos"
+    Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
+    translate = ["translate", str(tmp_path / "in.png"), "--model", "esrgan", "-o", str(tmp_path / "out.png")]
+    assert main(translate) == 0  # not on disk, and offline (conftest)
+    assert capsys.readouterr().err.strip() == "offline: used the shipped compact-sr-x4"
+    assert Studio(Workspace(tmp_path / "home"), device="cpu").default_checkpoint("esrgan") == "compact-sr-x4"
+
+    ref = parse(best.source)
+    buffer = io.BytesIO()
+    torch.save(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=1, upscale=4)).state_dict(), buffer)
+    seed_cache(offline_cache, ref.repo_id, ref.path, buffer.getvalue(), commit=ref.revision)
+    # on disk, but not the published bytes: refused, and the shipped model used instead
+    assert main(translate) == 0
+    assert capsys.readouterr().err.strip() == "couldn't get realesr-general-x4v3; used the shipped compact-sr-x4"
+    # a copy that passes its check is used, and says nothing
+    seed_cache(offline_cache, ref.repo_id, ref.path, buffer.getvalue(), commit=ref.revision)
+    copy = json.loads(catalog.catalog_file().read_text())
+    next(item for item in copy["checkpoints"] if item["name"] == best.name)["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    (tmp_path / "catalog.json").write_text(json.dumps(copy))
+    monkeypatch.setenv("TRANSLATOR_CATALOG", str(tmp_path / "catalog.json"))
+    assert main(translate) == 0 and capsys.readouterr().err.strip() == ""
+    assert Image.open(tmp_path / "out.png").size == (32, 32)
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    assert studio.default_checkpoint("esrgan") == "realesr-general-x4v3"
+    done = studio.translate(str(tmp_path / "in.png"), "esrgan", "")
+    assert done.path.name == "in-realesr-general-x4v3.png" and done.describe().startswith("realesr-general-x4v3, ")
+
+
 def test_offline_is_known_at_once_with_a_refused_endpoint(tmp_path, monkeypatch):
     """Online mode, but nothing answers (the Hub and the publisher refuse connections): the
     catalog marks what cannot be had, lists what works first, and a translation with a model

@@ -45,6 +45,9 @@ class CatalogEntry:
     input: str = ""
     licence: str = ""
     size: str = ""
+    # the best model of its family, used when none is named wherever it can be had (else the
+    # family's shipped default)
+    recommended: bool = False
 
     @property
     def source(self) -> str | None:
@@ -74,7 +77,7 @@ def entries() -> list[CatalogEntry]:
         return [
             CatalogEntry(
                 item["name"], item["family"], item["description"], tuple(item.get("sources", ())), item.get("sha256"), item.get("origin"), path.parent,
-                item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), item.get("size", ""),
+                item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), item.get("size", ""), bool(item.get("recommended", False)),
             )
             for item in items
         ]
@@ -90,6 +93,10 @@ def grouped() -> dict[str, list[CatalogEntry]]:
     for entry in entries():
         groups.setdefault(entry.group, []).append(entry)
     return groups
+
+
+def recommended(family: str) -> CatalogEntry | None:
+    return next((entry for entry in entries() if entry.family == family and entry.recommended), None)
 
 
 def find(name: str) -> CatalogEntry | None:

@@ -148,7 +148,7 @@ def _translate(args) -> int:
     outputs = output_paths(inputs, Path(args.output))
     for folder in {target.parent for target in outputs}:
         sweep_stale(folder)  # partial results of an earlier run that was killed
-    checkpoint = load_checkpoint(args.checkpoint or _default_checkpoint(args.model), args.model)
+    checkpoint = load_checkpoint(args.checkpoint, args.model) if args.checkpoint else _default_checkpoint(args.model)
     settings = make_settings(checkpoint.family.Settings, _pairs(args.set), checkpoint.family.name)
     options = Options(
         device=args.device,
@@ -294,15 +294,29 @@ def _train(args) -> int:
     return 0
 
 
-def _default_checkpoint(family_name: str | None) -> str:
+def _default_checkpoint(family_name: str | None):
+    """The checkpoint a family translates with when none is named: its recommended model where
+    it can be had, else the shipped one, saying so on stderr."""
+    from .checkpoints import load_checkpoint
+    from .hub import default_model, fallback_note
     from .plugins import registry
 
     if family_name is None:
-        raise TranslatorError("say which model: --checkpoint FILE, or --model NAME for its shipped default")
+        raise TranslatorError("say which model: --checkpoint FILE, or --model NAME for its default")
     family = registry().family(family_name)
-    if family.default_checkpoint is None:
+    name, note = default_model(family)
+    if name is None:
         raise TranslatorError(f"{family.name} ships no default model; pass --checkpoint (a file or one from the Hub)")
-    return family.default_checkpoint
+    try:
+        checkpoint = load_checkpoint(name, family.name)
+    except TranslatorError as error:
+        note = fallback_note(name, family, error)
+        if note is None:
+            raise
+        checkpoint = load_checkpoint(family.default_checkpoint, family.name)
+    if note:
+        print(note, file=sys.stderr)
+    return checkpoint
 
 
 def _pull(args) -> None:

@@ -18,6 +18,8 @@ from .catalog import file_sha256
 from .errors import TranslatorError, one_line
 from .refs import HubRef, is_hub_ref, parse_hub, parse_ref
 
+log = logging.getLogger(__name__)
+
 # Whose identity reads from the Hub. None: huggingface_hub's own lookup (HF_TOKEN, `hf auth
 # login`), the CLI's way on its owner's machine. False: nobody's. A string: that token's.
 _read_token: ContextVar[str | bool | None] = ContextVar("read_token", default=None)
@@ -213,6 +215,26 @@ def _declared_size(url: str) -> str | None:
         if error.code in (405, 501):
             return None
         raise
+
+
+def default_model(family) -> tuple[str | None, str]:
+    """The model ``family`` translates with when none is named, and a note when it is not the
+    best one: the catalog's recommended model where it is on disk or can be downloaded now,
+    else the family's shipped default ("offline: used the shipped compact-sr-x4")."""
+    shipped, best = family.default_checkpoint, catalog.recommended(family.name)
+    if best is None or best.name == shipped or is_downloaded(best) or can_download(best):
+        return (best.name if best else shipped), ""
+    return shipped, f"offline: used the shipped {shipped}" if shipped else ""
+
+
+def fallback_note(name: str, family, error: TranslatorError) -> str | None:
+    """Where the recommended model ``name`` could not be had, the note of falling back to the
+    family's shipped default (which the caller then loads); None when there is nothing to fall back on."""
+    best = catalog.recommended(family.name)
+    if best is None or best.name != name or not family.default_checkpoint:
+        return None
+    log.info("falling back from %s: %s", name, error)  # the whole story for whoever looks; the note stays short
+    return f"couldn't get {name}; used the shipped {family.default_checkpoint}"
 
 
 def can_download(entry: catalog.CatalogEntry) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -24,9 +25,10 @@ import numpy as np
 
 from ..errors import TranslatorError
 from ..family import make_settings
-from ..refs import is_hub_ref, parse_ref
+from ..hub import fallback_note
 from ..images import Picture
 from ..plugins import Registry, registry as default_registry
+from ..refs import is_hub_ref, parse_ref
 from ..runs import RESUME_FILE
 from .jobs import DEVICE_LOCK, TrainingJob
 from .workspace import Workspace, check_name, folder_bytes
@@ -55,6 +57,10 @@ class Translation:
     path: Path
     source: Picture
     result: Picture
+    # what translated it, how long it took (loading included), and a fallback's note
+    model: str = ""
+    seconds: float = 0.0
+    note: str = ""
 
     def previews(self) -> tuple[np.ndarray, np.ndarray]:
         """8-bit arrays for the before/after slider: the input scaled to the result's size, and
@@ -68,7 +74,9 @@ class Translation:
         result = self.result
         mode = ("L" if result.grayscale else "RGB") + ("A" if result.alpha is not None else "")
         depth = ", 16-bit" if result.bits == 16 else ""
-        return f"{result.width}x{result.height} PNG ({mode}{depth}), {self.path.stat().st_size / 1e6:.2f} MB"
+        shown = f"{self.model}, {self.seconds:.1f} s: " if self.model else ""
+        note = f" ({self.note})" if self.note else ""
+        return f"{shown}{result.width}x{result.height} PNG ({mode}{depth}), {self.path.stat().st_size / 1e6:.2f} MB{note}"
 
 
 class Studio:
@@ -90,8 +98,11 @@ class Studio:
     # ---- translate ----
 
     def default_checkpoint(self, family: str) -> str | None:
-        """The family's default model, when it is one the app offers."""
-        ref = self.registry.family(family).default_checkpoint
+        """The family's default model (its recommended one where it can be had now, else the
+        shipped one), when it is one the app offers."""
+        from ..hub import default_model
+
+        ref, _ = default_model(self.registry.family(family))
         if ref and (is_hub_ref(ref) or any(entry.ref == ref for entry in self.workspace.entries(family))):
             return ref
         return None
@@ -137,7 +148,16 @@ class Studio:
         ref = self.workspace.pick(checkpoint, family.name)
         settings = make_settings(family.Settings, {k: v for k, v in (options or {}).items() if v is not None}, family.name)
         tile, outscale = optional_int(tile, "tile"), optional_float(outscale, "outscale")
-        engine = self.engine(ref, family.name, settings).with_options(tile=tile, outscale=outscale)
+        started, note = time.monotonic(), ""
+        try:
+            engine = self.engine(ref, family.name, settings)
+        except TranslatorError as error:  # the recommended model not to be had: the shipped one, at once
+            note = fallback_note(ref, family, error)
+            if note is None:
+                raise
+            ref = family.default_checkpoint
+            engine = self.engine(ref, family.name, settings)
+        engine = engine.with_options(tile=tile, outscale=outscale)
         # refused from the header: a small file of zeros may declare a result of gigabytes
         width, height = image_size(image_path)
         result_pixels = width * height * max(engine.scale, outscale or 0) ** 2
@@ -150,8 +170,9 @@ class Studio:
         with DEVICE_LOCK:
             result = _run_engine(engine, picture, progress)
         stem = Path(image_path).stem[:80] or "image"
-        path = write_png(result, self._result_folder() / f"{stem}-{family.name}.png")
-        return Translation(path, picture, result)
+        model = model_name(ref)
+        path = write_png(result, self._result_folder() / f"{stem}-{model}.png")
+        return Translation(path, picture, result, model, time.monotonic() - started, note)
 
     def engine(self, ref: str, family: str, settings):
         """The engine for a checkpoint, family settings and this app's device, loaded once and
@@ -348,6 +369,18 @@ class Studio:
         published = push(run_dir, (repo_id or "").strip(), bool(private), token, (licence or "").strip() or None)
         self.workspace.remember_published(published.references, published.family, run_name)
         return published
+
+
+def model_name(ref: str) -> str:
+    """A checkpoint's short name for file names and result lines: a catalog name as it is, a
+    Hub file or workspace path by its repository or file, safe in a file name."""
+    if is_hub_ref(ref):
+        hub = parse_ref(ref).hub
+        name = hub.repo_id.split("/")[-1] if hub.path.split("/")[-1].startswith(("generator", "model", "pytorch_model")) else Path(hub.path).stem
+    else:
+        path = Path(ref)
+        name = path.parent.name if path.stem.startswith("generator") and path.parent.name else path.stem
+    return re.sub(r"[^\w.-]+", "_", name)[:60] or "model"
 
 
 def _run_engine_plain(engine, picture: Picture, progress: Progress | None) -> Picture:
