@@ -60,8 +60,8 @@ def test_shipped_default_is_used_when_no_checkpoint_is_chosen(studio, tmp_path):
         assert image.size == (80, 60)  # outscale, through tiles
     # both shipped tasks are offered offline, the colouriser as pix2pix's default
     tasks = studio.tasks()
-    assert list(tasks)[:3] == ["Upscale photos", "Upscale anime and illustrations", "Colourise a black-and-white photo"]
-    assert [value for label, value in tasks["Colourise a black-and-white photo"] if label.endswith("(on disk)")] == ["colourise"]
+    assert list(tasks)[:3] == ["Upscale photos", "Upscale anime and illustrations", "Colourise a black-and-white photo (experimental)"]
+    assert [value for label, value in tasks["Colourise a black-and-white photo (experimental)"] if label.endswith("(on disk)")] == ["colourise"]
     assert studio.default_checkpoint("pix2pix") == "colourise"
     with Image.open(studio.translate(str(source), "pix2pix", "", None, None, {}).path) as image:
         assert image.size == (40, 30) and image.mode == "RGB"
