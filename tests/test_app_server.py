@@ -226,14 +226,20 @@ def test_settings_that_name_files_take_only_what_the_picker_offers(client, tmp_p
 
 
 def test_wrong_types_and_huge_values_get_one_short_line(client, tmp_path):
-    client, _ = client
+    client, studio = client
     small = tmp_path / "small.png"
     Image.fromarray(photo(8, 8)).save(small)
+    write_images(studio.workspace.datasets / "photos" / "train", [photo(32, 32, seed) for seed in range(2)])
     cases = {
         "outscale must be a number, got str": lambda: client.predict(handle_file(str(small)), outscale="big", api_name="/translate"),
         "settings must be an object of names to plain values, got list": lambda: client.predict(handle_file(str(small)), settings=[1, 2], api_name="/translate"),
         "checkpoint must be text, got int": lambda: client.predict(handle_file(str(small)), checkpoint=7, api_name="/translate"),
         "private must be true or false, got str": lambda: client.predict("run", "me/x", private="yes", api_name="/push"),
+        # every integer setting is a whole number within a stated range, however it is sent
+        "setting 'steps' must be from 1 to 1000000000, got 1e+30": lambda: client.predict("esrgan", "photos", settings={"steps": 1e30}, api_name="/train"),
+        "setting 'steps' expects a whole number, got 1.5": lambda: client.predict("esrgan", "photos", settings={"steps": 1.5}, api_name="/train"),
+        "setting 'batch_size' expects a whole number, got 2.5": lambda: client.predict("esrgan", "photos", settings={"batch_size": 2.5}, api_name="/train"),
+        "setting 'steps' expects an integer, got '1e30'": lambda: client.predict("esrgan", "photos", settings={"steps": "1e30"}, api_name="/train"),
     }
     for expected, call in cases.items():
         message = error_of(call)

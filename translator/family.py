@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -148,15 +149,22 @@ def make_settings(settings_class: type, overrides: dict[str, str], family_name: 
         meta = known[key].metadata
         values[key] = _parse_value(key, text, hints[key], meta.get("choices"))
         low, high = meta.get("low"), meta.get("high")
+        if hints[key] is int and high is None:
+            high = MAX_INT_SETTING
         if (low is not None and values[key] < low) or (high is not None and values[key] > high):
             bounds = f"from {low} to {high}" if low is not None and high is not None else (f"at least {low}" if low is not None else f"at most {high}")
             raise TranslatorError(f"setting {key!r} must be {bounds}, got {text!r}")
     return settings_class(**values)
 
 
+# the largest whole number any integer setting takes: a step count of 1e30 would never end, and
+# a client (JSON in a browser) cannot even show it
+MAX_INT_SETTING = 10**9
+
+
 def _parse_value(key: str, text: Any, kind: Any, choices: tuple | None) -> Any:
     if not isinstance(text, str):
-        value = text
+        value = _typed_value(key, text, kind)
     elif kind is bool:
         lowered = text.strip().lower()
         if lowered not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
@@ -170,6 +178,20 @@ def _parse_value(key: str, text: Any, kind: Any, choices: tuple | None) -> Any:
             raise TranslatorError(f"setting {key!r} expects {noun}, got {text!r}") from None
     else:
         value = text
+    if kind is float and not math.isfinite(value):
+        raise TranslatorError(f"setting {key!r} expects a finite number, got {text!r}")
     if choices and value not in choices:
         raise TranslatorError(f"setting {key!r} must be one of {', '.join(map(str, choices))}, got {text!r}")
+    return value
+
+
+def _typed_value(key: str, value: Any, kind: Any) -> Any:
+    """A value that came typed (a JSON number from the API): a whole number for an integer
+    setting (2.0 is 2; 1.5 and 1e30 are refused by value or range), a number for a float one."""
+    if kind is int and isinstance(value, float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value != int(value):
+            raise TranslatorError(f"setting {key!r} expects a whole number, got {value!r}")
+        return int(value)
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise TranslatorError(f"setting {key!r} expects {'an integer' if kind is int else 'a number'}, got {value!r}")
     return value
