@@ -22,12 +22,13 @@ def _deterministic():
 @pytest.fixture
 def app_server(tmp_path):
     """The app launched on a free local port, over a workspace in ``tmp_path``: (url, studio)."""
-    from translator.app import Studio, build_app, launch_options
+    from tests.helpers import launch
+    from translator.app import Studio, build_app
     from translator.app.workspace import Workspace
 
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
     demo = build_app(studio)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    launch(demo)
     try:
         yield demo.local_url, studio
     finally:

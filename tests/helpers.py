@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import json
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -162,3 +163,14 @@ def serve(handler) -> tuple[QuietServer, str]:
     server = QuietServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def launch(demo) -> None:
+    """Launch the app ``demo`` on a port of its own: test processes run side by side, and
+    gradio's search for a free port from 7860 up lets two of them race for one."""
+    from translator.app import launch_options
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, quiet=True, server_port=port, **launch_options())

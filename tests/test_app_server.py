@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.helpers import TINY_GAN, TINY_SR, photo, write_images
+from tests.helpers import TINY_GAN, TINY_SR, launch, photo, write_images
 from tests.reference_networks import RefResnetGenerator, randomize
 from tests.test_hub import fake_hub  # noqa: F401 (fixtures the stand-in Hub needs)
 from tests.test_publish import hub  # noqa: F401
@@ -131,13 +131,13 @@ def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
 
 
 def test_uploads_over_the_limit_are_refused_before_any_handler(tmp_path, monkeypatch):
-    from translator.app import Studio, build_app, launch_options
+    from translator.app import Studio, build_app
     from translator.app.workspace import Workspace
 
     monkeypatch.setenv("TRANSLATOR_MAX_UPLOAD", "20kb")
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
     demo = build_app(studio)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    launch(demo)
     try:
         client = Client(demo.local_url, verbose=False)
         large = tmp_path / "large.png"
@@ -176,12 +176,12 @@ def test_the_training_run_cannot_be_deleted_and_a_stopped_one_goes_whole(client,
 @pytest.mark.slow
 def test_the_server_remembers_a_bounded_number_of_sessions(tmp_path, monkeypatch):
     """Each new client session is remembered by gradio; past the bound the oldest are forgotten."""
-    from translator.app import Studio, build_app, launch_options
+    from translator.app import Studio, build_app
     from translator.app.workspace import Workspace
 
     monkeypatch.setenv("TRANSLATOR_SESSIONS", "3")
     demo = build_app(Studio(Workspace(tmp_path / "home"), device="cpu"))
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    launch(demo)
     try:
         small = tmp_path / "small.png"
         Image.fromarray(photo(8, 8)).save(small)
@@ -236,7 +236,7 @@ def test_wrong_types_and_huge_values_get_one_short_line(client, tmp_path):
         "checkpoint must be text, got int": lambda: client.predict(handle_file(str(small)), checkpoint=7, api_name="/translate"),
         "private must be true or false, got str": lambda: client.predict("run", "me/x", private="yes", api_name="/push"),
         # every integer setting is a whole number within a stated range, however it is sent
-        "setting 'steps' must be from 1 to 1000000000, got 1e+30": lambda: client.predict("esrgan", "photos", settings={"steps": 1e30}, api_name="/train"),
+        "setting 'steps' must be at most 1000000000, got 1e+30": lambda: client.predict("esrgan", "photos", settings={"steps": 1e30}, api_name="/train"),
         "setting 'steps' expects a whole number, got 1.5": lambda: client.predict("esrgan", "photos", settings={"steps": 1.5}, api_name="/train"),
         "setting 'batch_size' expects a whole number, got 2.5": lambda: client.predict("esrgan", "photos", settings={"batch_size": 2.5}, api_name="/train"),
         "setting 'steps' expects an integer, got '1e30'": lambda: client.predict("esrgan", "photos", settings={"steps": "1e30"}, api_name="/train"),
@@ -307,14 +307,14 @@ def test_a_run_is_admitted_only_if_it_fits_and_says_what_it_needs(client, tmp_pa
 
 
 def test_datasets_and_results_stay_within_the_quota_and_datasets_can_be_deleted(tmp_path, monkeypatch):
-    from translator.app import Studio, build_app, launch_options
+    from translator.app import Studio, build_app
     from translator.app.workspace import Workspace
 
     monkeypatch.setenv("TRANSLATOR_QUOTA", "300kb")
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
     studio.results = tmp_path / "results"
     demo = build_app(studio)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    launch(demo)
     client = Client(demo.local_url, verbose=False)
 
     def archive(name: str, count: int):

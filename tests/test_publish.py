@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import TINY_GAN, TINY_SR, photo, trainer, write_images
+from tests.helpers import TINY_GAN, TINY_SR, launch, photo, trainer, write_images
 from tests.test_hub import FakeHub, fake_hub  # noqa: F401 (a fixture)
 from translator import TranslatorError
 from translator.cli import main
@@ -181,14 +181,14 @@ def test_visitors_act_with_their_own_identity_never_the_servers(trained, tmp_pat
     the CLI, the owner's own tool, keeps huggingface_hub's usual lookup."""
     from gradio_client import Client, handle_file
 
-    from translator.app import Studio, build_app, launch_options
+    from translator.app import Studio, build_app
     from translator.app.workspace import Workspace
 
     owner = "Bearer hf_test_token_not_real"
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
     shutil.copytree(trained, studio.workspace.run("tiny"))
     demo = build_app(studio)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    launch(demo)
     client = Client(demo.local_url, verbose=False)
     Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
     try:

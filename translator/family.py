@@ -149,10 +149,12 @@ def make_settings(settings_class: type, overrides: dict[str, str], family_name: 
         meta = known[key].metadata
         values[key] = _parse_value(key, text, hints[key], meta.get("choices"))
         low, high = meta.get("low"), meta.get("high")
+        stated = low is not None and high is not None
         if hints[key] is int and high is None:
             high = MAX_INT_SETTING
-        if (low is not None and values[key] < low) or (high is not None and values[key] > high):
-            bounds = f"from {low} to {high}" if low is not None and high is not None else (f"at least {low}" if low is not None else f"at most {high}")
+        too_low, too_high = low is not None and values[key] < low, high is not None and values[key] > high
+        if too_low or too_high:
+            bounds = f"from {low} to {high}" if stated else (f"at least {low}" if too_low else f"at most {high}")
             raise TranslatorError(f"setting {key!r} must be {bounds}, got {text!r}")
     return settings_class(**values)
 
