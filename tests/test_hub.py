@@ -571,6 +571,16 @@ def test_publisher_downloads_fall_back_check_and_trust_on_first_use(tmp_path, pu
     assert "could not fetch cut-x2" in capsys.readouterr().err
     assert sorted(p.name for p in downloads.iterdir()) == ["x2.safetensors"]
 
+    # a damaged trust record is an error, never an empty record that trusts any new bytes
+    record = tmp_path / "translator-cache" / "trusted-sha256.json"
+    for damaged in ('["tofu-x2"]', '{"tofu-x2": "ab', '{"tofu-x2": 7}'):
+        record.write_text(damaged)
+        assert main(["pull", "tofu-x2"]) == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"error: {record} is damaged (not a record of SHA-256 digests); restore it or delete it to trust downloads anew"
+        )
+    assert not (downloads / "tofu.safetensors").exists()
+
 
 def test_a_catalog_model_falls_back_from_the_hub_to_the_publisher(tmp_path, fake_hub, publisher):
     """A real process with HF_ENDPOINT at the stand-in Hub: the Hub copy is missing, the publisher's is used."""

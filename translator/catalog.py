@@ -111,11 +111,18 @@ def cache_folder() -> Path:
 
 
 def trusted() -> dict[str, str]:
-    """The SHA-256 each catalog model had when it was first downloaded here, by name."""
+    """The SHA-256 each catalog model had when it was first downloaded here, by name. A damaged
+    record is an error, never an empty one: that would trust the next download, whatever it is."""
+    path = cache_folder() / TRUSTED_FILE
     try:
-        return json.loads((cache_folder() / TRUSTED_FILE).read_text())
-    except (FileNotFoundError, ValueError):
+        known = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError):
+        known = None
+    if not isinstance(known, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in known.items()):
+        raise TranslatorError(f"{path} is damaged (not a record of SHA-256 digests); restore it or delete it to trust downloads anew")
+    return known
 
 
 def trusted_sha256(name: str) -> str | None:

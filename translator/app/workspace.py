@@ -149,7 +149,10 @@ class Workspace:
 
     def _catalog_entries(self) -> list[Entry]:
         entries = []
-        recorded = catalog.trusted()  # read once for the listing, not once an entry
+        try:
+            recorded = catalog.trusted()  # read once for the listing, not once an entry
+        except TranslatorError:  # the listing shows no recorded hashes; a download says what is wrong
+            recorded = {}
         for item in catalog.entries():
             if not item.sources:
                 continue  # no copy to pull: listed by `translator catalog`, not offered here
