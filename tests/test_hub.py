@@ -677,5 +677,5 @@ def test_every_catalog_name_pulls_through_the_stand_ins_and_translates(tmp_path,
         proxy.shutdown()
     assert result.returncode == 0, result.stderr[-3000:]
     translated = dict(line.split(" ", 1) for line in result.stdout.splitlines())
-    assert sorted(translated) == sorted(names) and len(names) == 39
+    assert sorted(translated) == sorted(names) and len(names) == 40
     assert translated["compact-sr-x4"] == "(32, 32, 3)" and translated["cyclegan-style_monet"] == "(8, 8, 3)"
