@@ -443,6 +443,59 @@ def test_train_step_sums_micro_batch_gradients(tmp_path):
         torch.testing.assert_close(summed, whole, rtol=1e-5, atol=1e-7)
 
 
+def test_accumulation_is_bounded_counted_and_stops_between_micro_batches(tmp_path, monkeypatch):
+    """accumulate=100000 was admitted as "about 15 MB" and could not be stopped: it is refused,
+    the estimate counts every micro-batch's graph, and Stop is heard inside a step, which is then
+    dropped whole."""
+    import contextlib
+
+    from tests.helpers import TINY_SR
+    from translator import budget
+    from translator.family import make_settings
+    from translator.training import TrainConfig, Trainer, train_step
+
+    data = write_images(tmp_path / "photos", [photo(40, 40, s) for s in range(3)])
+    with pytest.raises(TranslatorError, match="setting 'accumulate' must be from 1 to 64, got '100000'"):
+        trainer("esrgan", data, tmp_path / "refused", **{**TINY_SR, "accumulate": 100000})
+    one, many = (trainer("esrgan", data, tmp_path / f"run{n}", **{**TINY_SR, "accumulate": n}) for n in (1, 16))
+    one_estimate, many_estimate = (budget.estimate(t, t.architecture(), measure=False) for t in (one, many))
+    assert many_estimate.memory_bytes > 4 * one_estimate.memory_bytes
+
+    family = registry().family("esrgan")
+    settings = make_settings(family.Settings, {"arch": "srvgg", "nf": "8", "num_conv": "2", "scale": "2"}, "esrgan")
+    arch = family.architecture(settings)
+    recipe = family.recipe(family.build(arch), arch, settings, TrainConfig(), torch.device("cpu"))
+    before = [p.detach().clone() for p in recipe.networks["G"].parameters()]
+    asked = []
+
+    def stop() -> bool:  # Stop pressed while the third micro-batch waits
+        asked.append(1)
+        return len(asked) == 3
+
+    batches = [{"lr": torch.rand(1, 3, 8, 8), "hr": torch.rand(1, 3, 16, 16)} for _ in range(8)]
+    assert train_step(recipe, batches, 8, torch.amp.GradScaler("cpu", enabled=False), contextlib.nullcontext(), stop=stop) is False
+    assert len(asked) == 3 and all(torch.equal(a, b) for a, b in zip(before, recipe.networks["G"].parameters()))
+    assert all(p.grad is None for p in recipe.networks["G"].parameters())
+
+    # the loop: Stop pressed while a step's micro-batches load ends the run there, saved, unchanged
+    run = trainer("esrgan", data, tmp_path / "stopped", **{**TINY_SR, "accumulate": 8, "steps": 5})
+    loaded = Trainer._next_batch
+
+    def next_batch(self, state):
+        if state.step == 1 and not self._stop.is_set():
+            self.stop()
+        return loaded(self, state)
+
+    monkeypatch.setattr(Trainer, "_next_batch", next_batch)
+    assert run.run() == {"status": "stopped", "step": 1}
+
+    # a step estimated over the limit is refused before it starts
+    monkeypatch.setattr(budget, "MAX_STEP_SECONDS", 1e-6)
+    slow = trainer("esrgan", data, tmp_path / "slow", **{**TINY_SR, "accumulate": 64})
+    with pytest.raises(TranslatorError, match=r"one step of this run would take about .* over the 0 s a step may take"):
+        budget.estimate(slow, slow.architecture())
+
+
 def test_paired_augmentation_is_identical_on_both_sides():
     from translator import Task
     from translator.training import TrainConfig

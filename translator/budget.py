@@ -23,6 +23,8 @@ from .errors import TranslatorError
 OPTIMIZER_COPIES = 3
 # what the allocator, autograd's temporaries and the data in flight add to what is counted
 OVERHEAD = 1.3
+# the longest a step may be estimated to take: logs, checkpoints and a sure Stop come between steps
+MAX_STEP_SECONDS = 120.0
 
 
 @dataclass
@@ -50,7 +52,8 @@ def estimate(trainer, arch, measure: bool = True) -> Estimate:
         p.numel() * p.element_size() for optimizer in recipe.optimizers.values() for group in optimizer.param_groups for p in group["params"]
     )
     averages = sum(p.numel() * p.element_size() for stem, name in recipe.exports.items() for p in recipe.networks[name].parameters()) if recipe.ema_decay else 0
-    kept = _activations(recipe, family.task.batch_shapes(config, arch), config.batch_size, torch.device("meta"))
+    # a phase keeps every micro-batch's graph until its optimizer steps
+    kept = _activations(recipe, family.task.batch_shapes(config, arch), config.batch_size, torch.device("meta")) * config.accumulate
     memory = int((weights + trained * OPTIMIZER_COPIES + averages + kept) * OVERHEAD)
     free = free_memory(device)
     if free is not None and memory > free:
@@ -59,6 +62,11 @@ def estimate(trainer, arch, measure: bool = True) -> Estimate:
             "lower batch_size or crop_size, or choose a smaller network"
         )
     seconds = _measured_step(trainer, arch) * config.batch_size * config.accumulate if measure else 0.0
+    if seconds > MAX_STEP_SECONDS:
+        raise TranslatorError(
+            f"one step of this run would take about {_duration(seconds)}, over the {MAX_STEP_SECONDS:.0f} s a step may take "
+            "(checkpoints, samples and Stop come between steps); lower batch_size, accumulate or crop_size"
+        )
     return Estimate(memory, seconds, free)
 
 

@@ -48,7 +48,8 @@ class TrainConfig:
 
     steps: int = setting(1000, "optimizer steps to train for (in total, counting resumed ones)", low=1)
     batch_size: int = setting(1, "images per step on each device", low=1)
-    accumulate: int = setting(1, "micro-batches whose gradients are summed before each step", low=1)
+    # bounded: every micro-batch's graph of a phase is kept until that phase's optimizer steps
+    accumulate: int = setting(1, "micro-batches whose gradients are summed before each step", low=1, high=64)
     seed: int = setting(0, "seed of weights, data order, crops and augmentation")
     load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping", low=1)
     crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)", low=1)
@@ -236,9 +237,17 @@ class Trainer:
                 # loaded and augmented before the device is taken, so translations need not wait
                 batches = [self._next_batch(run) for _ in range(cfg.accumulate)]
                 consistent = False
+                # Stop is heard between micro-batches too, where one process trains alone (several
+                # must agree at step boundaries, or their gradient averaging would wait forever)
+                stop = self._stop.is_set if run.world == 1 else None
                 with self.device_lock:
-                    train_step(run.recipe, batches, cfg.accumulate, run.scaler, self.autocast, run.world)
-                    run.update_ema()
+                    taken = train_step(run.recipe, batches, cfg.accumulate, run.scaler, self.autocast, run.world, stop)
+                    if taken:
+                        run.update_ema()
+                consistent = True
+                if not taken:
+                    status = "stopped"
+                    break
                 run.step += 1
                 consistent = True
                 self._after_step(run)
@@ -554,19 +563,26 @@ def _known(settings_class: type, values: dict) -> dict:
     names = {f.name for f in dataclasses.fields(settings_class)}
     return {k: v for k, v in values.items() if k in names}
 
-def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int = 1) -> None:
+def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int = 1, stop: Callable[[], bool] | None = None) -> bool:
     """One optimizer step of ``recipe`` over ``count`` micro-batches whose gradients add up.
 
     Phases run in the order ``step`` yields them, and each phase's optimizer steps as soon as
     that phase's gradients from every micro-batch are in, as the original training loops do
-    (pix2pix updates D and then trains G against the updated D).
+    (pix2pix updates D and then trains G against the updated D). ``stop`` is asked before each
+    micro-batch until the first optimizer steps; if it says so, the step is dropped whole and
+    False returned, the networks as they were.
     """
     for optimizer in recipe.optimizers.values():
         optimizer.zero_grad(set_to_none=True)
     phases = [recipe.step(batch) for batch in batches]
+    first = True
     while True:
         name = None
         for phase in phases:
+            if first and stop is not None and stop():
+                for optimizer in recipe.optimizers.values():
+                    optimizer.zero_grad(set_to_none=True)
+                return False
             with autocast:
                 item = next(phase, None)
             if item is None:
@@ -579,11 +595,13 @@ def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int
         if world > 1:
             _average_gradients([p for group in optimizer.param_groups for p in group["params"]], world)
         scaler.step(optimizer)
+        first = False
     scaler.update()
     for scheduler in recipe.schedulers.values():
         scheduler.step()
     if world > 1:
         _broadcast_buffers(recipe.networks.values())
+    return True
 
 
 def _split_overrides(family: Family, overrides: dict[str, str]) -> tuple[dict, dict]:
