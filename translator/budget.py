@@ -23,6 +23,8 @@ from .errors import TranslatorError
 OPTIMIZER_COPIES = 3
 # what the allocator, autograd's temporaries and the data in flight add to what is counted
 OVERHEAD = 1.3
+# batches each loader process prepares ahead (torch's DataLoader default)
+LOADER_PREFETCH = 2
 # the longest a step may be estimated to take: logs, checkpoints and a sure Stop come between steps
 MAX_STEP_SECONDS = 120.0
 
@@ -54,7 +56,8 @@ def estimate(trainer, arch, measure: bool = True) -> Estimate:
     averages = sum(p.numel() * p.element_size() for stem, name in recipe.exports.items() for p in recipe.networks[name].parameters()) if recipe.ema_decay else 0
     # a phase keeps every micro-batch's graph until its optimizer steps
     kept = _activations(recipe, family.task.batch_shapes(config, arch), config.batch_size, torch.device("meta")) * config.accumulate
-    memory = int((weights + trained * OPTIMIZER_COPIES + averages + kept) * OVERHEAD)
+    shapes = family.task.batch_shapes(config, arch)
+    memory = int((weights + trained * OPTIMIZER_COPIES + averages + kept + _loaded(family.task, config, len(shapes))) * OVERHEAD)
     free = free_memory(device)
     if free is not None and memory > free:
         raise TranslatorError(
@@ -70,19 +73,92 @@ def estimate(trainer, arch, measure: bool = True) -> Estimate:
     return Estimate(memory, seconds, free)
 
 
+def _loaded(task, config, keys: int) -> int:
+    """Bytes of the images in flight before they are cropped: a step's batches as 8-bit, the
+    batches the loader processes prepare ahead (two each), and one batch widened to float on the
+    device, at the side the loaders hand over (paired and unpaired sets: ``load_size``)."""
+    side = task.loaded_side(config)
+    one = config.batch_size * keys * 3 * side * side
+    return one * config.accumulate * (1 + LOADER_PREFETCH * config.workers) + one * 4
+
+
 def free_memory(device: torch.device) -> int | None:
-    """Bytes the device can still give, or None where that is not known."""
+    """Bytes the device can still give, or None where that is not known. On the CPU the least
+    of what the host has available, what this process's control group (a container's limit)
+    still allows, and what its address-space limit leaves."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
     if device.type == "cpu":
-        try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return None
+        known = [limit for limit in (_host_available(), _cgroup_free(), _address_space_free()) if limit is not None]
+        return max(0, min(known)) if known else None
     return None
+
+
+# where the kernel tells them; tests point these at files of their own
+MEMINFO = Path("/proc/meminfo")
+PROC_CGROUP = Path("/proc/self/cgroup")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _host_available() -> int | None:
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _cgroup_free() -> int | None:
+    """The memory limit of this process's control group less what the group uses: cgroup v2's
+    memory.max and memory.current, or v1's memory.limit_in_bytes and memory.usage_in_bytes."""
+    try:
+        lines = PROC_CGROUP.read_text().splitlines()
+    except OSError:
+        return None
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: one unified hierarchy
+            base, files = CGROUP_ROOT, ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            base, files = CGROUP_ROOT / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        # inside a container its own group is often mounted as the root
+        for folder in (base / path.lstrip("/"), base):
+            free = _group_free(folder, *files)
+            if free is not None:
+                found.append(free)
+                break
+    return min(found) if found else None
+
+
+def _group_free(folder: Path, limit_file: str, usage_file: str) -> int | None:
+    try:
+        limit = (folder / limit_file).read_text().strip()
+        if limit == "max" or int(limit) >= 2**60:  # no limit (v1 says so with a huge number)
+            return None
+        return int(limit) - int((folder / usage_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _address_space_free() -> int | None:
+    """What RLIMIT_AS leaves this process: the limit less its present virtual size."""
+    import resource
+
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return None
+    try:
+        status = Path("/proc/self/status").read_text()
+        size = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:"))
+    except (OSError, ValueError, StopIteration):
+        return None
+    return limit - size
 
 
 def _activations(recipe, shapes: dict, batch: int, device: torch.device) -> int:

@@ -59,6 +59,10 @@ class Task:
         """Turns a loader batch (uint8 tensors on the device) into a training batch in [0, 1]."""
         raise NotImplementedError
 
+    def loaded_side(self, config: TrainConfig) -> int:
+        """The side of the square images a loader hands over, before they are cropped."""
+        return config.load_size
+
     def check_config(self, config: TrainConfig) -> None:
         """Refuse loop settings that cannot work for this task, before anything is built."""
         if config.crop_size > config.load_size:
@@ -280,6 +284,9 @@ class SuperResolution(Task):
 
     def check_config(self, config):
         pass  # crops are cut at full resolution; load_size does not apply
+
+    def loaded_side(self, config):
+        return config.crop_size
 
     def check_sizes(self, config, arch):
         low = config.crop_size // arch.scale

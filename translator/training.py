@@ -51,8 +51,9 @@ class TrainConfig:
     # bounded: every micro-batch's graph of a phase is kept until that phase's optimizer steps
     accumulate: int = setting(1, "micro-batches whose gradients are summed before each step", low=1, high=64)
     seed: int = setting(0, "seed of weights, data order, crops and augmentation")
-    load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping", low=1)
-    crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)", low=1)
+    # bounded: one image at 4096 px is 200 MB in float, and each batch holds several
+    load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping", low=1, high=4096)
+    crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)", low=1, high=4096)
     flip: bool = setting(True, "random horizontal flips (and quarter turns for super-resolution)")
     color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)", low=0.0, high=1.0)
     degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)

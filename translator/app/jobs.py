@@ -81,10 +81,20 @@ class TrainingJob:
         with self._lock:
             if self.running:
                 raise TranslatorError(f"a training run is already going ({self.run_dir.name}); stop it first (one at a time)")
-            trainer = make_trainer()
-            # admitted only if it fits: networks and one step counted, one step timed
-            with DEVICE_LOCK:
-                estimate = budget.estimate(trainer, trainer.architecture())
+            refused = None
+            try:
+                trainer = make_trainer()
+                # admitted only if it fits: networks and one step counted, one step timed
+                with DEVICE_LOCK:
+                    estimate = budget.estimate(trainer, trainer.architecture())
+            except TranslatorError as error:
+                refused = str(error)
+            if refused is not None:
+                # what a refused launch loaded (a start checkpoint, the timed step's copies) goes
+                # now, once the error and its frames no longer hold it
+                trainer = None
+                _return_memory()
+                raise TranslatorError(refused)
             self._trainer, self.family, self.run_dir, self.data_dir = trainer, trainer.family.name, trainer.run_dir, trainer.data_dir
             self.estimate = estimate.describe()
             self.status, self.error, self.data, self.sample, self.validation = "starting", "", "", None, {}
