@@ -3,6 +3,7 @@
 import concurrent.futures
 import io
 import json
+import re
 import resource
 import time
 import zipfile
@@ -248,6 +249,25 @@ def test_wrong_types_and_huge_values_get_one_short_line(client, tmp_path):
     message = error_of(lambda: client.predict(handle_file(str(small)), checkpoint=huge, api_name="/translate"))
     assert message.startswith("unknown checkpoint") and len(message) <= 500 and "\n" not in message
     assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")  # still serving
+
+
+def test_a_translation_is_refused_from_its_cost_before_it_runs(client, tmp_path):
+    """A 46 KB PNG of zeros at 4000 x 4000 through an x2 model held two cores for 274 s: the
+    network's FLOPs for the declared size, at this host's measured speed, are checked first."""
+    client, studio = client
+    zeros = tmp_path / "zeros.png"
+    Image.fromarray(np.zeros((4000, 4000, 3), np.uint8)).save(zeros, optimize=True)
+    assert zeros.stat().st_size < 100_000
+    studio.max_seconds = 1e-3  # what a host this slow would allow
+    started = time.monotonic()
+    message = error_of(lambda: client.predict(handle_file(str(zeros)), checkpoint="compact-sr-x2", api_name="/translate"))
+    assert re.fullmatch(r"this image would take this server about \d+ (s|minutes) with compact-sr-x2, over its limit of 0 s an image "
+                        r"\(TRANSLATOR_APP_MAX_SECONDS\); use a smaller image or a lighter model", message), message
+    assert time.monotonic() - started < 10
+    studio.max_seconds = 60.0
+    small = tmp_path / "small.png"
+    Image.fromarray(photo(8, 8)).save(small)
+    assert client.predict(handle_file(str(small)), checkpoint="compact-sr-x2", api_name="/translate").endswith(".png")
 
 
 def test_a_slow_download_keeps_no_other_translation_waiting(client, tmp_path, monkeypatch):

@@ -97,6 +97,8 @@ class HotCompiler:
     def __init__(self, module: nn.Module, mode: str = "auto"):
         if mode not in COMPILE_MODES:
             raise ValueError(f"compile mode must be one of {COMPILE_MODES}")
+        # what the module costs per input pixel, once someone has counted it (Engine.flops)
+        self.flops_per_pixel: float | None = None
         self.module, self.mode = module, mode
         self.state = _HOT.setdefault(module, {"failed": False, "calls": {}, "seconds": {}, "hot": set()})
         # Networks sampling with train-mode layers (dropout, batch statistics) stay eager:

@@ -92,6 +92,22 @@ class Engine:
             for m in module.modules()
         )
 
+    def flops(self, width: int, height: int) -> float:
+        """What translating a ``width`` x ``height`` picture costs in FLOPs: counted once per
+        network on a small sample, since a convolutional network costs the same per pixel at
+        any size."""
+        if self.runner.flops_per_pixel is None:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            multiple = self.arch.multiple
+            side = multiple * max(1, -(-32 // multiple))
+            sample = torch.zeros(1, self.arch.channels[0], side, side, device=self.device)
+            with torch.inference_mode(), FlopCounterMode(display=False) as counter, autocast(self.device, self.dtype):
+                self.module(sample)
+            # kept with the network, which engines of other options share
+            self.runner.flops_per_pixel = counter.get_total_flops() / (side * side)
+        return self.runner.flops_per_pixel * width * height
+
     def with_options(self, **changes) -> Engine:
         """This engine, sharing its loaded network (and what its compiler learnt), with other
         per-image options: tile, overlap, batch, outscale, alpha or seed. Device, precision and

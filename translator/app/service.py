@@ -90,6 +90,8 @@ class Studio:
         self.job = TrainingJob()
         self.results = Path(tempfile.gettempdir()) / "image-translator-results"
         self.max_output_pixels = int(os.environ.get("TRANSLATOR_APP_MAX_OUTPUT_PIXELS") or _output_budget())
+        # the compute one translation may take, in seconds of this host's measured speed
+        self.max_seconds = float(os.environ.get("TRANSLATOR_APP_MAX_SECONDS") or 60)
         # bytes the datasets and results may take together
         self.quota = parse_size(os.environ.get("TRANSLATOR_QUOTA", "10gb"))
         self._engines: OrderedDict[tuple, object] = OrderedDict()
@@ -165,6 +167,13 @@ class Studio:
             raise TranslatorError(
                 f"the result would be {result_pixels / 1e6:.0f} MP, over this app's {self.max_output_pixels / 1e6:.0f} MP limit "
                 "(TRANSLATOR_APP_MAX_OUTPUT_PIXELS); use a smaller image or a smaller outscale"
+            )
+        # a small file of zeros may also declare hours of work: the network's cost, from its FLOPs
+        seconds = engine.flops(width, height) / device_speed(engine.device)
+        if seconds > self.max_seconds:
+            raise TranslatorError(
+                f"this image would take this server about {_minutes(seconds)} with {model_name(ref)}, over its limit of "
+                f"{_minutes(self.max_seconds)} an image (TRANSLATOR_APP_MAX_SECONDS); use a smaller image or a lighter model"
             )
         picture = read_image(image_path)
         with DEVICE_LOCK:
@@ -369,6 +378,37 @@ class Studio:
         published = push(run_dir, (repo_id or "").strip(), bool(private), token, (licence or "").strip() or None)
         self.workspace.remember_published(published.references, published.family, run_name)
         return published
+
+
+_SPEEDS: dict[str, float] = {}
+
+
+def device_speed(device) -> float:
+    """FLOP/s this host's ``device`` reaches on a convolution like those of the networks served
+    (64 channels, 3x3, in the layout the engine uses), measured once: what turns a network's
+    FLOPs into the seconds a request would hold the server."""
+    import torch
+    import torch.nn.functional as F
+
+    key = str(device)
+    if key not in _SPEEDS:
+        x = torch.rand(1, 64, 128, 128, device=device).to(memory_format=torch.channels_last)
+        weight = torch.rand(64, 64, 3, 3, device=device).to(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            F.conv2d(x, weight, padding=1)  # warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started, runs = time.perf_counter(), 3
+            for _ in range(runs):
+                F.conv2d(x, weight, padding=1)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        _SPEEDS[key] = runs * 2 * 64 * 64 * 9 * 128 * 128 / max(time.perf_counter() - started, 1e-9)
+    return _SPEEDS[key]
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
 def model_name(ref: str) -> str:
