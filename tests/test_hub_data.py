@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -125,6 +126,42 @@ def test_columns_can_be_named_and_are_checked(hub_cache):
     hub_cache("someone/three", {"data/train-0.parquet": parquet({"x": [png(0)], "y": [png(1)], "z": [png(2)]})})
     with pytest.raises(TranslatorError, match=r"has 3 image columns \(x, y, z\); say which with --set data_a=... --set data_b=..."):
         open_data("hf://datasets/someone/three", paired, config())
+
+
+def test_a_parquet_decompression_bomb_is_refused_from_its_metadata(hub_cache, monkeypatch):
+    """Four zstd cells of zeros that decompress far past their file's size: refused before any
+    of them is read, from what the metadata says they decompress to. (The budgets are scaled
+    down with the cells: 2 MB cells against 1 MB, where the real case was 400 MB against 64.)"""
+    import translator.hub_data as hub_data
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    cells = pa.array([{"bytes": bytes(2 * 2**20), "path": None} for _ in range(4)], image)
+    meta = {"info": {"features": {"imageA": {"_type": "Image"}, "imageB": {"_type": "Image"}}}}
+    table = pa.Table.from_arrays([cells, cells], schema=pa.schema([pa.field("imageA", image), pa.field("imageB", image)], metadata={"huggingface": json.dumps(meta)}))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    assert len(buffer.getvalue()) < 20_000
+    hub_cache("someone/bomb", {"data/train-00000-of-00001.parquet": buffer.getvalue()})
+    from huggingface_hub import constants
+
+    paired = registry().family("pix2pix").task
+    assert len(open_data("hf://datasets/someone/bomb", paired, config()).train) == 4  # within the budgets
+    # what is read stays as the file stores it: the four equal cells take the size of one
+    path = next(Path(constants.HF_HUB_CACHE).rglob("*.parquet"))
+    assert hub_data._cell_bytes(hub_data.Cell(str(path), 0, 3, "imageA")) == bytes(2 * 2**20)
+    assert hub_data._GROUPS[(str(path), 0, "imageA")].nbytes < 3 * 2**20
+    hub_data.clear_caches()  # as when a run ends
+    assert not hub_data._GROUPS and not hub_data._FILES
+    monkeypatch.setattr(hub_data, "MAX_CELL_BYTES", 2**20)
+    with pytest.raises(TranslatorError, match=r"imageA\[0:3\]: an image of 2 MB, over the 1 MB an image may take"):
+        hub_data._cell_bytes(hub_data.Cell(str(path), 0, 3, "imageA"))
+    monkeypatch.setattr(hub_data, "MAX_GROUP_BYTES", 2**20)
+    with pytest.raises(TranslatorError) as refused:
+        open_data("hf://datasets/someone/bomb", paired, config())
+    assert str(refused.value) == (
+        "train-00000-of-00001.parquet: row group 0 holds 2 MB of 'imageA' once decompressed (4 rows), "
+        "over the 1 MB a row group and 1 MB an image may take; refused before reading"
+    )
 
 
 def test_a_table_without_images_and_a_missing_cache_entry_are_one_line(hub_cache):

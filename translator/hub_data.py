@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -113,24 +114,65 @@ class Cell:
         return f"{Path(self.file).name}:{self.column}[{self.row_group}:{self.row}]"
 
 
-# row groups of one column read recently, per process: a loader asks for rows in random order,
+# What one image column may hold once decompressed, read from the parquet metadata before any
+# data: in one row group, and in one cell on average. A 67 KB file of four zstd cells of 400 MB
+# zeros would otherwise be read whole into memory.
+MAX_GROUP_BYTES = int(os.environ.get("TRANSLATOR_MAX_PARQUET_GROUP_BYTES", 512 * 2**20))
+MAX_CELL_BYTES = int(os.environ.get("TRANSLATOR_MAX_PARQUET_CELL_BYTES", 64 * 2**20))
+# row groups at most this large are kept after a read: a loader asks for rows in random order,
 # and one row group holds many of them
+CACHED_GROUP_BYTES = 64 * 2**20
+
+# row groups of one column read recently, per process, and open files; ``clear_caches`` empties them
 _GROUPS: OrderedDict = OrderedDict()
 _FILES: dict = {}
+
+
+def clear_caches() -> None:
+    """Let go of the row groups and files read so far (when a run ends)."""
+    _GROUPS.clear()
+    _FILES.clear()
 
 
 def _cell_bytes(cell: Cell) -> bytes:
     import pyarrow.parquet as pq
 
     key = (cell.file, cell.row_group, cell.column)
-    if key not in _GROUPS:
-        if cell.file not in _FILES:
-            _FILES[cell.file] = pq.ParquetFile(cell.file, memory_map=True)
-        _GROUPS[key] = _FILES[cell.file].read_row_group(cell.row_group, columns=[cell.column]).column(0)
-        while len(_GROUPS) > 2:
-            _GROUPS.popitem(last=False)
-    value = _GROUPS[key][cell.row].as_py()
-    return value["bytes"] if isinstance(value, dict) else value
+    group = _GROUPS.get(key)
+    if group is None:
+        if (cell.file, cell.column) not in _FILES:
+            # image bytes stay dictionary-encoded where the file stores them so: many rows of one
+            # value (zeros, say) take its size once, not once a row
+            schema = pq.read_schema(cell.file, memory_map=True)
+            leaf = f"{cell.column}.bytes" if _is_struct(schema.field(cell.column).type) else cell.column
+            _FILES[(cell.file, cell.column)] = pq.ParquetFile(cell.file, memory_map=True, read_dictionary=[leaf])
+        group = _FILES[(cell.file, cell.column)].read_row_group(cell.row_group, columns=[cell.column]).column(0)
+        if group.nbytes <= CACHED_GROUP_BYTES:
+            _GROUPS[key] = group
+            while len(_GROUPS) > 2:
+                _GROUPS.popitem(last=False)
+    value = group[cell.row].as_py()
+    value = value["bytes"] if isinstance(value, dict) else value
+    if value is not None and len(value) > MAX_CELL_BYTES:
+        raise TranslatorError(f"{cell}: an image of {len(value) / 2**20:.0f} MB, over the {MAX_CELL_BYTES / 2**20:.0f} MB an image may take")
+    return value
+
+
+def _is_struct(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_struct(kind)
+
+
+def _check_group_size(path: Path, group: int, meta, leaves: list[int], column: str) -> None:
+    """Refuse, from the metadata alone, a row group whose image column would decompress past the budget."""
+    size = sum(meta.column(i).total_uncompressed_size for i in leaves)
+    rows = max(1, meta.num_rows)
+    if size > MAX_GROUP_BYTES or size / rows > MAX_CELL_BYTES:
+        raise TranslatorError(
+            f"{path.name}: row group {group} holds {size / 2**20:.0f} MB of {column!r} once decompressed ({rows} rows), over the "
+            f"{MAX_GROUP_BYTES / 2**20:.0f} MB a row group and {MAX_CELL_BYTES / 2**20:.0f} MB an image may take; refused before reading"
+        )
 
 
 @dataclass
@@ -153,6 +195,7 @@ class Table:
             leaves = [i for i in range(parquet.metadata.num_columns) if parquet.schema.column(i).path in (column, f"{column}.bytes")]
             for group in range(parquet.metadata.num_row_groups):
                 meta = parquet.metadata.row_group(group)
+                _check_group_size(path, group, meta, leaves, column)
                 present = None
                 stats = [meta.column(i).statistics for i in leaves]
                 if not stats or any(s is None or not s.has_null_count or s.null_count for s in stats):

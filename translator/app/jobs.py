@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import budget
+from .. import budget, hub_data
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..plugins import Registry
@@ -154,9 +154,11 @@ class TrainingJob:
             log.exception("training failed")
             self.status, self.error = "failed", shown(error)
         finally:
-            # the networks, optimizer states and loader go with the trainer, and so does their memory
+            # the networks, optimizer states and loader go with the trainer, and so does their memory,
+            # with the row groups a Hub dataset's loader kept
             self._trainer = trainer.recipe = None
             del trainer
+            hub_data.clear_caches()
             _return_memory()
             self._started.set()
 
