@@ -311,3 +311,24 @@ def test_previews_of_a_large_result_come_from_its_pixels_in_memory(studio, tmp_p
     written = cv2.cvtColor(cv2.imread(str(done.path)), cv2.COLOR_BGR2RGB)
     expected = cv2.resize(written, (after.shape[1], after.shape[0]), interpolation=cv2.INTER_AREA)
     assert np.abs(expected.astype(int) - after.astype(int)).mean() < 1.0
+
+
+def test_stop_never_overwrites_a_final_status():
+    """A Stop that arrives while a finished run's thread is still tidying up leaves its final
+    status, instead of a "stopping" that would never end."""
+    import threading
+
+    from translator.app.jobs import TrainingJob
+
+    job = TrainingJob()
+    tidying = threading.Event()
+    job._thread = threading.Thread(target=tidying.wait, daemon=True)
+    job._thread.start()
+    try:
+        for final in ("done", "failed", "stopped"):
+            job.status = final
+            assert job.stop() == final and job.status == final
+        job.status = "running"
+        assert job.stop() == "stopping"
+    finally:
+        tidying.set()

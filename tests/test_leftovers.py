@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from tests.helpers import TINY_SR, photo, save_pth, trainer, write_images
@@ -64,3 +65,22 @@ def test_the_app_sweeps_its_workspace_and_restarts_a_run_that_failed_early(tmp_p
     studio.job.wait(60)
     assert studio.job.snapshot()["status"] == "done"
     assert json.loads((failed / "config.json").read_text())["family"] == "esrgan"
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    """Training checkpoints, results and records all write through atomic_path: a full disk there
+    is "disk full writing NAME", not an unexpected OSError, and no partial file stays."""
+    import errno
+    import os
+
+    from translator import TranslatorError
+    from translator.files import atomic_write
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(TranslatorError, match=r"^disk full writing generator\.safetensors \(in run\); free some space and try again$"):
+        atomic_write(tmp_path / "run" / "generator.safetensors", b"weights")
+    assert list((tmp_path / "run").iterdir()) == []

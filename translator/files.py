@@ -2,6 +2,7 @@
 writer that was killed before it could."""
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -23,19 +24,34 @@ def atomic_path(path: str | os.PathLike, extension: str = ""):
     encoder streaming to disk; ``extension`` tells it the format); when the block ends it is
     synced and renamed onto ``path``, and if the block raises it is removed."""
     path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + extension)
+    with _disk_full(path):
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + extension)
     try:
         try:
             # mkstemp makes the file private; give it the permissions any new file would get
             os.fchmod(handle, 0o666 & ~_umask())
         finally:
             os.close(handle)
-        yield Path(temp)
-        with open(temp, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, path)
+        with _disk_full(path):
+            yield Path(temp)
+            with open(temp, "rb+") as written:
+                os.fsync(written.fileno())
+            os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _disk_full(path: Path):
+    """A full disk (or quota) as the one line a person acts on, naming what was being written."""
+    from .errors import TranslatorError
+
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise TranslatorError(f"disk full writing {path.name} (in {path.parent.name or path.parent}); free some space and try again") from None
         raise
 
 

@@ -116,7 +116,9 @@ class TrainingJob:
                 return self.status
             if self._trainer is not None:
                 self._trainer.stop()
-            self.status = "stopping"
+            # a run that ended meanwhile (its thread still tidying up) keeps its final status
+            if self.status in ("starting", "running"):
+                self.status = "stopping"
             return self.status
 
     def wait(self, timeout: float | None = None) -> None:
@@ -147,12 +149,15 @@ class TrainingJob:
     def _work(self, trainer: Trainer) -> None:
         try:
             result = trainer.run()
-            self.status = result["status"]
+            with self._lock:  # not between a Stop's check and its write
+                self.status = result["status"]
         except TranslatorError as error:
-            self.status, self.error = "failed", shown(error)
+            with self._lock:
+                self.status, self.error = "failed", shown(error)
         except Exception as error:  # a bug: keep the server up and say what happened
             log.exception("training failed")
-            self.status, self.error = "failed", shown(error)
+            with self._lock:
+                self.status, self.error = "failed", shown(error)
         finally:
             # the networks, optimizer states and loader go with the trainer, and so does their memory,
             # with the row groups a Hub dataset's loader kept
