@@ -280,14 +280,26 @@ def test_samples_validation_and_metrics_log(tmp_path):
     validations = [e for e in events if e["event"] == "validation"]
     assert validations and {"psnr", "ssim", "psnr_bicubic"} <= validations[0]["scores"].keys()
     samples = [e["path"] for e in events if e["event"] == "sample"]
+    # one early (a tenth of the way, at least step 1), then every sample_every steps, once a step
+    assert [e["step"] for e in events if e["event"] == "sample"] == [1, 2, 4]
     # input (nearest-upscaled), output and target side by side; the two sample images stacked
-    assert len(samples) == 2 and Image.open(samples[0]).size == (3 * 24, 2 * 24)
+    assert Image.open(samples[0]).size == (3 * 24, 2 * 24)
     logged = metrics(tmp_path / "run")
     assert {"step", "validation", "done"} <= {m["event"] for m in logged}
     steps = [m for m in logged if m["event"] == "step"]
     assert all("pixel" in m["losses"] and {"lr", "images_per_s", "time"} <= m.keys() for m in steps)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["family"] == "esrgan" and config["training"]["steps"] == 4
+
+    # a run of 40 steps sampling every 20 shows one at step 4, and one where it is stopped
+    events.clear()
+    holder = {}
+    holder["t"] = Trainer(registry().family("esrgan"), tmp_path / "d", tmp_path / "run2",
+                          {"arch": "srvgg", "nf": "8", "num_conv": "2", "scale": "2", "crop_size": "24", "batch_size": "2", "workers": "0", "steps": "40", "log_every": "1",
+                           "sample_every": "20", "val_every": "0"},
+                          device="cpu", on_event=lambda e: (events.append(e), e["event"] == "step" and e["step"] == 7 and holder["t"].stop()))
+    assert holder["t"].run() == {"status": "stopped", "step": 7}
+    assert [e["step"] for e in events if e["event"] == "sample"] == [4, 7]
 
 
 def test_perceptual_loss_without_vgg_weights_says_how_to_go_on(tmp_path, monkeypatch):

@@ -147,6 +147,8 @@ class _Run:
     no_set_measures: bool = False
     # the step last validated: the end of a run whose last step was validated has nothing new to say
     validated: int = -1
+    # the step of the last sample image, likewise
+    sampled: int = -1
 
     def exported(self) -> nn.Module:
         """The first exported generator, as its EMA when there is one."""
@@ -258,6 +260,8 @@ class Trainer:
                 self._save(run)
             raise
         self._save(run)
+        if cfg.sample_every and run.step > started:  # what a stopped or finished run ended with
+            self._write_sample(run)
         if status == "done" and run.data.val is not None and cfg.val_every:
             self._validate(run)
         self._emit({"event": status, "step": run.step, "run_dir": str(self.run_dir), "steps_this_run": run.step - started}, log=True)
@@ -269,7 +273,8 @@ class Trainer:
         run.images += cfg.batch_size * cfg.accumulate * run.world
         if step % cfg.log_every == 0 or step == cfg.steps:
             self._log_step(run)
-        if cfg.sample_every and step % cfg.sample_every == 0:
+        # a first sample early (a tenth of the way, or sooner), not only after sample_every steps
+        if cfg.sample_every and (step % cfg.sample_every == 0 or step == min(cfg.sample_every, max(1, cfg.steps // 10))):
             self._write_sample(run)
         if cfg.val_every and step % cfg.val_every == 0 and run.data.val is not None:
             self._validate(run)
@@ -297,7 +302,7 @@ class Trainer:
         self.main = rank == 0
         state = self._read_state() if self.resume else None
         data = task.open_data(self.data_dir, cfg) if self.data_dir else hub_data.open_data(self.data, task, cfg)
-        self._emit({"event": "data", "summary": data.report.summary()})
+        self._emit({"event": "data", "summary": data.report.summary(), "validation": data.val is not None})
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         arch, generator = self._generator()
@@ -403,8 +408,9 @@ class Trainer:
             return self._to_network(run.augment(raw))
 
     def _write_sample(self, run: _Run) -> None:
-        if not self.main:
+        if not self.main or run.sampled == run.step:
             return
+        run.sampled = run.step
         low, high = self.family.input_range
         x, target = run.recipe.source(run.samples)
         generator = run.exported()

@@ -58,6 +58,8 @@ class TrainingJob:
         self.images_per_s = 0.0
         self.sample: str | None = None
         self.validation: dict = {}
+        # whether the run's data has a validation split (None until its data is open)
+        self.has_validation: bool | None = None
         # memory and time per step the run was admitted with
         self.estimate = ""
         # (time, step) of the first step record of this session, for the ETA
@@ -97,7 +99,7 @@ class TrainingJob:
                 raise TranslatorError(refused)
             self._trainer, self.family, self.run_dir, self.data_dir = trainer, trainer.family.name, trainer.run_dir, trainer.data_dir
             self.estimate = estimate.describe()
-            self.status, self.error, self.data, self.sample, self.validation = "starting", "", "", None, {}
+            self.status, self.error, self.data, self.sample, self.validation, self.has_validation = "starting", "", "", None, {}, None
             self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0
             self._first = self._last = None
             self._started.clear()
@@ -142,6 +144,7 @@ class TrainingJob:
             "data": self.data,
             "sample": self.sample,
             "validation": dict(self.validation),
+            "has_validation": self.has_validation,
             "error": self.error,
             "estimate": self.estimate,
         }
@@ -171,6 +174,7 @@ class TrainingJob:
         kind = event["event"]
         if kind == "data":
             self.data = event["summary"]
+            self.has_validation = event.get("validation", False)
             if self.status == "starting":
                 self.status = "running"
             self._started.set()

@@ -126,7 +126,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
             with gr.Tab("Translate", id="translate"):
                 translate_picker = _translate_tab(studio, families, first)
             with gr.Tab("Train", id="train"):
-                _train_tab(studio, families, first, translate_picker)
+                _train_tab(studio, families, first, translate_picker, demo)
             with gr.Tab("Checkpoints", id="checkpoints"):
                 _checkpoints_tab(studio)
             with gr.Tab("Plugins", id="plugins"):
@@ -264,7 +264,7 @@ def _checkpoint_info(family: Family, default: str | None) -> str:
     return f"{family.name} ships no model: pull one in the Checkpoints tab, train one, or type hf://ORG/NAME[@REVISION]/FILE"
 
 
-def _train_tab(studio: Studio, families: list[Family], first: Family, translate_picker: tuple[gr.Dropdown, gr.Dropdown]) -> None:
+def _train_tab(studio: Studio, families: list[Family], first: Family, translate_picker: tuple[gr.Dropdown, gr.Dropdown], demo: gr.Blocks) -> None:
     ws = studio.workspace
     with gr.Row():
         with gr.Column():
@@ -273,7 +273,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
             with gr.Row():
                 dataset = gr.Dropdown(
                     studio.dataset_choices(), value=None, label="Dataset", scale=4, allow_custom_value=True,
-                    info=f"a folder in {ws.datasets}, a Hub dataset, or hf://datasets/ORG/NAME[@REVISION][/SUBSET]",
+                    info="a folder of the datasets root (or a .zip uploaded below), a Hub dataset, or hf://datasets/ORG/NAME[@REVISION][/SUBSET]",
                 )
                 refresh = gr.Button("Refresh", scale=1)
                 drop = gr.Button("Delete", variant="stop", scale=1)
@@ -319,9 +319,9 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
                 published = gr.Markdown()
         with gr.Column():
             status = gr.Markdown(_status_text(studio.job.snapshot()))
-            curves = gr.LinePlot(x="step", y="value", color="loss", label="Losses", height=260)
+            curves = gr.LinePlot(x="step", y="value", color="loss", label="Losses", height=260, elem_id="loss-curves")
             sample = gr.Image(label="Latest samples (input, output, target)", type="filepath", format="png", interactive=False)
-            validation = gr.JSON(label="Validation")
+            validation = gr.Markdown(label="Validation", value=VALIDATION_NOTE)
     timer = gr.Timer(2.0)
 
     loop_components = [c for _, c in loop_fields]
@@ -348,10 +348,19 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
         gr.Info(unpacked.summary())
         return gr.Dropdown(choices=studio.dataset_choices(), value=unpacked.folder.name)
 
-    def tick():
+    def tick(seen, shown_family):
         snapshot = studio.job.snapshot()
-        run_dir = studio.job.run_dir
-        return _status_text(snapshot), _loss_table(run_dir), snapshot["sample"], snapshot["validation"] or None
+        losses = _loss_table(studio.job.run_dir)
+        # a LinePlot first handed an empty frame never draws the rows that come later: nothing until there are rows
+        family = studio.registry.families.get(snapshot["family"]) if snapshot["family"] else None
+        shown = [_status_text(snapshot), gr.skip() if losses is None else losses, snapshot["sample"], _validation_text(snapshot, family)]
+        # once a run ends (or a new one starts), every picker of runs and checkpoints offers it without a reload
+        changed = snapshot["status"] != seen and snapshot["status"] in ("running", "done", "stopped", "failed")
+        return shown + [snapshot["status"]] + (pickers(shown_family) if changed else [gr.skip()] * 3)
+
+    def pickers(shown_family):
+        runs = ws.run_names()
+        return [gr.Dropdown(choices=runs), gr.Dropdown(choices=runs), gr.Dropdown(choices=studio.checkpoint_choices(shown_family))]
 
     def switch(family_name):
         fam = studio.registry.family(family_name)
@@ -407,7 +416,16 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
     drop.click(drop_dataset, dataset, dataset, api_visibility="private")
     family.change(switch, family, [layout, start_from, *loop_components, *groups], api_visibility="private", queue=False)
     # polling stays out of the queue, so a page left open never takes a translation's place
-    timer.tick(tick, None, [status, curves, sample, validation], api_visibility="private", queue=False)
+    seen = gr.State("")
+    timer.tick(
+        tick, [seen, translate_family], [status, curves, sample, validation, seen, resume_run, publish_run, translate_checkpoint],
+        api_visibility="private", queue=False,
+    )
+    # a page opened (or reloaded) lists what exists now, not what existed when the server started
+    demo.load(
+        lambda shown_family: [gr.Dropdown(choices=studio.dataset_choices())] + pickers(shown_family),
+        translate_family, [dataset, resume_run, publish_run, translate_checkpoint], api_visibility="private", queue=False,
+    )
 
 
 def _checkpoints_tab(studio: Studio) -> None:
@@ -631,14 +649,28 @@ def _loss_table(run_dir: Path | None):
     ~400 points a curve)."""
     import pandas as pd
 
-    empty = pd.DataFrame({"step": [], "value": [], "loss": []})
     logged = read_metrics(run_dir) if run_dir else []
     records = [r for r in logged if r.get("event") == "step"]
     stride = max(1, len(records) // 400)
     rows = [(r["step"], value, name) for r in records[::stride] for name, value in r["losses"].items()]
     # a GAN's losses say little about its images; the FID of its outputs (lower is better) does
     rows += [(r["step"], r["scores"]["fid"], "val_fid") for r in logged if r.get("event") == "validation" and "fid" in r.get("scores", {})]
-    return pd.DataFrame(rows, columns=["step", "value", "loss"]) if rows else empty
+    return pd.DataFrame(rows, columns=["step", "value", "loss"]) if rows else None
+
+
+VALIDATION_NOTE = "**Validation**: held-out scores appear here while a run trains."
+
+
+def _validation_text(snapshot: dict, family: Family | None) -> str:
+    """The latest validation scores as one line, or what to add to get them."""
+    scores = snapshot["validation"]
+    if scores:
+        shown = ", ".join(f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}" for name, value in scores.items() if name != "step")
+        return f"**Validation** at step {scores['step']}: {shown}"
+    if snapshot.get("has_validation") is False:
+        layouts = f" ({family.task.name}: {family.task.layouts})" if family else ""
+        return f"**Validation**: this dataset has no validation split; add held-out images as its layout allows{layouts} to see scores here."
+    return VALIDATION_NOTE
 
 
 def _checkpoint_rows(ws: Workspace) -> list[list]:
