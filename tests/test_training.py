@@ -559,6 +559,19 @@ def test_admission_sees_the_containers_limit_the_address_space_and_load_size(tmp
     assert grown >= 2 * 3 * 4096 * 4096 * 4  # at least the two sides of one image widened to float
 
 
+def test_pix2pix_on_a_folder_of_ordinary_photos_is_refused_with_what_was_meant(tmp_path):
+    """Split down the middle, a 4:3 photo teaches its left half to become its right: a folder of
+    them, with no A/ and B/, is not a paired dataset."""
+    write_images(tmp_path / "photos", [photo(48, 64, s) for s in range(3)])
+    with pytest.raises(TranslatorError) as refused:
+        trainer("pix2pix", tmp_path / "photos", tmp_path / "run", **TINY_GAN, netG="resnet_6blocks", load_size=36, crop_size=32, steps=1).run()
+    assert str(refused.value).startswith("photos holds ordinary images (3 of 3 are not side-by-side A|B pairs about twice as wide as high)")
+    assert "--set gray_input=true" in str(refused.value)
+    # side-by-side pairs (twice as wide as high) are what the layout means, and train
+    write_images(tmp_path / "pairs", [photo(36, 72, s) for s in range(3)])
+    assert trainer("pix2pix", tmp_path / "pairs", tmp_path / "run2", **TINY_GAN, netG="resnet_6blocks", load_size=36, crop_size=32, steps=1).run()["status"] == "done"
+
+
 def test_paired_augmentation_is_identical_on_both_sides():
     from translator import Task
     from translator.training import TrainConfig

@@ -159,7 +159,35 @@ def paired_set(base: Path, size: int, report: Report) -> ImageFolderSet:
         report.unpaired += [f"A/{a[k].name}" for k in sorted(a.keys() - b.keys())]
         report.unpaired += [f"B/{b[k].name}" for k in sorted(b.keys() - a.keys())]
         return ImageFolderSet([(a[k], b[k]) for k in sorted(a.keys() & b.keys())], "resize", size)
-    return ImageFolderSet([(p,) for p in scan_images(base, report)], "split", size)
+    images = scan_images(base, report)
+    _check_side_by_side(base, images)
+    return ImageFolderSet([(p,) for p in images], "split", size)
+
+
+# what a side-by-side A|B image's width over height may be: 2 for square halves, with room for
+# halves a little off square
+SIDE_BY_SIDE = (1.5, 2.7)
+
+
+def _check_side_by_side(base: Path, images: list[Path]) -> None:
+    """A folder of ordinary photos is not a paired dataset: split down the middle, each would
+    teach the network to turn a photo's left half into its right. Refused from the headers, in
+    one line that names what was likely meant."""
+    from .images import image_size
+
+    shapes = []
+    for path in images[:200]:
+        try:
+            shapes.append(image_size(path))
+        except TranslatorError:  # unreadable: the loader skips and counts it
+            continue
+    odd = [w / h for w, h in shapes if h and not SIDE_BY_SIDE[0] <= w / h <= SIDE_BY_SIDE[1]]
+    if shapes and len(odd) * 2 > len(shapes):
+        raise TranslatorError(
+            f"{base.name} holds ordinary images ({len(odd)} of {len(shapes)} are not side-by-side A|B pairs about twice as wide as high) "
+            "and no A/ and B/ folders: pix2pix learns from pairs. For photos alone, train esrgan (upscaling) on them, cyclegan with "
+            "trainA/ and trainB/ (two styles), or a colouriser: gray copies in A/ and the photos in B/ with --set gray_input=true"
+        )
 
 
 def _load_rgb(source) -> Image.Image:
