@@ -161,6 +161,8 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
             expect(slider_images.nth(i)).to_be_visible()
             size = slider_images.nth(i).evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
             assert size == [192, 160], f"slider image {i} is {size}"
+            # previews travel as WebP; the lossless PNG is the download's alone
+            assert slider_images.nth(i).get_attribute("src").split("?")[0].endswith(".webp")
         shots.take("translated")
 
         # ---- the other tabs show their content ----

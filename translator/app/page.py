@@ -190,7 +190,8 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
                 results = gr.File(label="Downloads", file_count="multiple", interactive=False)
                 batch_info = gr.Markdown()
         with gr.Column():
-            slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", interactive=False)
+            # previews near screen size, lossy: the lossless PNG goes only to the download
+            slider = gr.ImageSlider(label="Before / after", type="numpy", format="webp", interactive=False)
             result = gr.File(label="Result (lossless PNG, full size)", interactive=False)
             info = gr.Markdown()
     # the example photo ships inside this package

@@ -34,7 +34,8 @@ from .jobs import DEVICE_LOCK, TrainingJob
 from .workspace import Workspace, check_name, folder_bytes
 
 # The before/after slider shows at most this many pixels; the download is always full size.
-PREVIEW_PIXELS = 4_000_000
+# about a full-HD screen: previews travel to the browser, the full result only on download
+PREVIEW_PIXELS = 2_000_000
 # engines (networks on the device) kept between requests, most recently used first
 ENGINES_KEPT = 2
 
