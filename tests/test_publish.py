@@ -3,6 +3,7 @@ test_hub.py, in this process: the card it validates, the files a later download 
 and the repositories it must leave alone."""
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -265,3 +266,18 @@ def test_training_time_leaves_out_the_pause_before_a_resume():
     records = [*session(0, 0, 4), {"event": "stopped", "step": 4}, *session(4, 3600, 4)]
     assert training_seconds(records) == 8
     assert training_seconds([]) is None and training_seconds(session(0, 0, 1)) is None
+
+
+def test_a_download_over_the_checkpoint_limit_is_refused_before_it_starts(tmp_path, hub, monkeypatch, capsys):
+    """A 2.4 GB file was downloaded whole, refused as too large, and left in the cache: the size
+    the Hub declares is checked first, and nothing is written."""
+    from tests.helpers import MODEL
+    from translator import checkpoints
+
+    monkeypatch.setattr(checkpoints, "MAX_BYTES", MODEL.stat().st_size - 1)
+    assert main(["pull", "hf://org/big/model.safetensors"]) == 1
+    assert re.fullmatch(r"error: hf://org/big/model\.safetensors is [\d.]+ MiB, over the [\d.]+ MiB limit for a checkpoint "
+                        r"\(TRANSLATOR_MAX_CHECKPOINT_BYTES\); not downloaded", capsys.readouterr().err.strip())
+    assert not list((tmp_path / "hub-cache").rglob("model.safetensors"))
+    monkeypatch.setattr(checkpoints, "MAX_BYTES", MODEL.stat().st_size)
+    assert main(["pull", "hf://org/big/model.safetensors"]) == 0

@@ -96,7 +96,7 @@ def read_weights(path: Path) -> tuple[object, dict[str, str]]:
     if size == 0:
         raise TranslatorError(f"{path.name} is empty")
     if size > MAX_BYTES:
-        raise TranslatorError(f"{path.name} is {_bytes(size)}, over the {_bytes(MAX_BYTES)} limit for a checkpoint")
+        raise TranslatorError(f"{path.name} is {readable_size(size)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint")
     with open(path, "rb") as f:
         head = f.read(9)
     if _looks_like_safetensors(head, size):
@@ -154,7 +154,7 @@ def _check_archive(path: Path) -> None:
     except (zipfile.BadZipFile, OSError):
         return  # torch.load reports it as unreadable
     if unpacked > MAX_BYTES:
-        raise TranslatorError(f"{path.name} unpacks to {_bytes(unpacked)}, over the {_bytes(MAX_BYTES)} limit for a checkpoint")
+        raise TranslatorError(f"{path.name} unpacks to {readable_size(unpacked)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint")
 
 
 def _pickled_code(path: Path) -> str | None:
@@ -287,7 +287,7 @@ def _own_family(metadata: dict, registry: Registry, path: Path) -> Family:
     return registry.families[name]
 
 
-def _bytes(count: int) -> str:
+def readable_size(count: int) -> str:
     return f"{count / 1024**3:.1f} GiB" if count >= 1024**3 else f"{count / 1024**2:.1f} MiB"
 
 

@@ -55,11 +55,16 @@ class NotCached(TranslatorError):
 def fetch(ref: HubRef, sha256: str | None = None) -> Path:
     """The local file for a Hub reference, downloaded into the Hugging Face cache if needed
     (with a progress bar), and checked against ``sha256`` when one is known."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
 
     from . import __version__
 
     with hub_errors(str(ref), ref.repo_id, ref.revision, path=ref.path):
+        cached = try_to_load_from_cache(ref.repo_id, ref.path, revision=ref.revision, repo_type=ref.repo_type)
+        if not isinstance(cached, str) and not offline():
+            # the size the Hub declares, before a byte is downloaded
+            url = hf_hub_url(ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision)
+            _check_size(str(ref), get_hf_file_metadata(url, token=read_token()).size)
         local = Path(hf_hub_download(
             ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision, token=read_token(),
             library_name="image-translator", library_version=__version__,
@@ -157,6 +162,7 @@ def download(url: str, sha256: str | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             declared = _declared_size(url)
+            _check_size(name, int(declared) if declared is not None else None)
             with atomic_path(target) as temp:
                 torch.hub.download_url_to_file(url, str(temp), progress=True)
                 # torch reads to the end of the stream: a connection cut short looks complete to it
@@ -173,6 +179,15 @@ def download(url: str, sha256: str | None = None) -> Path:
             target.unlink(missing_ok=True)
             raise TranslatorError(f"refused: its sha256 is {actual}, not the expected {sha256}; the download was removed")
     return target
+
+
+def _check_size(name: str, size: int | None) -> None:
+    """Refuse a download larger than any checkpoint may be, from the size its server declares:
+    read first and refused after, it would fill the disk and stay in the cache."""
+    from .checkpoints import MAX_BYTES, readable_size
+
+    if size is not None and size > MAX_BYTES:
+        raise TranslatorError(f"{name} is {readable_size(size)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint (TRANSLATOR_MAX_CHECKPOINT_BYTES); not downloaded")
 
 
 def is_downloaded(entry: catalog.CatalogEntry) -> bool:
