@@ -281,3 +281,22 @@ def test_a_download_over_the_checkpoint_limit_is_refused_before_it_starts(tmp_pa
     assert not list((tmp_path / "hub-cache").rglob("model.safetensors"))
     monkeypatch.setattr(checkpoints, "MAX_BYTES", MODEL.stat().st_size)
     assert main(["pull", "hf://org/big/model.safetensors"]) == 0
+
+
+def test_the_apps_downloads_stay_within_its_storage_quota(tmp_path, hub, monkeypatch):
+    """A download through the app (Pull, or a translation's model) is refused from its declared
+    size when the quota has no room for it, with the workspace's runs and uploads counted."""
+    from tests.helpers import MODEL
+    from translator.app import Studio
+    from translator.app.workspace import Workspace
+
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    studio.results = tmp_path / "results"
+    studio.quota = MODEL.stat().st_size + 1000
+    (studio.workspace.runs / "old").mkdir()
+    (studio.workspace.runs / "old" / "weights.bin").write_bytes(bytes(2000))  # a run's files count
+    with pytest.raises(TranslatorError, match=r"storage quota has [\d.]+ MiB left \(TRANSLATOR_QUOTA\); delete datasets or runs first; not downloaded"):
+        studio.pull("hf://org/quota/model.safetensors")
+    assert not list((tmp_path / "hub-cache").rglob("model.safetensors"))
+    shutil.rmtree(studio.workspace.runs / "old")
+    assert studio.pull("hf://org/quota/model.safetensors").startswith("model.safetensors (esrgan")

@@ -27,6 +27,20 @@ _read_token: ContextVar[str | bool | None] = ContextVar("read_token", default=No
 SHARE_OWNER_TOKEN = "TRANSLATOR_SHARE_OWNER_TOKEN"
 
 
+# bytes a download may still take (an app's storage quota, less what its workspace holds); None: no bound
+_room: ContextVar[int | None] = ContextVar("room", default=None)
+
+
+@contextmanager
+def downloading_within(room: int | None):
+    """Downloads inside are refused, from the size their server declares, past ``room`` bytes."""
+    reset = _room.set(room)
+    try:
+        yield
+    finally:
+        _room.reset(reset)
+
+
 @contextmanager
 def reading_as(token: str | bool | None):
     """Hub reads inside (downloads of models and datasets, here and in threads started here
@@ -188,6 +202,12 @@ def _check_size(name: str, size: int | None) -> None:
 
     if size is not None and size > MAX_BYTES:
         raise TranslatorError(f"{name} is {readable_size(size)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint (TRANSLATOR_MAX_CHECKPOINT_BYTES); not downloaded")
+    room = _room.get()
+    if size is not None and room is not None and size > room:
+        raise TranslatorError(
+            f"{name} is {readable_size(size)} and this app's storage quota has {readable_size(max(0, room))} left (TRANSLATOR_QUOTA); "
+            "delete datasets or runs first; not downloaded"
+        )
 
 
 def is_downloaded(entry: catalog.CatalogEntry) -> bool:

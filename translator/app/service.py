@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import TranslatorError
 from ..family import make_settings
-from ..hub import fallback_note
+from ..hub import downloading_within, fallback_note
 from ..images import Picture
 from ..plugins import Registry, registry as default_registry
 from ..refs import is_hub_ref, parse_ref
@@ -153,7 +153,8 @@ class Studio:
         tile, outscale = optional_int(tile, "tile"), optional_float(outscale, "outscale")
         started, note = time.monotonic(), ""
         try:
-            engine = self.engine(ref, family.name, settings)
+            with downloading_within(self.room()):
+                engine = self.engine(ref, family.name, settings)
         except TranslatorError as error:  # the recommended model not to be had: the shipped one, at once
             note = fallback_note(ref, family, error)
             if note is None:
@@ -206,6 +207,11 @@ class Studio:
             while len(self._engines) > ENGINES_KEPT:
                 self._engines.popitem(last=False)
             return engine
+
+    def room(self) -> int:
+        """Bytes the quota has left: less what datasets, results, runs and uploaded checkpoints take."""
+        ws = self.workspace
+        return self.quota - ws.used_bytes(self.results, ws.runs, ws.checkpoints)
 
     def _result_folder(self) -> Path:
         # Results live until gradio has copied them into its cache (which it clears itself): ours
@@ -330,7 +336,8 @@ class Studio:
         from ..checkpoints import load_checkpoint
         from ..hub import pull
 
-        path = pull(reference)
+        with downloading_within(self.room()):
+            path = pull(reference)
         # loading it now tells the user at once what it is, or why it cannot be used
         checkpoint = load_checkpoint(path, None, self.registry)
         return f"{path.name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
