@@ -332,7 +332,9 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
         loop_values = dict(zip((f.name for f, _ in loop_fields), values[: len(loop_fields)]))
         family_values = {name: v for (fam, name), v in zip(family_names, values[len(loop_fields) :]) if fam == family_name}
         name = studio.start_training(family_name, dataset_name, run_label or "", checkpoint_ref or "", {**family_values, **loop_values})
-        return _status_text(studio.job.snapshot()), gr.Dropdown(choices=ws.run_names(), value=name), gr.Dropdown(choices=ws.run_names(), value=name)
+        runs = ws.run_names()
+        runs = runs if name in runs else [name, *runs]  # its folder may not be written yet
+        return _status_text(studio.job.snapshot()), gr.Dropdown(choices=runs, value=name), gr.Dropdown(choices=runs, value=name)
 
     @user_errors
     def stop_run():
@@ -417,7 +419,9 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
     drop.click(drop_dataset, dataset, dataset, api_visibility="private")
     family.change(switch, family, [layout, start_from, *loop_components, *groups], api_visibility="private", queue=False)
     # polling stays out of the queue, so a page left open never takes a translation's place
-    seen = gr.State("")
+    # the run status this page last saw, kept in the page (a hidden box: a gr.State would start
+    # gradio's state sweeper, which holds every server's close for a second)
+    seen = gr.Textbox("", visible=False)
     timer.tick(
         tick, [seen, translate_family], [status, curves, sample, validation, seen, resume_run, publish_run, translate_checkpoint],
         api_visibility="private", queue=False,
