@@ -1,6 +1,7 @@
 """The app's handlers, without a server: translation, the training job, the workspace, the forms."""
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -200,6 +201,13 @@ def test_workspace_lists_uploads_pulls_and_runs_and_deletes_them(studio, tmp_pat
     assert studio.upload_checkpoint(str(upload)).startswith("my-upscaler (esrgan srvgg x2")
     with pytest.raises(TranslatorError, match="already uploaded"):
         studio.upload_checkpoint(str(upload))
+    # named like the shipped model, it gets a name of its own, and the pickers tell the two apart
+    shipped_name = tmp_path / "compact-sr-x4.pth"
+    shutil.copy(upload, shipped_name)
+    assert studio.upload_checkpoint(str(shipped_name)).startswith("compact-sr-x4-uploaded (esrgan")
+    labels = [label for label, _ in studio.checkpoint_choices("esrgan")]
+    assert "compact-sr-x4-uploaded (uploaded)" in labels and len(labels) == len(set(labels))
+    studio.delete(next(ref for label, ref in studio.checkpoint_choices("esrgan") if label == "compact-sr-x4-uploaded (uploaded)"))
 
     cache = tmp_path / "hf"
     data = (ROOT / "checkpoints" / "compact-sr-x2.safetensors").read_bytes()
@@ -332,3 +340,17 @@ def test_stop_never_overwrites_a_final_status():
         assert job.stop() == "stopping"
     finally:
         tidying.set()
+
+
+def test_the_model_box_says_custom_when_a_checkpoint_is_picked_by_hand(studio, tmp_path):
+    """Pick a trained run under "Any family and checkpoint": the Model box says which, instead of
+    still naming the catalog model the page opened with."""
+    run = studio.workspace.run("my-first-upscaler")
+    run.mkdir(parents=True)
+    shutil.copy(ROOT / "checkpoints" / "compact-sr-x2.safetensors", run / "generator.safetensors")
+    demo = build_app(studio)
+    chosen = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "checkpoint_chosen").fn
+    ref = next(ref for label, ref in studio.checkpoint_choices("esrgan") if label == "run my-first-upscaler")
+    box = chosen(ref, "Upscale photos", "esrgan")
+    assert box.value == ref and ("custom: run my-first-upscaler", ref) in [tuple(c) for c in box.choices]
+    assert chosen("compact-sr-x2", "Upscale photos", "esrgan").value == "compact-sr-x2"  # a catalog model is itself

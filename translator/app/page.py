@@ -254,8 +254,18 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         picker = gr.Dropdown(choices=studio.checkpoint_choices(fam.name), value=entry.name, info=_checkpoint_info(fam, entry.name))
         return [gr.Dropdown(value=fam.name, info=fam.description), picker] + [gr.Group(visible=f.name == fam.name and has_options[f.name]) for f in families]
 
+    def checkpoint_chosen(ref, group, family_name):
+        """The Model box agrees with a checkpoint picked under "Any family and checkpoint": the
+        catalog model it is, or "custom: ..." beside the task's models."""
+        models = studio.tasks().get(group, [])
+        if any(name == ref for _, name in models) or not ref:
+            return gr.Dropdown(choices=models, value=ref or None)
+        label = next((label for label, value in studio.checkpoint_choices(family_name) if value == ref), ref)
+        return gr.Dropdown(choices=models + [(f"custom: {label}", ref)], value=ref)
+
     task.input(task_chosen, task, model, api_visibility="private", queue=False)
     model.change(model_chosen, model, [family, checkpoint, *groups], api_visibility="private", queue=False)
+    checkpoint.input(checkpoint_chosen, [checkpoint, task, family], model, api_visibility="private", queue=False)
     return family, checkpoint
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import catalog
 from ..errors import TranslatorError
 from ..family import make_settings
 from ..hub import downloading_within, fallback_note
@@ -349,6 +350,8 @@ class Studio:
             raise TranslatorError("choose a checkpoint file to upload")
         path = Path(file_path)
         name = check_name(path.stem, "checkpoint")
+        if catalog.find(name) is not None:  # an upload named like a catalog model would read as that model in every picker
+            name = f"{name}-uploaded"
         target = self.workspace.checkpoints / f"{name}.safetensors"
         if target.exists():
             raise TranslatorError(f"a checkpoint named {name} is already uploaded; delete it first or rename the file")
