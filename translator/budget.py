@@ -2,8 +2,8 @@
 
 Memory is counted without allocating any: the family's networks and one training step run on
 PyTorch's meta device, which computes shapes but holds no data, while a hook adds up what
-autograd keeps for the backward pass. Time comes from one real step at batch 1, scaled to the
-run's batch. A run whose estimate does not fit in the device's free memory is refused before
+autograd keeps for the backward pass. Time comes from one real step at batch 1 after a warm-up
+step, scaled to the run's batch. A run whose estimate does not fit in the device's free memory is refused before
 it takes any.
 """
 
@@ -195,6 +195,11 @@ def _measured_step(trainer, arch) -> float:
     batch = {key: torch.rand((1, *shape), device=device) * (high - low) + low for key, shape in family.task.batch_shapes(trainer.config, arch).items()}
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     with _quiet_rng():
+        # the first step pays one-off costs (kernel selection, allocator growth, lazy set-up) that
+        # overstated a step up to 25 times: it is run, not timed
+        train_step(recipe, [batch], 1, scaler, trainer.autocast)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         started = time.perf_counter()
         train_step(recipe, [batch], 1, scaler, trainer.autocast)
         if device.type == "cuda":
