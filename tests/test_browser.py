@@ -384,3 +384,10 @@ def test_a_run_started_in_the_page_draws_its_curve_and_shows_samples(app_server,
     page.get_by_role("button", name="Stop", exact=True).click()
     studio.job.wait(60)
     assert studio.job.snapshot()["status"] == "stopped"
+    # the run is offered for resuming without a reload, and one click puts it in the Translate tab
+    run = studio.job.snapshot()["run"]
+    expect(page.get_by_role("combobox", name="Run to resume", exact=True)).to_have_value(run)
+    page.get_by_role("button", name="Use this model in Translate", exact=True).click()
+    expect(page.get_by_role("tab", name="Translate", exact=True)).to_have_attribute("aria-selected", "true")
+    page.get_by_role("button", name=re.compile(r"^Any family and checkpoint")).click()
+    expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(f"run {run}")

@@ -122,11 +122,11 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
 
     with gr.Blocks(title="Image translator", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# Image translator\nStyle transfer, domain translation and super-resolution: pix2pix, CycleGAN, ESRGAN and every installed plugin.")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Translate", id="translate"):
                 translate_picker = _translate_tab(studio, families, first)
             with gr.Tab("Train", id="train"):
-                _train_tab(studio, families, first, translate_picker, demo)
+                _train_tab(studio, families, first, translate_picker, demo, tabs)
             with gr.Tab("Checkpoints", id="checkpoints"):
                 _checkpoints_tab(studio)
             with gr.Tab("Plugins", id="plugins"):
@@ -275,7 +275,9 @@ def _checkpoint_info(family: Family, default: str | None) -> str:
     return f"{family.name} ships no model: pull one in the Checkpoints tab, train one, or type hf://ORG/NAME[@REVISION]/FILE"
 
 
-def _train_tab(studio: Studio, families: list[Family], first: Family, translate_picker: tuple[gr.Dropdown, gr.Dropdown], demo: gr.Blocks) -> None:
+def _train_tab(
+    studio: Studio, families: list[Family], first: Family, translate_picker: tuple[gr.Dropdown, gr.Dropdown], demo: gr.Blocks, tabs: gr.Tabs
+) -> None:
     ws = studio.workspace
     with gr.Row():
         with gr.Column():
@@ -313,6 +315,7 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
                 resume_run = gr.Dropdown(ws.run_names(), value=None, label="Run to resume", scale=3)
                 resume_steps = gr.Number(0, label="total steps (0: as before)", precision=0, minimum=0, scale=2)
                 resume = gr.Button("Resume", scale=1)
+            use = gr.Button("Use this model in Translate")
             with gr.Accordion("Publish this run to the Hub", open=False):
                 publish_run = gr.Dropdown(ws.run_names(), value=None, label="Run", info="empty: the current run; one still training publishes its latest checkpoint")
                 with gr.Row():
@@ -428,6 +431,19 @@ def _train_tab(studio: Studio, families: list[Family], first: Family, translate_
 
     drop.click(drop_dataset, dataset, dataset, api_visibility="private")
     family.change(switch, family, [layout, start_from, *loop_components, *groups], api_visibility="private", queue=False)
+    @user_errors
+    def use_in_translate(run_label):
+        """The chosen (or current, or last) run's generator, picked in the Translate tab, which opens."""
+        name = (run_label or "").strip() or (studio.job.run_dir.name if studio.job.run_dir is not None else "")
+        if not name:
+            raise TranslatorError("train a run first, or choose one under Run to resume")
+        entry = next((e for e in ws.entries() if e.kind == "run" and e.label == f"run {name}"), None)
+        if entry is None:
+            raise TranslatorError(f"the run {name} has written no model yet")
+        return gr.Dropdown(value=entry.family), gr.Dropdown(choices=studio.checkpoint_choices(entry.family), value=entry.ref), gr.Tabs(selected="translate")
+
+    use.click(use_in_translate, resume_run, [translate_family, translate_checkpoint, tabs], api_visibility="private", queue=False)
+
     # polling stays out of the queue, so a page left open never takes a translation's place
     # the run status this page last saw, kept in the page (a hidden box: a gr.State would start
     # gradio's state sweeper, which holds every server's close for a second)
