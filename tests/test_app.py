@@ -354,3 +354,14 @@ def test_the_model_box_says_custom_when_a_checkpoint_is_picked_by_hand(studio, t
     box = chosen(ref, "Upscale photos", "esrgan")
     assert box.value == ref and ("custom: run my-first-upscaler", ref) in [tuple(c) for c in box.choices]
     assert chosen("compact-sr-x2", "Upscale photos", "esrgan").value == "compact-sr-x2"  # a catalog model is itself
+
+
+def test_the_status_gives_the_measured_time_per_step_once_there_is_one():
+    from translator.app.jobs import TrainingJob
+    from translator.app.page import _status_text
+
+    snapshot = {**TrainingJob().snapshot(), "status": "running", "run": "r", "family": "esrgan", "step": 40, "steps": 100,
+                "estimate": "about 12 MB of 24 GB free and 0.31 s per step"}
+    assert "estimated: about 12 MB of 24 GB free and 0.31 s per step" in _status_text(snapshot)
+    measured = _status_text({**snapshot, "images_per_s": 80.0, "seconds_per_step": 0.05})
+    assert "80.0 images/s, 0.05 s per step" in measured and "admitted with: about 12 MB" in measured

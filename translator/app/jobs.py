@@ -62,6 +62,7 @@ class TrainingJob:
         self.has_validation: bool | None = None
         # memory and time per step the run was admitted with
         self.estimate = ""
+        self.images_per_step = 1
         # (time, step) of the first step record of this session, for the ETA
         self._first: tuple[float, int] | None = None
         self._last: tuple[float, int] | None = None
@@ -101,6 +102,8 @@ class TrainingJob:
             self.estimate = estimate.describe()
             self.status, self.error, self.data, self.sample, self.validation, self.has_validation = "starting", "", "", None, {}, None
             self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0
+            # images a step takes, to turn the measured images/s into seconds a step
+            self.images_per_step = trainer.config.batch_size * trainer.config.accumulate
             self._first = self._last = None
             self._started.clear()
             # the run reads from the Hub (its dataset, its start checkpoint) as the request that started it
@@ -140,6 +143,7 @@ class TrainingJob:
             "step": self.step,
             "steps": self.steps,
             "images_per_s": self.images_per_s,
+            "seconds_per_step": self.images_per_step / self.images_per_s if self.images_per_s else None,
             "eta_s": eta,
             "data": self.data,
             "sample": self.sample,

@@ -654,11 +654,12 @@ def _status_text(snapshot: dict) -> str:
         return "No training run since the server started. Start one, or resume a saved run."
     lines = [f"**{snapshot['run']}** ({snapshot['family']}): **{snapshot['status']}**, step {snapshot['step']} of {snapshot['steps']}"]
     if snapshot["images_per_s"]:
-        lines.append(f"{snapshot['images_per_s']:.1f} images/s")
+        lines.append(f"{snapshot['images_per_s']:.1f} images/s, {snapshot['seconds_per_step']:.2f} s per step")
     if snapshot["eta_s"] is not None:
         lines.append(f"about {_duration(snapshot['eta_s'])} left")
     if snapshot["estimate"]:
-        lines.append(f"estimated: {snapshot['estimate']}")
+        # once steps are measured, the admission's estimate is what it was: an estimate
+        lines.append(f"{'admitted with' if snapshot['images_per_s'] else 'estimated'}: {snapshot['estimate']}")
     if snapshot["data"]:
         lines.append(f"data: {snapshot['data']}")
     if snapshot["error"]:
