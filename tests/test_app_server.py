@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.helpers import TINY_GAN, TINY_SR, launch, photo, write_images
 from tests.reference_networks import RefResnetGenerator, randomize
-from tests.test_hub import fake_hub  # noqa: F401 (fixtures the stand-in Hub needs)
+from tests.test_hub import fake_hub, online_hub  # noqa: F401 (fixtures the stand-in Hub needs)
 from tests.test_publish import hub  # noqa: F401
 
 

@@ -361,16 +361,28 @@ def fake_hub():
     server.shutdown()
 
 
-def test_online_download_and_the_errors_a_user_can_act_on(tmp_path, fake_hub):
-    env = {"HF_ENDPOINT": fake_hub, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
-    pulled = cli("pull", "hf://org/good/model.safetensors", env=env, cwd=tmp_path)
-    assert pulled.returncode == 0, pulled.stderr
-    local = Path(pulled.stdout.strip().splitlines()[-1])
+@pytest.fixture
+def online_hub(fake_hub, tmp_path, monkeypatch):  # noqa: F811
+    """huggingface_hub of this process pointed at the stand-in, online, with a cache of its own
+    in tmp_path/hub-cache: it reads its endpoint when imported, so the constants are patched."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", fake_hub)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake_hub + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
+    return fake_hub
+
+
+def test_online_download_and_the_errors_a_user_can_act_on(tmp_path, online_hub, capsys):
+    assert main(["pull", "hf://org/good/model.safetensors"]) == 0, capsys.readouterr().err
+    local = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert local.read_bytes() == MODEL.read_bytes()
-    assert (tmp_path / "cache" / "models--org--good" / "refs" / "main").read_text() == COMMIT
+    assert (tmp_path / "hub-cache" / "models--org--good" / "refs" / "main").read_text() == COMMIT
 
     Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
-    assert cli("translate", "in.png", "-c", "hf://org/good/model.safetensors", "-o", "o.png", env=env, cwd=tmp_path).returncode == 0
+    assert main(["translate", str(tmp_path / "in.png"), "-c", "hf://org/good/model.safetensors", "-o", str(tmp_path / "o.png")]) == 0
 
     cases = {
         "hf://org/missing/model.safetensors": "error: repository org/missing not found on the Hub (if it is private, log in or set HF_TOKEN)",
@@ -378,8 +390,9 @@ def test_online_download_and_the_errors_a_user_can_act_on(tmp_path, fake_hub):
         "hf://org/good/other.pth": "error: org/good has no file 'other.pth' at main",
     }
     for ref, message in cases.items():
-        result = cli("pull", ref, env=env, cwd=tmp_path)
-        assert result.returncode == 1 and result.stderr.strip() == message, result.stderr
+        capsys.readouterr()
+        assert main(["pull", ref]) == 1
+        assert capsys.readouterr().err.strip() == message
 
 
 @pytest.mark.slow

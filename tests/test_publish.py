@@ -13,24 +13,15 @@ import pytest
 from PIL import Image
 
 from tests.helpers import TINY_GAN, TINY_SR, launch, photo, trainer, write_images
-from tests.test_hub import FakeHub, fake_hub  # noqa: F401 (a fixture)
+from tests.test_hub import FakeHub, fake_hub, online_hub  # noqa: F401 (fixtures)
 from translator import TranslatorError
 from translator.cli import main
 from translator.publish import dataset_ids, hub_licence, push, training_seconds
 
 
 @pytest.fixture
-def hub(fake_hub, tmp_path, monkeypatch):  # noqa: F811
-    """huggingface_hub of this process pointed at the stand-in, online, with a cache of its own:
-    its endpoint is read at import, so the constants are patched."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "ENDPOINT", fake_hub)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake_hub + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
-    monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
-    return fake_hub
+def hub(online_hub):
+    return online_hub
 
 
 def card_of(repo: str):
