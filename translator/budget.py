@@ -3,8 +3,8 @@
 Memory is counted without allocating any: the family's networks and one training step run on
 PyTorch's meta device, which computes shapes but holds no data, while a hook adds up what
 autograd keeps for the backward pass. Time comes from one real step at batch 1 after a warm-up
-step, scaled to the run's batch. A run whose estimate does not fit in the device's free memory is refused before
-it takes any.
+step, scaled to the run's batch. A run whose estimate does not fit in the device's free memory
+is refused before it takes any.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def estimate(trainer, arch, measure: bool = True) -> Estimate:
         p.numel() * p.element_size() for optimizer in recipe.optimizers.values() for group in optimizer.param_groups for p in group["params"]
     )
     averages = sum(p.numel() * p.element_size() for stem, name in recipe.exports.items() for p in recipe.networks[name].parameters()) if recipe.ema_decay else 0
-    # a phase keeps every micro-batch's graph until its optimizer steps
-    kept = _activations(recipe, family.task.batch_shapes(config, arch), config.batch_size, torch.device("meta")) * config.accumulate
     shapes = family.task.batch_shapes(config, arch)
+    # a phase keeps every micro-batch's graph until its optimizer steps
+    kept = _activations(recipe, shapes, config.batch_size, torch.device("meta")) * config.accumulate
     memory = int((weights + trained * OPTIMIZER_COPIES + averages + kept + _loaded(family.task, config, len(shapes))) * OVERHEAD)
     free = free_memory(device)
     if free is not None and memory > free:

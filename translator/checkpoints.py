@@ -58,9 +58,7 @@ def load_checkpoint(source: str | os.PathLike | Ref, family: str | None = None, 
     ``family``; both given, they must agree."""
     registry = registry or default_registry()
     ref = parse_ref(source)
-    if family is not None and ref.family is not None and family != ref.family:
-        raise TranslatorError(f"{ref.text} is a {ref.family} model, not {family}")
-    family = family or ref.family
+    family = ref.family_for(family)
     path = ref.fetch()
     tensors, metadata = read_weights(path)
     if metadata.get("format") == FORMAT:

@@ -298,7 +298,7 @@ def _default_checkpoint(family_name: str | None):
     """The checkpoint a family translates with when none is named: its recommended model where
     it can be had, else the shipped one, saying so on stderr."""
     from .checkpoints import load_checkpoint
-    from .hub import default_model, fallback_note
+    from .hub import default_model, load_or_shipped
     from .plugins import registry
 
     if family_name is None:
@@ -307,15 +307,9 @@ def _default_checkpoint(family_name: str | None):
     name, note = default_model(family)
     if name is None:
         raise TranslatorError(f"{family.name} ships no default model; pass --checkpoint (a file or one from the Hub)")
-    try:
-        checkpoint = load_checkpoint(name, family.name)
-    except TranslatorError as error:
-        note = fallback_note(name, family, error)
-        if note is None:
-            raise
-        checkpoint = load_checkpoint(family.default_checkpoint, family.name)
-    if note:
-        print(note, file=sys.stderr)
+    _, checkpoint, fallback = load_or_shipped(name, family, lambda ref: load_checkpoint(ref, family.name))
+    if note or fallback:
+        print(note or fallback, file=sys.stderr)
     return checkpoint
 
 

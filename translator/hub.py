@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,29 +28,29 @@ _read_token: ContextVar[str | bool | None] = ContextVar("read_token", default=No
 SHARE_OWNER_TOKEN = "TRANSLATOR_SHARE_OWNER_TOKEN"
 
 
-# bytes a download may still take (an app's storage quota, less what its workspace holds); None: no bound
-_room: ContextVar[int | None] = ContextVar("room", default=None)
+# what a download may still take, asked only when one is about to start (an app's storage quota
+# less what its workspace holds, which takes a walk of its folders to know); None: no bound
+_room: ContextVar[Callable[[], int] | None] = ContextVar("room", default=None)
 
 
 @contextmanager
-def downloading_within(room: int | None):
-    """Downloads inside are refused, from the size their server declares, past ``room`` bytes."""
-    reset = _room.set(room)
+def _holding(variable: ContextVar, value):
+    reset = variable.set(value)
     try:
         yield
     finally:
-        _room.reset(reset)
+        variable.reset(reset)
 
 
-@contextmanager
+def downloading_within(room: Callable[[], int] | None):
+    """Downloads inside are refused, from the size their server declares, past ``room()`` bytes."""
+    return _holding(_room, room)
+
+
 def reading_as(token: str | bool | None):
     """Hub reads inside (downloads of models and datasets, here and in threads started here
     with the context copied) use ``token``."""
-    reset = _read_token.set(token)
-    try:
-        yield
-    finally:
-        _read_token.reset(reset)
+    return _holding(_read_token, token)
 
 
 def read_token() -> str | bool | None:
@@ -203,9 +204,10 @@ def _check_size(name: str, size: int | None) -> None:
     if size is not None and size > MAX_BYTES:
         raise TranslatorError(f"{name} is {readable_size(size)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint (TRANSLATOR_MAX_CHECKPOINT_BYTES); not downloaded")
     room = _room.get()
-    if size is not None and room is not None and size > room:
+    left = room() if room is not None and size is not None else None
+    if left is not None and size > left:
         raise TranslatorError(
-            f"{name} is {readable_size(size)} and this app's storage quota has {readable_size(max(0, room))} left (TRANSLATOR_QUOTA); "
+            f"{name} is {readable_size(size)} and this app's storage quota has {readable_size(max(0, left))} left (TRANSLATOR_QUOTA); "
             "delete datasets or runs first; not downloaded"
         )
 
@@ -262,14 +264,19 @@ def default_model(family) -> tuple[str | None, str]:
     return shipped, f"offline: used the shipped {shipped}" if shipped else ""
 
 
-def fallback_note(name: str, family, error: TranslatorError) -> str | None:
-    """Where the recommended model ``name`` could not be had, the note of falling back to the
-    family's shipped default (which the caller then loads); None when there is nothing to fall back on."""
-    best = catalog.recommended(family.name)
-    if best is None or best.name != name or not family.default_checkpoint:
-        return None
-    log.info("falling back from %s: %s", name, error)  # the whole story for whoever looks; the note stays short
-    return f"couldn't get {name}; used the shipped {family.default_checkpoint}"
+def load_or_shipped(name: str, family, load: Callable[[str], object]) -> tuple[str, object, str]:
+    """``load(name)``; where ``name`` is the family's recommended model and cannot be had, the
+    family's shipped default loaded instead, at once. Returns the name loaded, what ``load``
+    gave, and the note of a fallback ("" when there was none)."""
+    try:
+        return name, load(name), ""
+    except TranslatorError as error:
+        best = catalog.recommended(family.name)
+        if best is None or best.name != name or not family.default_checkpoint:
+            raise
+        log.info("falling back from %s: %s", name, error)  # the whole story for whoever looks; the note stays short
+        shipped = family.default_checkpoint
+        return shipped, load(shipped), f"couldn't get {name}; used the shipped {shipped}"
 
 
 def can_download(entry: catalog.CatalogEntry) -> bool:

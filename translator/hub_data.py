@@ -135,6 +135,7 @@ def clear_caches() -> None:
 
 
 def _cell_bytes(cell: Cell) -> bytes:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     key = (cell.file, cell.row_group, cell.column)
@@ -144,7 +145,7 @@ def _cell_bytes(cell: Cell) -> bytes:
             # image bytes stay dictionary-encoded where the file stores them so: many rows of one
             # value (zeros, say) take its size once, not once a row
             schema = pq.read_schema(cell.file, memory_map=True)
-            leaf = f"{cell.column}.bytes" if _is_struct(schema.field(cell.column).type) else cell.column
+            leaf = f"{cell.column}.bytes" if pa.types.is_struct(schema.field(cell.column).type) else cell.column
             _FILES[(cell.file, cell.column)] = pq.ParquetFile(cell.file, memory_map=True, read_dictionary=[leaf])
         group = _FILES[(cell.file, cell.column)].read_row_group(cell.row_group, columns=[cell.column]).column(0)
         if group.nbytes <= CACHED_GROUP_BYTES:
@@ -156,12 +157,6 @@ def _cell_bytes(cell: Cell) -> bytes:
     if value is not None and len(value) > MAX_CELL_BYTES:
         raise TranslatorError(f"{cell}: an image of {len(value) / 2**20:.0f} MB, over the {MAX_CELL_BYTES / 2**20:.0f} MB an image may take")
     return value
-
-
-def _is_struct(kind) -> bool:
-    import pyarrow as pa
-
-    return pa.types.is_struct(kind)
 
 
 def _check_group_size(path: Path, group: int, meta, leaves: list[int], column: str) -> None:

@@ -58,6 +58,13 @@ class Ref:
     hub: HubRef | None = None
     entry: catalog.CatalogEntry | None = None
 
+    def family_for(self, family: str | None) -> str | None:
+        """The family to load it as: ``family`` where given, else the one its name says; both
+        known, they must agree."""
+        if family is not None and self.family is not None and family != self.family:
+            raise TranslatorError(f"{self.text} is a {self.family} model, not {family}")
+        return family or self.family
+
     def fetch(self) -> Path:
         """The local file, downloaded (and checked) first where it comes from elsewhere."""
         from . import hub

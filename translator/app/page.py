@@ -431,13 +431,14 @@ def _train_tab(
 
     drop.click(drop_dataset, dataset, dataset, api_visibility="private")
     family.change(switch, family, [layout, start_from, *loop_components, *groups], api_visibility="private", queue=False)
+
     @user_errors
     def use_in_translate(run_label):
         """The chosen (or current, or last) run's generator, picked in the Translate tab, which opens."""
         name = (run_label or "").strip() or (studio.job.run_dir.name if studio.job.run_dir is not None else "")
         if not name:
             raise TranslatorError("train a run first, or choose one under Run to resume")
-        entry = next((e for e in ws.entries() if e.kind == "run" and e.label == f"run {name}"), None)
+        entry = next((e for e in ws.entries() if e.kind == "run" and e.path == ws.run(name) and e.file.stem == "generator"), None)
         if entry is None:
             raise TranslatorError(f"the run {name} has written no model yet")
         return gr.Dropdown(value=entry.family), gr.Dropdown(choices=studio.checkpoint_choices(entry.family), value=entry.ref), gr.Tabs(selected="translate")

@@ -26,7 +26,7 @@ import numpy as np
 from .. import catalog
 from ..errors import TranslatorError
 from ..family import make_settings
-from ..hub import downloading_within, fallback_note
+from ..hub import downloading_within, load_or_shipped
 from ..images import Picture
 from ..plugins import Registry, registry as default_registry
 from ..refs import is_hub_ref, parse_ref
@@ -152,16 +152,9 @@ class Studio:
         ref = self.workspace.pick(checkpoint, family.name)
         settings = make_settings(family.Settings, {k: v for k, v in (options or {}).items() if v is not None}, family.name)
         tile, outscale = optional_int(tile, "tile"), optional_float(outscale, "outscale")
-        started, note = time.monotonic(), ""
-        try:
-            with downloading_within(self.room()):
-                engine = self.engine(ref, family.name, settings)
-        except TranslatorError as error:  # the recommended model not to be had: the shipped one, at once
-            note = fallback_note(ref, family, error)
-            if note is None:
-                raise
-            ref = family.default_checkpoint
-            engine = self.engine(ref, family.name, settings)
+        started = time.monotonic()
+        with downloading_within(self.room):
+            ref, engine, note = load_or_shipped(ref, family, lambda name: self.engine(name, family.name, settings))
         engine = engine.with_options(tile=tile, outscale=outscale)
         # refused from the header: a small file of zeros may declare a result of gigabytes
         width, height = image_size(image_path)
@@ -194,8 +187,7 @@ class Studio:
         from ..inference import Engine, Options
 
         source = parse_ref(ref)
-        if source.family is not None and source.family != family:
-            raise TranslatorError(f"{ref} is a {source.family} model, not {family}")
+        source.family_for(family)
         path = source.fetch()  # a Hub download happens here, before any device time is taken
         stat = path.stat() if path.is_file() else None
         key = (family, str(path), stat and (stat.st_size, stat.st_mtime_ns), repr(dataclasses.astuple(settings)))
@@ -337,7 +329,7 @@ class Studio:
         from ..checkpoints import load_checkpoint
         from ..hub import pull
 
-        with downloading_within(self.room()):
+        with downloading_within(self.room):
             path = pull(reference)
         # loading it now tells the user at once what it is, or why it cannot be used
         checkpoint = load_checkpoint(path, None, self.registry)
