@@ -365,3 +365,52 @@ def test_the_status_gives_the_measured_time_per_step_once_there_is_one():
     assert "estimated: about 12 MB of 24 GB free and 0.31 s per step" in _status_text(snapshot)
     measured = _status_text({**snapshot, "images_per_s": 80.0, "seconds_per_step": 0.05})
     assert "80.0 images/s, 0.05 s per step" in measured and "admitted with: about 12 MB" in measured
+
+
+def test_each_client_has_at_most_its_share_of_the_line():
+    import threading
+
+    from translator.app.service import Turns
+
+    turns = Turns(running=1, per_client=2)
+    release, entered = threading.Event(), []
+
+    def work(client):
+        with turns.turn(client):
+            entered.append(client)
+            release.wait(10)
+
+    first = threading.Thread(target=work, args=("a",))
+    first.start()
+    while not entered:
+        time.sleep(0.01)
+    waiting = [threading.Thread(target=work, args=(c,)) for c in ("a", "b")]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.2)
+    # a third from the same client is told at once; the other client waits its turn like any other
+    with pytest.raises(TranslatorError, match="already have 2 translations waiting or running"):
+        with turns.turn("a"):
+            pass
+    assert entered == ["a"]
+    release.set()
+    for thread in [first, *waiting]:
+        thread.join(10)
+    assert sorted(entered) == ["a", "a", "b"]
+    assert turns.held("a") == turns.held("b") == 0  # all given back
+
+
+def test_a_run_stops_at_the_quota_with_a_one_line_error_and_no_partial_file(studio, tmp_path):
+    from translator.app.workspace import folder_bytes
+
+    sr_dataset(studio.workspace.datasets)
+    studio.results = tmp_path / "results"
+    # room for the dataset and a little more, not for a checkpoint and the run's resume state
+    studio.quota = folder_bytes(studio.workspace.datasets) + 20_000
+    studio.start_training("esrgan", "photos", "full", "", {**TINY_SR, "steps": "4", "checkpoint_every": "2", "sample_every": "0"})
+    studio.job.wait(60)
+    snapshot = studio.job.snapshot()
+    assert snapshot["status"] == "failed"
+    assert "storage quota has" in snapshot["error"] and "TRANSLATOR_QUOTA" in snapshot["error"] and "\n" not in snapshot["error"]
+    assert studio.room() >= 0 and not list(studio.workspace.run("full").glob(".*.tmp*"))
+

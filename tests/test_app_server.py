@@ -7,6 +7,7 @@ import re
 import resource
 import time
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -104,8 +105,9 @@ def test_train_through_the_api_then_translate_with_the_result(client, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
-    url, _ = app_server
+def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path, monkeypatch):
+    url, studio = app_server
+    monkeypatch.setattr(studio.turns, "per_client", 100)  # a crowd of visitors: here all share one address
     source = tmp_path / "big.png"
     Image.fromarray(photo(320, 320)).save(source)  # about a second of x4 work each on the CPU
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -125,7 +127,7 @@ def test_a_crowd_is_answered_or_told_the_queue_is_full(app_server, tmp_path):
     assert sorted(set(answers)) == ["full", "ok"], answers
     from translator.app.page import QUEUE_SIZE, TRANSLATIONS
 
-    # at most the running translations and the waiting ones get through
+    # at most those the handlers hold and those gradio's queue holds get through
     assert 1 <= answers.count("ok") <= TRANSLATIONS["concurrency_limit"] + QUEUE_SIZE
     growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert growth_mb < 1500, f"peak memory grew by {growth_mb:.0f} MB"
@@ -268,6 +270,18 @@ def test_a_translation_is_refused_from_its_cost_before_it_runs(client, tmp_path)
     small = tmp_path / "small.png"
     Image.fromarray(photo(8, 8)).save(small)
     assert client.predict(handle_file(str(small)), checkpoint="compact-sr-x2", api_name="/translate").endswith(".png")
+
+
+def test_a_client_with_its_share_of_work_waiting_is_told_at_once(client, tmp_path, monkeypatch):
+    client, studio = client
+    monkeypatch.setattr(studio.turns, "per_client", 1)
+    small = tmp_path / "small.png"
+    Image.fromarray(photo(8, 8)).save(small)
+    with studio.turns.turn("127.0.0.1"):  # this client's one translation, still running
+        started = time.monotonic()
+        assert "already have 1 translations waiting" in error_of(lambda: client.predict(handle_file(str(small)), api_name="/translate"))
+        assert time.monotonic() - started < 10
+    assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")
 
 
 def test_a_slow_download_keeps_no_other_translation_waiting(client, tmp_path, monkeypatch):
@@ -413,6 +427,26 @@ def test_a_translation_does_not_wait_while_training_loads_its_next_batch(client,
     finally:
         client.predict(api_name="/stop_training")
         studio.job.wait(60)
+
+
+def test_an_uploaded_checkpoint_is_stored_once_and_within_the_quota(client, tmp_path):
+    import shutil
+
+    from gradio.utils import get_upload_folder
+
+    from tests.helpers import MODEL
+
+    client, studio = client
+    mine = tmp_path / "stored-once-test.safetensors"
+    shutil.copy(MODEL, mine)
+    studio.results = tmp_path / "results"
+    studio.quota = MODEL.stat().st_size // 2
+    assert "storage quota has" in error_of(lambda: client.predict(handle_file(str(mine)), api_name="/upload_checkpoint"))
+    assert not list(studio.workspace.checkpoints.iterdir())
+    studio.quota = 10 * MODEL.stat().st_size
+    assert client.predict(handle_file(str(mine)), api_name="/upload_checkpoint").startswith("stored-once-test (esrgan")
+    # kept as safetensors in the workspace; gradio's copy of the upload is gone
+    assert not list(Path(get_upload_folder()).rglob(mine.name))
 
 
 def test_a_deflated_checkpoint_bomb_is_refused_at_upload(client, tmp_path, monkeypatch):

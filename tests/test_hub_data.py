@@ -145,7 +145,9 @@ def test_a_parquet_decompression_bomb_is_refused_from_its_metadata(hub_cache, mo
     from huggingface_hub import constants
 
     paired = registry().family("pix2pix").task
-    assert len(open_data("hf://datasets/someone/bomb", paired, config()).train) == 4  # within the budgets
+    # within the budgets, so every cell is read (and found to be no image)
+    with pytest.raises(TranslatorError, match=r"no rows with images in imageA and imageB of split 'train' \(8 unreadable\)"):
+        open_data("hf://datasets/someone/bomb", paired, config())
     # what is read stays as the file stores it: the four equal cells take the size of one
     path = next(Path(constants.HF_HUB_CACHE).rglob("*.parquet"))
     assert hub_data._cell_bytes(hub_data.Cell(str(path), 0, 3, "imageA")) == bytes(2 * 2**20)
@@ -162,6 +164,27 @@ def test_a_parquet_decompression_bomb_is_refused_from_its_metadata(hub_cache, mo
         "train-00000-of-00001.parquet: row group 0 holds 2 MB of 'imageA' once decompressed (4 rows), "
         "over the 1 MB a row group and 1 MB an image may take; refused before reading"
     )
+
+
+def test_an_undecodable_cell_skips_its_row_and_a_nested_column_is_one_line(hub_cache):
+    broken = png(3)[:40]  # a PNG cut short: the header opens, the rest does not
+    hub_cache("someone/broken", {"data/train-0.parquet": parquet({"imageA": [png(0), b"not an image", png(2), broken],
+                                                                "imageB": [png(10), png(11), png(12), png(13)]})})
+    paired = registry().family("pix2pix").task
+    data = open_data("hf://datasets/someone/broken", paired, config())
+    assert len(data.train) == 2  # rows 1 and 3 skipped, the run goes on
+    summary = data.report.summary()
+    assert "2 unreadable files skipped: train-0.parquet:imageA[0:1] (UnidentifiedImageError), train-0.parquet:imageA[1:0]" in summary
+    # images nested in a list per row: not a column of images, said in one line
+    nested = pa.table({"frames": pa.array([[{"bytes": png(0), "path": None}]], pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+                       "imageB": pa.array([{"bytes": png(1), "path": None}])})
+    buffer = io.BytesIO()
+    pq.write_table(nested, buffer)
+    hub_cache("someone/nested", {"data/train-0.parquet": buffer.getvalue()})
+    with pytest.raises(TranslatorError) as error:
+        open_data("hf://datasets/someone/nested", paired, config(data_a="frames"))
+    assert str(error.value).startswith("column 'frames' of hf://datasets/someone/nested holds list<element: struct<bytes: binary, path: string>>, not images")
+    assert "\n" not in str(error.value)
 
 
 def test_a_table_without_images_and_a_missing_cache_entry_are_one_line(hub_cache):
@@ -249,8 +272,8 @@ class DatasetHub(StandIn):
     def answer(self, body: bool):
         path = self.path.split("?")[0]
         prefix = f"/api/datasets/{REPO}"
-        if path.startswith(f"{prefix}/revision/"):
-            return self.json({"id": REPO, "sha": COMMIT, "siblings": [{"rfilename": name} for name in self.files]})
+        if path == prefix or path.startswith(f"{prefix}/revision/"):
+            return self.json({"id": REPO, "sha": COMMIT, "siblings": [{"rfilename": name, "size": len(data)} for name, data in self.files.items()]})
         if path.startswith(f"{prefix}/tree/"):
             return self.json([{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()} for name, data in self.files.items()])
         resolve = f"/datasets/{REPO}/resolve/"
@@ -270,6 +293,35 @@ class DatasetHub(StandIn):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def test_a_dataset_download_is_refused_from_its_declared_size_and_counted_once_written(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from translator.files import Storage, writing_within
+    from translator.hub_data import fetch
+
+    DatasetHub.files = paired_files()
+    server = QuietServer(("127.0.0.1", 0), DatasetHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    parquets = sum(len(data) for name, data in DatasetHub.files.items() if name.endswith(".parquet"))
+    written = []
+    try:
+        with writing_within(Storage(lambda: parquets - 1, written.append)), pytest.raises(TranslatorError) as refused:
+            fetch(parse(f"hf://datasets/{REPO}"))
+        assert str(refused.value).startswith(f"hf://datasets/{REPO} is ") and "storage quota has" in str(refused.value)
+        assert not list((tmp_path / "cache").rglob("*.parquet")) and not written
+        with writing_within(Storage(lambda: parquets, written.append)):
+            folder = fetch(parse(f"hf://datasets/{REPO}"))
+            assert fetch(parse(f"hf://datasets/{REPO}")) == folder  # from the cache: counted once
+    finally:
+        server.shutdown()
+    assert written == [folder] and len(list(folder.rglob("*.parquet"))) == 2
 
 
 @pytest.mark.slow

@@ -286,8 +286,15 @@ def test_the_apps_downloads_stay_within_its_storage_quota(tmp_path, hub, monkeyp
     studio.quota = MODEL.stat().st_size + 1000
     (studio.workspace.runs / "old").mkdir()
     (studio.workspace.runs / "old" / "weights.bin").write_bytes(bytes(2000))  # a run's files count
-    with pytest.raises(TranslatorError, match=r"storage quota has [\d.]+ MiB left \(TRANSLATOR_QUOTA\); delete datasets or runs first; not downloaded"):
+    with pytest.raises(TranslatorError, match=r"storage quota has [\d.]+ MiB left \(TRANSLATOR_QUOTA\); delete datasets, runs or checkpoints first$"):
         studio.pull("hf://org/quota/model.safetensors")
     assert not list((tmp_path / "hub-cache").rglob("model.safetensors"))
     shutil.rmtree(studio.workspace.runs / "old")
     assert studio.pull("hf://org/quota/model.safetensors").startswith("model.safetensors (esrgan")
+    # what the app downloaded counts from then on: a second model no longer fits
+    assert studio.room() == 1000  # quota less the model
+    with pytest.raises(TranslatorError, match="storage quota has"):
+        studio.pull("hf://org/other/model.safetensors")
+    # deleted, it counts no more
+    studio.delete(next(e.ref for e in studio.workspace.entries() if e.kind == "pulled"))
+    assert studio.pull("hf://org/other/model.safetensors").startswith("model.safetensors (esrgan")

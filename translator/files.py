@@ -1,15 +1,64 @@
-"""Writing files so that a crash never leaves a partial one behind, and sweeping up after a
-writer that was killed before it could."""
+"""Writing files so that a crash never leaves a partial one behind, sweeping up after a writer
+that was killed before it could, and keeping what is written within a storage quota."""
 
 import contextlib
 import errno
 import os
 import re
 import tempfile
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 # .{final name}.{writer's pid}.{random}.tmp[.ext]: the pid says whether its writer may still finish
 _TEMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp(\.\w+)?$")
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A quota that writes count against: ``room()`` is what it has left (asked only when a
+    write is about to land: it may walk folders), and ``wrote(path)`` is told of each file or
+    folder written outside the quota's own folders (downloads into shared caches)."""
+
+    room: Callable[[], int]
+    wrote: Callable[[Path], None]
+
+
+# the quota of what is written in this context (an app's); None: no bound
+_storage: ContextVar[Storage | None] = ContextVar("storage", default=None)
+
+
+@contextlib.contextmanager
+def writing_within(storage: Storage | None):
+    """Every atomic write and download inside (and in threads started with this context) is
+    refused past what ``storage`` has left."""
+    reset = _storage.set(storage)
+    try:
+        yield
+    finally:
+        _storage.reset(reset)
+
+
+def check_room(name: str, size: int | None) -> None:
+    """Refuse to write ``size`` bytes as ``name`` past what the quota has left."""
+    from .checkpoints import readable_size
+    from .errors import TranslatorError
+
+    storage = _storage.get()
+    left = storage.room() if storage is not None and size is not None else None
+    if left is not None and size > left:
+        raise TranslatorError(
+            f"{name} is {readable_size(size)} and this app's storage quota has {readable_size(max(0, left))} left (TRANSLATOR_QUOTA); "
+            "delete datasets, runs or checkpoints first"
+        )
+
+
+def count_written(path: Path) -> None:
+    """Count a download into a shared cache against the quota from now on."""
+    storage = _storage.get()
+    if storage is not None:
+        storage.wrote(path)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | memoryview) -> None:
@@ -34,6 +83,8 @@ def atomic_path(path: str | os.PathLike, extension: str = ""):
             os.close(handle)
         with _disk_full(path):
             yield Path(temp)
+            # judged once written, before it takes the place of what it replaces
+            check_room(path.name, Path(temp).stat().st_size - (path.stat().st_size if path.is_file() else 0))
             with open(temp, "rb+") as written:
                 os.fsync(written.fileno())
             os.replace(temp, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import catalog
 from .catalog import file_sha256
 from .errors import TranslatorError, one_line
+from .files import check_room, count_written
 from .refs import HubRef, is_hub_ref, parse_hub, parse_ref
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,6 @@ _read_token: ContextVar[str | bool | None] = ContextVar("read_token", default=No
 SHARE_OWNER_TOKEN = "TRANSLATOR_SHARE_OWNER_TOKEN"
 
 
-# what a download may still take, asked only when one is about to start (an app's storage quota
-# less what its workspace holds, which takes a walk of its folders to know); None: no bound
-_room: ContextVar[Callable[[], int] | None] = ContextVar("room", default=None)
-
-
 @contextmanager
 def _holding(variable: ContextVar, value):
     reset = variable.set(value)
@@ -40,11 +36,6 @@ def _holding(variable: ContextVar, value):
         yield
     finally:
         variable.reset(reset)
-
-
-def downloading_within(room: Callable[[], int] | None):
-    """Downloads inside are refused, from the size their server declares, past ``room()`` bytes."""
-    return _holding(_room, room)
 
 
 def reading_as(token: str | bool | None):
@@ -84,6 +75,8 @@ def fetch(ref: HubRef, sha256: str | None = None) -> Path:
             ref.repo_id, ref.path, repo_type=ref.repo_type, revision=ref.revision, token=read_token(),
             library_name="image-translator", library_version=__version__,
         ))
+    if not isinstance(cached, str):
+        count_written(local)
     if sha256 is not None:
         actual = file_sha256(local)
         if actual != sha256.lower():
@@ -183,6 +176,7 @@ def download(url: str, sha256: str | None = None) -> Path:
                 # torch reads to the end of the stream: a connection cut short looks complete to it
                 if declared is not None and temp.stat().st_size != int(declared):
                     raise TranslatorError(f"the download stopped after {temp.stat().st_size} of {declared} bytes")
+            count_written(target)
         except urllib.error.HTTPError as error:
             raise TranslatorError(f"the server answered {error.code} {error.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as error:  # refused, unreachable, cut short
@@ -203,13 +197,7 @@ def _check_size(name: str, size: int | None) -> None:
 
     if size is not None and size > MAX_BYTES:
         raise TranslatorError(f"{name} is {readable_size(size)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint (TRANSLATOR_MAX_CHECKPOINT_BYTES); not downloaded")
-    room = _room.get()
-    left = room() if room is not None and size is not None else None
-    if left is not None and size > left:
-        raise TranslatorError(
-            f"{name} is {readable_size(size)} and this app's storage quota has {readable_size(max(0, left))} left (TRANSLATOR_QUOTA); "
-            "delete datasets or runs first; not downloaded"
-        )
+    check_room(name, size)
 
 
 def is_downloaded(entry: catalog.CatalogEntry) -> bool:

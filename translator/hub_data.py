@@ -72,19 +72,29 @@ def parse(text: str) -> DatasetRef:
 
 def fetch(ref: DatasetRef) -> Path:
     """The dataset's folder (its subset) in the local Hub cache, downloading what is missing:
-    its parquet and image files only."""
-    from huggingface_hub import snapshot_download
+    its parquet and image files only, refused first from the sizes the Hub declares when they
+    would not fit the storage downloads count against (an app's quota)."""
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.utils import filter_repo_objects
 
     from . import __version__
-    from .hub import hub_errors, read_token
+    from .files import check_room, count_written
+    from .hub import hub_errors, offline, read_token
 
     under = f"{ref.subset}/" if ref.subset else ""
     patterns = [f"{under}*.parquet", f"{under}**/*.parquet"] + [f"{under}{deep}{p}" for p in IMAGE_FILES for deep in ("", "**/")]
+    options = dict(repo_type="dataset", revision=ref.revision, allow_patterns=patterns, library_name="image-translator", library_version=__version__)
     with hub_errors(str(ref), ref.repo_id, ref.revision, kind="dataset"):
-        root = Path(snapshot_download(
-            ref.repo_id, repo_type="dataset", revision=ref.revision, allow_patterns=patterns, token=read_token(),
-            library_name="image-translator", library_version=__version__,
-        ))
+        try:
+            root = Path(snapshot_download(ref.repo_id, local_files_only=True, **options))
+        except LocalEntryNotFoundError:
+            if not offline():
+                info = HfApi().dataset_info(ref.repo_id, revision=ref.revision, files_metadata=True, token=read_token())
+                wanted = filter_repo_objects(info.siblings or [], allow_patterns=patterns, key=lambda sibling: sibling.rfilename)
+                check_room(str(ref), sum(sibling.size or 0 for sibling in wanted))
+            root = Path(snapshot_download(ref.repo_id, token=read_token(), **options))
+            count_written(root)
     folder = root / ref.subset if ref.subset else root
     if not folder.is_dir():
         raise TranslatorError(f"{ref}: the dataset has no subset {ref.subset!r}")
@@ -178,9 +188,9 @@ class Table:
     columns: dict[str, str]
     images: list[str]
 
-    def cells(self, split: str, column: str) -> list[Cell | None]:
-        """Every row of ``column`` in ``split``, None where the row holds no image. Row groups
-        whose statistics say there are no empty cells are not read at all."""
+    def cells(self, split: str, column: str, skipped: list[tuple[str, str]]) -> list[Cell | None]:
+        """Every row of ``column`` in ``split``, None where the row holds no image or one that
+        cannot be read (counted in ``skipped``, as a folder's unreadable files are)."""
         import pyarrow.parquet as pq
 
         cells: list[Cell | None] = []
@@ -196,7 +206,27 @@ class Table:
                 if not stats or any(s is None or not s.has_null_count or s.null_count for s in stats):
                     present = _present(parquet.read_row_group(group, columns=[column]).column(0))
                 cells += [Cell(str(path), group, row, column) if present is None or present[row] else None for row in range(meta.num_rows)]
-        return cells
+        return [_readable(cell, skipped) if cell else None for cell in cells]
+
+
+def _readable(cell: Cell, skipped: list[tuple[str, str]]) -> Cell | None:
+    """The cell, if its image opens within the budgets; checked from its header and structure
+    as a folder's files are, so one bad row costs that row and not the run."""
+    from PIL import Image
+
+    from .images import check_budget
+
+    try:
+        with Image.open(io.BytesIO(_cell_bytes(cell))) as image:
+            image.verify()
+            check_budget(*image.size, str(cell))
+    except TranslatorError as error:
+        skipped.append((str(cell), one_line(error)[:60]))
+        return None
+    except Exception as error:  # what Pillow raises for bytes that are no image
+        skipped.append((str(cell), type(error).__name__))
+        return None
+    return cell
 
 
 def _present(values) -> list[bool]:
@@ -304,15 +334,16 @@ def open_data(text: str, task, config):
     if split not in table.splits:
         raise TranslatorError(f"{ref} has no split {split!r} (it has {', '.join(sorted(table.splits))})")
     columns = choose_columns(table, len(task.columns), (config.data_a, config.data_b), str(ref))
-    train_cells = [table.cells(split, c) for c in columns]
     val_split = next((s for s in VALIDATION if s in table.splits and s != split), None)
     report = Report(source=f"{ref}: {' -> '.join(columns)}, split {split!r}" + (f", validation from {val_split!r}" if val_split else ", no validation split"))
+    train_cells = [table.cells(split, c, report.skipped) for c in columns]
     try:
         train = task.from_cells(train_cells, config)
-        val = task.from_cells([table.cells(val_split, c) for c in columns], config, validation=True) if val_split else None
+        val = task.from_cells([table.cells(val_split, c, report.skipped) for c in columns], config, validation=True) if val_split else None
     except TranslatorError as error:
         raise TranslatorError(f"{ref}: {error}") from None
     report.used = len(train)
     if not report.used:
-        raise TranslatorError(f"{ref}: no rows with images in {' and '.join(columns)} of split {split!r}")
+        unreadable = f" ({len(report.skipped)} unreadable)" if report.skipped else ""
+        raise TranslatorError(f"{ref}: no rows with images in {' and '.join(columns)} of split {split!r}{unreadable}")
     return TrainData(train, val if val is not None and len(val) else None, report)

@@ -34,9 +34,20 @@ log = logging.getLogger(__name__)
 
 # Requests waiting beyond this many are told the queue is full instead of piling up.
 QUEUE_SIZE = int(os.environ.get("TRANSLATOR_QUEUE_SIZE", "8"))
-# Translations decode, download and encode side by side; only their device work takes turns
-# (the service's device lock), so a slow Hub download keeps no one else waiting.
-TRANSLATIONS = {"concurrency_id": "translate", "concurrency_limit": int(os.environ.get("TRANSLATOR_TRANSLATIONS", "2"))}
+# Translations reach their handler at once and wait in the service (``Studio.turns``), where
+# each client's waiting work is counted; gradio's own queue cannot say whose a request is.
+TRANSLATIONS = {"concurrency_id": "translate", "concurrency_limit": QUEUE_SIZE}
+
+
+def client_of(request: gr.Request | None) -> str:
+    """Who is asking, as far as the server can tell: on a Space the visitor's address its proxy
+    forwards (the connection is the proxy's), elsewhere the connection's own."""
+    from gradio.utils import get_space
+
+    if request is None:
+        return ""
+    forwarded = request.headers.get("x-forwarded-for", "") if get_space() else ""
+    return forwarded.split(",")[0].strip() or getattr(request.client, "host", "") or ""
 
 
 def signs_in() -> bool:
@@ -204,23 +215,26 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
 
     # in the form, 0 (the fields' default) means automatic for both
     @user_errors
-    def translate_clicked(image_path, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
+    # gradio hands the request to a parameter typed gr.Request; first, as *values must come last
+    def translate_clicked(request: gr.Request, image_path, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
         def report(done: int, total: int) -> None:
             progress((done, total), desc="translating", unit="tiles")
 
-        done = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), report)
+        with studio.turns.turn(client_of(request)):
+            done = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), report)
         return str(done.path), done.previews(), done.describe()
 
     @user_errors
-    def batch_clicked(files, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
+    def batch_clicked(request: gr.Request, files, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
         if not files:
             raise TranslatorError("add images first")
         done, failed = [], []
-        for file in progress.tqdm(files, desc="images"):
-            try:
-                done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values)).path))
-            except TranslatorError as error:
-                failed.append(f"{Path(file).name}: {error}")
+        with studio.turns.turn(client_of(request)):  # a batch is one job: it holds one turn throughout
+            for file in progress.tqdm(files, desc="images"):
+                try:
+                    done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values)).path))
+                except TranslatorError as error:
+                    failed.append(f"{Path(file).name}: {error}")
         if not done:
             raise TranslatorError("; ".join(failed))
         note = f"{len(done)} translated" + (f"; skipped {len(failed)}: " + "; ".join(failed) if failed else "")
@@ -361,6 +375,7 @@ def _train_tab(
     @user_errors
     def unpack_zip(file_path):
         unpacked = studio.upload_dataset(file_path)
+        _let_go(file_path)
         gr.Info(unpacked.summary())
         return gr.Dropdown(choices=studio.dataset_choices(), value=unpacked.folder.name)
 
@@ -492,7 +507,9 @@ def _checkpoints_tab(studio: Studio) -> None:
 
     @user_errors
     def add_upload(file_path):
-        return refreshed(f"added {studio.upload_checkpoint(file_path)}")
+        added = studio.upload_checkpoint(file_path)
+        _let_go(file_path)
+        return refreshed(f"added {added}")
 
     @user_errors
     def delete_entry(ref):
@@ -510,11 +527,13 @@ def _api(studio: Studio, first: Family) -> None:
     with plain parameters (family settings as one dict, as `--set` takes them)."""
 
     @api_endpoint
-    def translate(image: FileData, family: str = first.name, checkpoint: str = "", outscale: float | None = None, tile: int | None = None, settings: dict | None = None) -> FileData:
+    def translate(image: FileData, family: str = first.name, checkpoint: str = "", outscale: float | None = None, tile: int | None = None, settings: dict | None = None,
+                  request: gr.Request | None = None) -> FileData:
         """Translate one image; returns the lossless PNG. checkpoint: empty for the family's shipped
         model, a name from /checkpoints, a catalog name or hf://ORG/NAME[@REVISION]/FILE.
         tile: None picks automatically. settings: the family's translation settings."""
-        path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {}).path
+        with studio.turns.turn(client_of(request)):
+            path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {}).path
         return FileData(path=str(path), orig_name=path.name)
 
     @api_endpoint
@@ -544,7 +563,10 @@ def _api(studio: Studio, first: Family) -> None:
     @api_endpoint
     def upload_dataset(archive: FileData) -> str:
         """Unpack a .zip dataset into the datasets root; returns the dataset's name."""
-        return studio.upload_dataset(_uploaded(archive)).folder.name
+        path = _uploaded(archive)
+        name = studio.upload_dataset(path).folder.name
+        _let_go(path)
+        return name
 
     @api_endpoint
     def delete_dataset(dataset: str) -> str:
@@ -567,7 +589,10 @@ def _api(studio: Studio, first: Family) -> None:
     @api_endpoint
     def upload_checkpoint(file: FileData) -> str:
         """Add a checkpoint file (checked by the safe loader, stored as safetensors)."""
-        return studio.upload_checkpoint(_uploaded(file))
+        path = _uploaded(file)
+        added = studio.upload_checkpoint(path)
+        _let_go(path)
+        return added
 
     @api_endpoint
     def delete_checkpoint(checkpoint: str) -> str:
@@ -599,6 +624,15 @@ def _uploaded(file) -> str:
     if not resolved.is_relative_to(Path(get_upload_folder()).resolve()):
         raise TranslatorError("only files uploaded to this app can be used")
     return str(resolved)
+
+
+def _let_go(path: str) -> None:
+    """Remove an upload the app now keeps in a form of its own (a dataset unpacked, a checkpoint
+    as safetensors): kept twice, it would take twice its size outside the quota."""
+    from gradio.utils import get_upload_folder
+
+    if path and Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve()):
+        Path(path).unlink(missing_ok=True)
 
 
 def _plugins_tab(studio: Studio) -> None:

@@ -15,8 +15,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,8 @@ import numpy as np
 from .. import catalog
 from ..errors import TranslatorError
 from ..family import make_settings
-from ..hub import downloading_within, load_or_shipped
+from ..files import Storage, writing_within
+from ..hub import load_or_shipped
 from ..images import Picture
 from ..plugins import Registry, registry as default_registry
 from ..refs import is_hub_ref, parse_ref
@@ -50,6 +52,39 @@ except ImportError:
 
     def on_gpu(fn):
         return fn
+
+
+class Turns:
+    """Translations taken in turns: ``running`` at once, the rest waiting here, and each client
+    with at most ``per_client`` waiting or running, so no visitor fills the line for the others."""
+
+    def __init__(self, running: int, per_client: int):
+        self.per_client = per_client
+        self._slots = threading.Semaphore(running)
+        self._held: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def held(self, client: str) -> int:
+        """How many translations of ``client`` are waiting or running."""
+        return self._held[client]
+
+    @contextmanager
+    def turn(self, client: str):
+        with self._lock:
+            if self._held[client] >= self.per_client:
+                raise TranslatorError(
+                    f"you already have {self._held[client]} translations waiting or running here; "
+                    "send the next when one has finished (TRANSLATOR_JOBS_PER_CLIENT)"
+                )
+            self._held[client] += 1
+        try:
+            with self._slots:
+                yield
+        finally:
+            with self._lock:
+                self._held[client] -= 1
+                if not self._held[client]:
+                    del self._held[client]
 
 
 @dataclass
@@ -98,6 +133,8 @@ class Studio:
         self.quota = parse_size(os.environ.get("TRANSLATOR_QUOTA", "10gb"))
         self._engines: OrderedDict[tuple, object] = OrderedDict()
         self._engines_lock = threading.Lock()
+        # side by side, translations decode, download and encode; only device work is one at a time
+        self.turns = Turns(int(os.environ.get("TRANSLATOR_TRANSLATIONS") or 2), int(os.environ.get("TRANSLATOR_JOBS_PER_CLIENT") or 2))
 
     # ---- translate ----
 
@@ -153,7 +190,7 @@ class Studio:
         settings = make_settings(family.Settings, {k: v for k, v in (options or {}).items() if v is not None}, family.name)
         tile, outscale = optional_int(tile, "tile"), optional_float(outscale, "outscale")
         started = time.monotonic()
-        with downloading_within(self.room):
+        with writing_within(self.storage):
             ref, engine, note = load_or_shipped(ref, family, lambda name: self.engine(name, family.name, settings))
         engine = engine.with_options(tile=tile, outscale=outscale)
         # refused from the header: a small file of zeros may declare a result of gigabytes
@@ -202,21 +239,27 @@ class Studio:
             return engine
 
     def room(self) -> int:
-        """Bytes the quota has left: less what datasets, results, runs and uploaded checkpoints take."""
+        """Bytes the quota has left: less what datasets, results, runs, uploaded checkpoints and
+        the app's downloads take."""
         ws = self.workspace
         return self.quota - ws.used_bytes(self.results, ws.runs, ws.checkpoints)
+
+    @property
+    def storage(self) -> Storage:
+        """The quota as downloads see it: what is left, and where a new one is counted."""
+        return Storage(self.room, self.workspace.remember_download)
 
     def _result_folder(self) -> Path:
         # Results live until gradio has copied them into its cache (which it clears itself): ours
         # go after an hour, and sooner, oldest first, while datasets and results pass the quota.
         self.results.mkdir(parents=True, exist_ok=True)
-        cutoff, used = time.time() - 3600, self.workspace.used_bytes(self.results)
-        for old in sorted(self.results.iterdir(), key=lambda p: p.stat().st_mtime):
-            if old.stat().st_mtime < cutoff or used > self.quota:
+        cutoff, used = time.time() - 3600, self.quota - self.room()
+        for old, mtime in sorted(_modified(self.results), key=lambda item: item[1]):
+            if mtime < cutoff or used > self.quota:
                 used -= folder_bytes(old)
                 shutil.rmtree(old, ignore_errors=True)
         if used > self.quota:
-            raise TranslatorError(f"the workspace's datasets use up its {_megabytes(self.quota)} quota (TRANSLATOR_QUOTA); delete datasets first")
+            raise TranslatorError(f"the workspace's datasets, runs and downloads use up its {_megabytes(self.quota)} quota (TRANSLATOR_QUOTA); delete some first")
         return Path(tempfile.mkdtemp(dir=self.results))
 
     # ---- train ----
@@ -243,7 +286,8 @@ class Studio:
         start = self.workspace.pick(checkpoint, family.name) if checkpoint else None
         given = {k: v for k, v in overrides.items() if v is not None}
         values = self._checked_paths(family, {**self.train_defaults(family.name), **given})
-        self.job.start(family, data, run_dir, values, start, device=self.device)
+        with writing_within(self.storage):  # the run's thread keeps this context: its checkpoints count too
+            self.job.start(family, data, run_dir, values, start, device=self.device)
         return run_name
 
     def dataset_choices(self) -> list[tuple[str, str]]:
@@ -289,7 +333,8 @@ class Studio:
         if not run_dir.is_dir():
             raise TranslatorError(f"no run named {run_name!r}")
         steps = optional_int(steps, "steps")
-        self.job.resume(run_dir, {"steps": steps} if steps else {}, self.registry, device=self.device)
+        with writing_within(self.storage):
+            self.job.resume(run_dir, {"steps": steps} if steps else {}, self.registry, device=self.device)
         return run_name
 
     # ---- datasets ----
@@ -302,7 +347,7 @@ class Studio:
 
         if not archive_path:
             raise TranslatorError("choose a .zip file first")
-        left = self.quota - self.workspace.used_bytes(self.results)
+        left = self.room()
         try:
             with zipfile.ZipFile(archive_path) as archive:
                 declared = sum(member.file_size for member in archive.infolist())
@@ -329,7 +374,7 @@ class Studio:
         from ..checkpoints import load_checkpoint
         from ..hub import pull
 
-        with downloading_within(self.room):
+        with writing_within(self.storage):
             path = pull(reference)
         # loading it now tells the user at once what it is, or why it cannot be used
         checkpoint = load_checkpoint(path, None, self.registry)
@@ -348,7 +393,8 @@ class Studio:
         if target.exists():
             raise TranslatorError(f"a checkpoint named {name} is already uploaded; delete it first or rename the file")
         checkpoint = load_checkpoint(path, None, self.registry)  # the safe loader; refuses pickled code
-        save_checkpoint(target, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": path.name})
+        with writing_within(self.storage):
+            save_checkpoint(target, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": path.name})
         return f"{name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
 
     def delete(self, ref: str) -> str:
@@ -408,6 +454,17 @@ def device_speed(device) -> float:
                 torch.cuda.synchronize(device)
         _SPEEDS[key] = runs * 2 * 64 * 64 * 9 * 128 * 128 / max(time.perf_counter() - started, 1e-9)
     return _SPEEDS[key]
+
+
+def _modified(folder: Path) -> list[tuple[Path, float]]:
+    """The entries of ``folder`` with their modification times, less any removed meanwhile."""
+    found = []
+    for path in folder.iterdir():
+        try:
+            found.append((path, path.stat().st_mtime))
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def _minutes(seconds: float) -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DELETING = ".deleting-"
 # the hf:// references of runs published from this workspace, offered in every checkpoint picker
 PUBLISHED_FILE = "published.json"
+# the files and dataset folders the app downloaded into shared caches: they count against its quota
+DOWNLOADS_FILE = "downloads.json"
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Workspace:
         self._sweep()
         # sha256 of large files, by (path, size, mtime): listing must not re-hash every time
         self._hashes: dict[tuple[str, int, int], str] = {}
+        self._ledger = threading.Lock()
 
     def _sweep(self) -> None:
         """What a killed server left behind: folders it was deleting, and its own temporary files
@@ -92,8 +96,26 @@ class Workspace:
         remove_folder(folder)
 
     def used_bytes(self, *others: Path) -> int:
-        """Bytes the app's datasets (and ``others``) take on disk."""
-        return folder_bytes(self.datasets, *others)
+        """Bytes the app's datasets, ``others`` and what it downloaded into shared caches take on disk."""
+        return folder_bytes(self.datasets, *others) + sum(_linked_bytes(path) for path in self._downloads())
+
+    def remember_download(self, path: Path) -> None:
+        """Count a file or dataset folder the app downloaded (into the Hugging Face or torch
+        cache) from now on, until it is deleted."""
+        with self._ledger:
+            kept = {str(p) for p in self._downloads() if p.exists()} | {str(path)}
+            atomic_write(self.root / DOWNLOADS_FILE, json.dumps(sorted(kept), indent=1).encode())
+
+    def _downloads(self) -> list[Path]:
+        try:
+            items = json.loads((self.root / DOWNLOADS_FILE).read_text())
+        except FileNotFoundError:
+            return []
+        except ValueError:
+            raise TranslatorError(f"{self.root / DOWNLOADS_FILE} is damaged: it must be a JSON list of paths (delete it to start counting again)") from None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise TranslatorError(f"{self.root / DOWNLOADS_FILE} is damaged: it must be a JSON list of paths (delete it to start counting again)")
+        return [Path(i) for i in items]
 
     def run_names(self) -> list[str]:
         runs = [p for p in self.runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -237,8 +259,28 @@ def folder_bytes(*folders: Path) -> int:
     total = 0
     for folder in folders:
         for parent, _, names in os.walk(folder):
-            total += sum(os.lstat(os.path.join(parent, name)).st_size for name in names)
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(parent, name)).st_size
+                except FileNotFoundError:  # removed meanwhile (an old result swept by another request)
+                    continue
     return total
+
+
+def _linked_bytes(path: Path) -> int:
+    """Bytes a cached file or snapshot folder holds, through its links to the cache's blobs,
+    each blob once."""
+    if path.is_file():
+        return path.stat().st_size
+    seen: dict[int, int] = {}
+    for parent, _, names in os.walk(path):
+        for name in names:
+            try:
+                stat = os.stat(os.path.join(parent, name))
+            except OSError:  # a link whose blob is gone
+                continue
+            seen[stat.st_ino] = stat.st_size
+    return sum(seen.values())
 
 
 def remove_folder(folder: Path) -> None:
