@@ -166,7 +166,7 @@ def test_a_parquet_decompression_bomb_is_refused_from_its_metadata(hub_cache, mo
     )
 
 
-def test_an_undecodable_cell_skips_its_row_and_a_nested_column_is_one_line(hub_cache):
+def test_an_undecodable_cell_skips_its_row_and_a_nested_column_is_one_line(hub_cache, monkeypatch):
     broken = png(3)[:40]  # a PNG cut short: the header opens, the rest does not
     hub_cache("someone/broken", {"data/train-0.parquet": parquet({"imageA": [png(0), b"not an image", png(2), broken],
                                                                 "imageB": [png(10), png(11), png(12), png(13)]})})
@@ -175,6 +175,14 @@ def test_an_undecodable_cell_skips_its_row_and_a_nested_column_is_one_line(hub_c
     assert len(data.train) == 2  # rows 1 and 3 skipped, the run goes on
     summary = data.report.summary()
     assert "2 unreadable files skipped: train-0.parquet:imageA[0:1] (UnidentifiedImageError), train-0.parquet:imageA[1:0]" in summary
+    # a row group too large to hold is read a few rows at a time, and none of it kept
+    import translator.hub_data as hub_data
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(hub_data, "CACHED_GROUP_BYTES", 1)
+    hub_data.clear_caches()
+    path = str(next(Path(constants.HF_HUB_CACHE).rglob("train-0.parquet")))
+    assert hub_data._cell_bytes(hub_data.Cell(path, 0, 2, "imageA")) == png(2) and not hub_data._GROUPS
     # images nested in a list per row: not a column of images, said in one line
     nested = pa.table({"frames": pa.array([[{"bytes": png(0), "path": None}]], pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
                        "imageB": pa.array([{"bytes": png(1), "path": None}])})

@@ -129,8 +129,8 @@ class Cell:
 # zeros would otherwise be read whole into memory.
 MAX_GROUP_BYTES = int(os.environ.get("TRANSLATOR_MAX_PARQUET_GROUP_BYTES", 512 * 2**20))
 MAX_CELL_BYTES = int(os.environ.get("TRANSLATOR_MAX_PARQUET_CELL_BYTES", 64 * 2**20))
-# row groups at most this large are kept after a read: a loader asks for rows in random order,
-# and one row group holds many of them
+# row groups at most this large are read whole and kept: a loader asks for rows in random order,
+# and one row group holds many of them; a larger one is read a few rows at a time
 CACHED_GROUP_BYTES = 64 * 2**20
 
 # row groups of one column read recently, per process, and open files; ``clear_caches`` empties them
@@ -144,25 +144,46 @@ def clear_caches() -> None:
     _FILES.clear()
 
 
-def _cell_bytes(cell: Cell) -> bytes:
+def _parquet(file: str, column: str):
+    """The file opened for reading ``column``, once per process."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if (file, column) not in _FILES:
+        # image bytes stay dictionary-encoded where the file stores them so: many rows of one
+        # value (zeros, say) take its size once, not once a row
+        schema = pq.read_schema(file, memory_map=True)
+        leaf = f"{column}.bytes" if pa.types.is_struct(schema.field(column).type) else column
+        _FILES[(file, column)] = pq.ParquetFile(file, memory_map=True, read_dictionary=[leaf])
+    return _FILES[(file, column)]
+
+
+def _cell_bytes(cell: Cell) -> bytes:
     key = (cell.file, cell.row_group, cell.column)
     group = _GROUPS.get(key)
     if group is None:
-        if (cell.file, cell.column) not in _FILES:
-            # image bytes stay dictionary-encoded where the file stores them so: many rows of one
-            # value (zeros, say) take its size once, not once a row
-            schema = pq.read_schema(cell.file, memory_map=True)
-            leaf = f"{cell.column}.bytes" if pa.types.is_struct(schema.field(cell.column).type) else cell.column
-            _FILES[(cell.file, cell.column)] = pq.ParquetFile(cell.file, memory_map=True, read_dictionary=[leaf])
-        group = _FILES[(cell.file, cell.column)].read_row_group(cell.row_group, columns=[cell.column]).column(0)
-        if group.nbytes <= CACHED_GROUP_BYTES:
-            _GROUPS[key] = group
-            while len(_GROUPS) > 2:
-                _GROUPS.popitem(last=False)
-    value = group[cell.row].as_py()
+        parquet = _parquet(cell.file, cell.column)
+        if parquet.metadata.row_group(cell.row_group).total_byte_size > CACHED_GROUP_BYTES:
+            return _streamed_cell(parquet, cell)
+        group = parquet.read_row_group(cell.row_group, columns=[cell.column]).column(0)
+        _GROUPS[key] = group
+        while len(_GROUPS) > 2:
+            _GROUPS.popitem(last=False)
+    return _checked_cell(cell, group[cell.row].as_py())
+
+
+def _streamed_cell(parquet, cell: Cell) -> bytes:
+    """One cell of a row group too large to hold: read a few rows at a time up to it, so that
+    memory holds a batch, not the group."""
+    seen = 0
+    for batch in parquet.iter_batches(batch_size=8, row_groups=[cell.row_group], columns=[cell.column]):
+        if cell.row < seen + batch.num_rows:
+            return _checked_cell(cell, batch.column(0)[cell.row - seen].as_py())
+        seen += batch.num_rows
+    raise TranslatorError(f"{cell}: no such row")
+
+
+def _checked_cell(cell: Cell, value) -> bytes:
     value = value["bytes"] if isinstance(value, dict) else value
     if value is not None and len(value) > MAX_CELL_BYTES:
         raise TranslatorError(f"{cell}: an image of {len(value) / 2**20:.0f} MB, over the {MAX_CELL_BYTES / 2**20:.0f} MB an image may take")
@@ -190,26 +211,32 @@ class Table:
 
     def cells(self, split: str, column: str, skipped: list[tuple[str, str]]) -> list[Cell | None]:
         """Every row of ``column`` in ``split``, None where the row holds no image or one that
-        cannot be read (counted in ``skipped``, as a folder's unreadable files are)."""
+        cannot be read (counted in ``skipped``, as a folder's unreadable files are): each image
+        is opened from its header and structure once, reading the file a few rows at a time."""
         import pyarrow.parquet as pq
 
         cells: list[Cell | None] = []
         for path in self.splits[split]:
             parquet = pq.ParquetFile(path, memory_map=True)
-            # the column itself, or an image struct's bytes: where its empty cells are counted
+            # the column itself, or an image struct's bytes
             leaves = [i for i in range(parquet.metadata.num_columns) if parquet.schema.column(i).path in (column, f"{column}.bytes")]
             for group in range(parquet.metadata.num_row_groups):
-                meta = parquet.metadata.row_group(group)
-                _check_group_size(path, group, meta, leaves, column)
-                present = None
-                stats = [meta.column(i).statistics for i in leaves]
-                if not stats or any(s is None or not s.has_null_count or s.null_count for s in stats):
-                    present = _present(parquet.read_row_group(group, columns=[column]).column(0))
-                cells += [Cell(str(path), group, row, column) if present is None or present[row] else None for row in range(meta.num_rows)]
-        return [_readable(cell, skipped) if cell else None for cell in cells]
+                _check_group_size(path, group, parquet.metadata.row_group(group), leaves, column)
+            for group in range(parquet.metadata.num_row_groups):
+                for row, value in enumerate(_rows(str(path), group, column)):
+                    cell = Cell(str(path), group, row, column)
+                    cells.append(_readable(cell, value, skipped) if value else None)
+        return cells
 
 
-def _readable(cell: Cell, skipped: list[tuple[str, str]]) -> Cell | None:
+def _rows(file: str, group: int, column: str):
+    """The image bytes (or None) of each row of one row group, a few rows in memory at a time."""
+    for batch in _parquet(file, column).iter_batches(batch_size=16, row_groups=[group], columns=[column]):
+        for value in batch.column(0).to_pylist():
+            yield value["bytes"] if isinstance(value, dict) else value
+
+
+def _readable(cell: Cell, value: bytes, skipped: list[tuple[str, str]]) -> Cell | None:
     """The cell, if its image opens within the budgets; checked from its header and structure
     as a folder's files are, so one bad row costs that row and not the run."""
     from PIL import Image
@@ -217,7 +244,8 @@ def _readable(cell: Cell, skipped: list[tuple[str, str]]) -> Cell | None:
     from .images import check_budget
 
     try:
-        with Image.open(io.BytesIO(_cell_bytes(cell))) as image:
+        _checked_cell(cell, value)
+        with Image.open(io.BytesIO(value)) as image:
             image.verify()
             check_budget(*image.size, str(cell))
     except TranslatorError as error:
@@ -227,17 +255,6 @@ def _readable(cell: Cell, skipped: list[tuple[str, str]]) -> Cell | None:
         skipped.append((str(cell), type(error).__name__))
         return None
     return cell
-
-
-def _present(values) -> list[bool]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    if pa.types.is_struct(values.type):
-        data = values.field("bytes")
-        return [bool(v) for v in pc.and_(values.is_valid(), pc.fill_null(pc.greater(pc.binary_length(data), 0), False)).to_pylist()]
-    return [bool(v) for v in pc.fill_null(pc.greater(pc.binary_length(values), 0), False).to_pylist()]
 
 
 def read_table(folder: Path, name: str) -> Table | None:
