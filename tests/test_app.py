@@ -351,9 +351,10 @@ def test_the_model_box_says_custom_when_a_checkpoint_is_picked_by_hand(studio, t
     demo = build_app(studio)
     chosen = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "checkpoint_chosen").fn
     ref = next(ref for label, ref in studio.checkpoint_choices("esrgan") if label == "run my-first-upscaler")
-    box = chosen(ref, "Upscale photos", "esrgan")
+    box, button = chosen(ref, "Upscale photos", "esrgan")
     assert box.value == ref and ("custom: run my-first-upscaler", ref) in [tuple(c) for c in box.choices]
-    assert chosen("compact-sr-x2", "Upscale photos", "esrgan").value == "compact-sr-x2"  # a catalog model is itself
+    assert button.value == "Translate"  # no catalog entry says what work it does
+    assert chosen("compact-sr-x2", "Upscale photos", "esrgan")[0].value == "compact-sr-x2"  # a catalog model is itself
 
 
 def test_the_status_gives_the_measured_time_per_step_once_there_is_one():

@@ -83,7 +83,7 @@ def new_page(browser, url: str, log: dict | None = None):
         page.on("pageerror", lambda error: log["page_errors"].append(str(error)))
         page.on("console", lambda message: log["console_errors"].append(message.text) if message.type == "error" else None)
     page.goto(url)
-    expect(page.get_by_role("button", name="Translate", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Upscale x4", exact=True)).to_be_visible()
     return page
 
 
@@ -122,7 +122,7 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
     shots = Screenshots(page, tmp_path / "screenshots")
     try:
         # ---- the page loads with the default family and its shipped model ----
-        translate = page.get_by_role("button", name="Translate", exact=True)
+        translate = page.get_by_role("button", name="Upscale x4", exact=True)
         expect(translate).to_be_visible()
         expect(page.get_by_role("tab", name="Translate", exact=True)).to_have_attribute("aria-selected", "true")
         # the page leads with what to do; the family and checkpoint are one click away
@@ -165,8 +165,12 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
             assert slider_images.nth(i).get_attribute("src").split("?")[0].endswith(".webp")
         shots.take("translated")
 
-        # ---- the other tabs show their content ----
+        # ---- the other tabs show their content, and what others added meanwhile ----
+        (studio.workspace.runs / "another-visitors-run").mkdir()  # as a run started elsewhere would appear
         page.get_by_role("tab", name="Train", exact=True).click()
+        page.get_by_role("combobox", name="Run to resume", exact=True).click()
+        expect(page.get_by_role("option", name="another-visitors-run", exact=True)).to_be_visible()
+        page.keyboard.press("Escape")
         expect(page.get_by_role("button", name="Start", exact=True)).to_be_visible()
         expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
         expect(translate).to_be_hidden()
@@ -197,7 +201,8 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
         expect(translate).to_be_visible()
         choose(page, "Model family", "cyclegan")
         expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value("")
-        translate.click()
+        # the button is named for the work: no model, no particular work
+        page.get_by_role("button", name="Translate", exact=True).click()
         toast = page.locator("[data-testid='toast-body']").filter(has_text="ships no default model")
         expect(toast).to_be_visible()
         expect(toast).to_contain_text("cyclegan ships no default model")
@@ -208,7 +213,8 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
         choose(page, "Model family", "esrgan")
         expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(re.compile(r"^compact-sr-x4\b"))
         choose(page, "Checkpoint", next(label for label, ref in studio.checkpoint_choices("esrgan") if ref == "compact-sr-x2"))
-        translate.click()
+        expect(translate).to_be_hidden()
+        page.get_by_role("button", name="Upscale x2", exact=True).click()
         expect(page.get_by_text(re.compile(r"96x80 PNG \(RGB\)"))).to_be_visible()
         expect(link).to_be_visible()
         with Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body())) as again:
@@ -267,7 +273,7 @@ def test_the_options_and_several_images_in_a_real_browser(app_server, browser, t
         page.get_by_role("button", name=re.compile(r"^Options\b")).click()
         expect(page.get_by_label("outscale", exact=True)).to_be_visible()
         expect(page.get_by_label("tile", exact=True)).to_be_visible()
-        page.get_by_role("button", name="Translate", exact=True).click()
+        page.get_by_role("button", name="Upscale x4", exact=True).click()
         done = page.get_by_text(re.compile(r"192x160 PNG \(RGB\)"))
         toast = page.locator("[data-testid='toast-body']")
         expect(done.or_(toast).first).to_be_visible()
@@ -340,7 +346,7 @@ def test_a_painting_style_is_picked_by_what_it_does_downloaded_and_applied(style
         assert monet == "Photo to Monet painting (downloads on first use, about 45 MB)"
         choose(page, "Model", monet)
         shots.take("style-chosen")
-        page.get_by_role("button", name="Translate", exact=True).click()
+        page.get_by_role("button", name="Paint", exact=True).click()
         expect(page.get_by_text(re.compile(r"80x64 PNG \(RGB\)"))).to_be_visible()
         shots.take("style-applied")
         link = block(page, "Result (lossless PNG, full size)").locator("a").first

@@ -48,6 +48,14 @@ class CatalogEntry:
     # the best model of its family, used when none is named wherever it can be had (else the
     # family's shipped default)
     recommended: bool = False
+    # the verb its group's work is named by on a button ("Upscale"), and an upscaler's factor
+    verb: str = "Translate"
+    scale: int = 0
+
+    @property
+    def action(self) -> str:
+        """What the button that runs it says: "Upscale x4", "Colourise"."""
+        return f"{self.verb} x{self.scale}" if self.scale else self.verb
 
     @property
     def source(self) -> str | None:
@@ -73,11 +81,13 @@ def catalog_file() -> Path:
 def entries() -> list[CatalogEntry]:
     path = catalog_file()
     try:
-        items = json.loads(path.read_text())["checkpoints"]
+        catalog = json.loads(path.read_text())
+        items, verbs = catalog["checkpoints"], catalog.get("actions", {})
         return [
             CatalogEntry(
                 item["name"], item["family"], item["description"], tuple(item.get("sources", ())), item.get("sha256"), item.get("origin"), path.parent,
                 item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), item.get("size", ""), bool(item.get("recommended", False)),
+                str(verbs.get(item.get("group"), "Translate")), int(item.get("scale", 0)),
             )
             for item in items
         ]

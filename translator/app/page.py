@@ -193,7 +193,9 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
                     has_options[fam.name] = made > 0
                     group.visible = fam is first and made > 0
                     groups.append(group)
-            run = gr.Button("Translate", variant="primary")
+            # named for the work: "Upscale x4", "Colourise"; "Translate" for a checkpoint of no catalog entry
+            chosen = catalog.find(default) if default else None
+            run = gr.Button(chosen.action if chosen else "Translate", variant="primary")
             with gr.Accordion("Several images", open=False):
                 batch = gr.File(label="Images", file_count="multiple", file_types=["image"])
                 run_batch = gr.Button("Translate all")
@@ -249,37 +251,39 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         fam = studio.registry.family(family_name)
         default = studio.default_checkpoint(family_name)
         picker = gr.Dropdown(choices=studio.checkpoint_choices(family_name), value=default, info=_checkpoint_info(fam, default))
-        return [gr.Dropdown(info=fam.description), picker] + [gr.Group(visible=f.name == family_name and has_options[f.name]) for f in families]
+        entry = catalog.find(default) if default else None
+        return [gr.Dropdown(info=fam.description), picker, gr.Button(entry.action if entry else "Translate")] + [
+            gr.Group(visible=f.name == family_name and has_options[f.name]) for f in families]
 
     # .input, not .change: choosing a model sets the family too, and must not reset its checkpoint
-    family.input(switch, family, [family, checkpoint, *groups], api_visibility="private", queue=False)
+    family.input(switch, family, [family, checkpoint, run, *groups], api_visibility="private", queue=False)
 
     def task_chosen(group):
         models = studio.tasks().get(group, [])
         return gr.Dropdown(choices=models, value=models[0][1] if models else None)
 
     def model_chosen(name):
-        from .. import catalog
-
         entry = catalog.find(name) if name else None
         if entry is None:
-            return [gr.update()] * (2 + len(groups))
+            return [gr.update()] * (3 + len(groups))
         fam = studio.registry.family(entry.family)
         picker = gr.Dropdown(choices=studio.checkpoint_choices(fam.name), value=entry.name, info=_checkpoint_info(fam, entry.name))
-        return [gr.Dropdown(value=fam.name, info=fam.description), picker] + [gr.Group(visible=f.name == fam.name and has_options[f.name]) for f in families]
+        return [gr.Dropdown(value=fam.name, info=fam.description), picker, gr.Button(entry.action)] + [
+            gr.Group(visible=f.name == fam.name and has_options[f.name]) for f in families]
 
     def checkpoint_chosen(ref, group, family_name):
         """The Model box agrees with a checkpoint picked under "Any family and checkpoint": the
         catalog model it is, or "custom: ..." beside the task's models."""
         models = studio.tasks().get(group, [])
         if any(name == ref for _, name in models) or not ref:
-            return gr.Dropdown(choices=models, value=ref or None)
+            return gr.Dropdown(choices=models, value=ref or None), gr.update()
         label = next((label for label, value in studio.checkpoint_choices(family_name) if value == ref), ref)
-        return gr.Dropdown(choices=models + [(f"custom: {label}", ref)], value=ref)
+        entry = catalog.find(ref)
+        return gr.Dropdown(choices=models + [(f"custom: {label}", ref)], value=ref), gr.Button(entry.action if entry else "Translate")
 
     task.input(task_chosen, task, model, api_visibility="private", queue=False)
-    model.change(model_chosen, model, [family, checkpoint, *groups], api_visibility="private", queue=False)
-    checkpoint.input(checkpoint_chosen, [checkpoint, task, family], model, api_visibility="private", queue=False)
+    model.change(model_chosen, model, [family, checkpoint, run, *groups], api_visibility="private", queue=False)
+    checkpoint.input(checkpoint_chosen, [checkpoint, task, family], [model, run], api_visibility="private", queue=False)
     return family, checkpoint
 
 
@@ -468,11 +472,13 @@ def _train_tab(
         tick, [seen, translate_family], [status, curves, sample, validation, seen, resume_run, publish_run, translate_checkpoint],
         api_visibility="private", queue=False,
     )
-    # a page opened (or reloaded) lists what exists now, not what existed when the server started
-    demo.load(
-        lambda shown_family: [gr.Dropdown(choices=studio.dataset_choices())] + pickers(shown_family),
-        translate_family, [dataset, resume_run, publish_run, translate_checkpoint], api_visibility="private", queue=False,
-    )
+    # a page opened (or reloaded), or another tab chosen, lists what exists now: not what existed
+    # when the server started, or when another visitor's upload or run had not yet landed
+    def listed_now(shown_family):
+        return [gr.Dropdown(choices=studio.dataset_choices())] + pickers(shown_family)
+
+    for event in (demo.load, tabs.change):
+        event(listed_now, translate_family, [dataset, resume_run, publish_run, translate_checkpoint], api_visibility="private", queue=False)
 
 
 def _checkpoints_tab(studio: Studio) -> None:
