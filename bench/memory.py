@@ -51,7 +51,7 @@ def measure(case: str, width: int, height: int) -> dict:
     from PIL import Image
 
     from translator.checkpoints import Checkpoint
-    from translator.images import read_image, write_png
+    from translator.images import read_image, write_image
     from translator.inference import Engine, Options
     from translator.plugins import registry
 
@@ -69,10 +69,10 @@ def measure(case: str, width: int, height: int) -> dict:
         pixels = np.dstack([base] * channels) ^ rng.integers(0, 16, (height, width, channels), dtype=np.uint8)
         Image.fromarray(pixels, "RGBA" if channels == 4 else "RGB").save(folder / "in.png", compress_level=1)
         Image.fromarray(pixels[:64, :64]).save(folder / "small.png")
-        write_png(engine.translate(read_image(folder / "small.png")), folder / "small-out.png")  # warm-up
+        write_image(engine.translate(read_image(folder / "small.png")), folder / "small-out.png")  # warm-up
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         started = time.perf_counter()
-        write_png(engine.translate(read_image(folder / "in.png")), folder / "out.png")
+        write_image(engine.translate(read_image(folder / "in.png")), folder / "out.png")
         seconds = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out_pixels = width * height * arch.scale**2

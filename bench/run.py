@@ -284,7 +284,7 @@ def inference(row: str, variant: str, size: int, batch: int, device: torch.devic
     from bench.reference import reference_upscale
     from translator.checkpoints import Checkpoint
     from translator.family import make_settings
-    from translator.images import read_image, write_png
+    from translator.images import read_image, write_image
     from translator.inference import Engine, Options
     from translator.plugins import registry
 
@@ -311,7 +311,7 @@ def inference(row: str, variant: str, size: int, batch: int, device: torch.devic
 
             return bare
         engine = Engine(checkpoint, options=Options(device=device.type))
-        return lambda: write_png(engine.translate(read_image(folder / "in.png")), folder / "out.png")
+        return lambda: write_image(engine.translate(read_image(folder / "in.png")), folder / "out.png")
 
     family = registry().family("cyclegan" if row.startswith("cyclegan") else "esrgan")
     overrides = {

@@ -50,6 +50,12 @@ def test_translate_endpoint_keeps_16_bit_and_alpha(client, tmp_path):
     # the default checkpoint and every other parameter have defaults: the image alone is enough
     with Image.open(client.predict(handle_file(str(source)), api_name="/translate")) as image:
         assert image.size == (72, 80)
+    # smaller files for those who want them: WebP keeps the transparency, in 8 bits
+    small = client.predict(handle_file(str(source)), checkpoint="compact-sr-x2", format="webp", quality=100, api_name="/translate")
+    with Image.open(small) as image:
+        assert small.endswith("deep-compact-sr-x2.webp") and image.format == "WEBP" and image.mode == "RGBA" and image.size == (36, 40)
+        assert np.abs(np.asarray(image)[..., 3].astype(int) - out[..., 3] // 257).max() <= 1
+    assert "format must be png, webp or jpg, not 'gif'" in error_of(lambda: client.predict(handle_file(str(source)), format="gif", api_name="/translate"))
 
 
 def test_errors_reach_the_client_as_one_line_and_the_server_keeps_serving(client, tmp_path):

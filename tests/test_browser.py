@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,7 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
         upload(page, "Image", source)
         translate.click()
 
-        result = block(page, "Result (lossless PNG, full size)")
+        result = block(page, "Result (full size)")
         link = result.locator("a[data-testid='download-link']")
         expect(link).to_be_visible()
         # named after the model that made it, and the result line says which and how long it took
@@ -279,6 +280,8 @@ def test_the_options_and_several_images_in_a_real_browser(app_server, browser, t
         expect(done.or_(toast).first).to_be_visible()
         assert not toast.all_inner_texts() and sent == [(None, None)], f"sent (outscale, tile) = {sent}; page said {toast.all_inner_texts()}"
 
+        # several images, as small WebP files, with all of them in one zip
+        page.get_by_role("radio", name="WebP", exact=True).check()
         page.get_by_role("button", name=re.compile(r"^Several images\b")).click()
         block(page, "Images").locator("input[type=file]").set_input_files([str(p) for p in sources])
         page.get_by_role("button", name="Translate all", exact=True).click()
@@ -286,12 +289,15 @@ def test_the_options_and_several_images_in_a_real_browser(app_server, browser, t
         assert toast.count() == 0 and sent[1:] == [(None, None)] * 2
         gallery = block(page, "Results").locator("img")
         expect(gallery).to_have_count(2)
-        downloads = block(page, "Downloads").locator("a[data-testid='download-link']")
-        expect(downloads).to_have_count(2)
-        assert sorted(downloads.evaluate_all("links => links.map(a => a.download)")) == ["photo0-compact-sr-x4.png", "photo1-compact-sr-x4.png"]
-        for i in range(2):
-            with Image.open(io.BytesIO(page.request.get(downloads.nth(i).get_attribute("href")).body())) as image:
-                assert image.size == (192, 160)
+        downloads = block(page, "Downloads (all in one .zip first)").locator("a[data-testid='download-link']")
+        expect(downloads).to_have_count(3)
+        names = ["photo0-compact-sr-x4.webp", "photo1-compact-sr-x4.webp"]
+        assert downloads.evaluate_all("links => links.map(a => a.download)") == ["results.zip", *names]
+        with zipfile.ZipFile(io.BytesIO(page.request.get(downloads.nth(0).get_attribute("href")).body())) as archive:
+            assert sorted(archive.namelist()) == names
+            for name in names:
+                with Image.open(io.BytesIO(archive.read(name))) as image:
+                    assert image.format == "WEBP" and image.size == (192, 160)
         page.screenshot(path=str(tmp_path / "several-images.png"), full_page=True, animations="disabled")
         assert not log["page_errors"], f"the page raised: {log['page_errors']}"
     finally:
@@ -349,7 +355,7 @@ def test_a_painting_style_is_picked_by_what_it_does_downloaded_and_applied(style
         page.get_by_role("button", name="Paint", exact=True).click()
         expect(page.get_by_text(re.compile(r"80x64 PNG \(RGB\)"))).to_be_visible()
         shots.take("style-applied")
-        link = block(page, "Result (lossless PNG, full size)").locator("a").first
+        link = block(page, "Result (full size)").locator("a").first
         with Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body())) as result:
             painted = np.asarray(result.convert("RGB"))
         # what the stand-in's generator makes of the photo, not the photo itself

@@ -32,7 +32,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, sr_pth, capsys):
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--model", "cyclegan"),
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--set", "colour=red"),
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--device", "cuda:7" if not _has_cuda() else "tpu"),
-        ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--output", tmp_path / "out.jpg"),
+        ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--output", tmp_path / "out.gif"),
         ("convert", sr_pth, "--output", tmp_path / "x.pth"),
         # no progress bar before a training error
         ("train", "esrgan", "--data", tmp_path / "no-such-data", "--output", tmp_path / "run"),
@@ -74,6 +74,23 @@ def test_translate_single_file_and_folders(tmp_path, sr_pth, capsys):
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["p0.png", "p1.png", "p2.png"]
     assert Image.open(tmp_path / "out" / "p2.png").size == (24, 24)
+
+
+def test_results_are_written_as_png_webp_or_jpeg(tmp_path, sr_pth, capsys):
+    source = tmp_path / "in.png"
+    Image.fromarray(photo(10, 12)).save(source)
+    assert main(["translate", str(source), "-c", str(sr_pth), "-o", str(tmp_path / "lossless.png")]) == 0
+    assert main(["translate", str(source), "-c", str(sr_pth), "-o", str(tmp_path / "small.jpg"), "--quality", "80"]) == 0
+    assert main(["translate", str(source), "-c", str(sr_pth), "-o", str(tmp_path / "out"), "--format", "webp", "--quality", "100"]) == 0
+    with Image.open(tmp_path / "lossless.png") as png, Image.open(tmp_path / "small.jpg") as jpeg, Image.open(tmp_path / "out" / "in.webp") as webp:
+        assert (jpeg.format, jpeg.size, webp.format, webp.size) == ("JPEG", (24, 20), "WEBP", (24, 20))
+        assert (np.asarray(webp) == np.asarray(png)).all()  # WebP at 100 is lossless
+    capsys.readouterr()
+    for args, message in [(["-o", str(tmp_path / "x.gif")], "the output must be a .png, .webp, .jpg, .jpeg file or a folder"),
+                          (["-o", str(tmp_path / "x.png"), "--format", "jpg"], "x.png does not end in .jpg, the --format asked for"),
+                          (["-o", str(tmp_path / "x.jpg"), "--quality", "0"], "--quality must be from 1 to 100, not 0")]:
+        assert main(["translate", str(source), "-c", str(sr_pth), *args]) == 1
+        assert message in capsys.readouterr().err
 
 
 def test_one_bad_image_in_a_batch_is_skipped_and_reported(tmp_path, sr_pth, capsys):

@@ -17,7 +17,7 @@ from tests.helpers import photo, save_pth
 from tests.reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, randomize
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
-from translator.images import check_budget, read_image, write_png
+from translator.images import check_budget, read_image, write_image
 from translator.inference import Engine, Options
 
 
@@ -33,7 +33,7 @@ def nearest(array: np.ndarray, scale: int) -> np.ndarray:
 
 
 def roundtrip(engine, source, target):
-    write_png(engine.translate(read_image(source)), target)
+    write_image(engine.translate(read_image(source)), target)
     return target
 
 
@@ -186,9 +186,25 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
     (tmp_path / "afile").write_text("x")
     picture = read_image(_saved(tmp_path))
     with pytest.raises(TranslatorError, match="cannot write"):
-        write_png(picture, tmp_path / "afile" / "x.png")
+        write_image(picture, tmp_path / "afile" / "x.png")
 
 
 def _saved(tmp_path):
     Image.fromarray(photo(4, 4)).save(tmp_path / "s.png")
     return tmp_path / "s.png"
+
+
+def test_jpeg_sets_transparency_on_white_and_webp_keeps_it(tmp_path):
+    rgb = np.zeros((4, 6, 3), np.float32)  # black
+    alpha = np.zeros((4, 6), np.float32)
+    alpha[:, 3:] = 1  # the left half transparent
+    from translator.images import Picture
+
+    picture = Picture(rgb, alpha)
+    with Image.open(write_image(picture, tmp_path / "a.jpg")) as jpeg:
+        pixels = np.asarray(jpeg.convert("RGB"), dtype=int)
+    assert pixels[:, 0].min() > 240 and pixels[:, 5].max() < 15  # white where it was clear, black where opaque
+    with Image.open(write_image(picture, tmp_path / "a.webp", quality=100)) as webp:
+        assert webp.mode == "RGBA" and (np.asarray(webp)[..., 3] == (alpha * 255).astype(np.uint8)).all()
+    with pytest.raises(TranslatorError, match="results are written as JPEG, PNG, WebP"):
+        write_image(picture, tmp_path / "a.gif")

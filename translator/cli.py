@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     translate.add_argument("--model", "-m", help="family name (read from the checkpoint when it says)")
     translate.add_argument("--checkpoint", "-c", help="weights file (.safetensors, .pth, .pt, .ckpt), hf://ORG/NAME[@REV]/FILE or a catalog name; default: the family's shipped model")
-    translate.add_argument("--output", "-o", default="results", help="PNG file (one input) or folder (default: results)")
+    translate.add_argument("--output", "-o", default="results", help="a .png, .webp or .jpg file (one input) or a folder (default: results)")
+    translate.add_argument("--format", choices=["png", "webp", "jpg"], help="what a folder's results are written as (default: png, lossless)")
+    translate.add_argument("--quality", type=int, default=90, help="WebP and JPEG quality, 1-100; WebP at 100 is lossless (default: 90)")
     translate.add_argument("--tile", type=int, help="tile side in input pixels (0: never tile; default: automatic)")
     translate.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     translate.add_argument("--tile-batch", type=int, default=1, help="tiles per forward pass (default 1)")
@@ -140,12 +142,14 @@ def _translate(args) -> int:
     from .checkpoints import load_checkpoint
     from .family import make_settings
     from .files import sweep_stale
-    from .images import read_image, write_png
+    from .images import read_image, write_image
     from .inference import Engine, Options
     from .inputs import collect_inputs, output_paths
 
+    if not 1 <= args.quality <= 100:
+        raise TranslatorError(f"--quality must be from 1 to 100, not {args.quality}")
     inputs = collect_inputs(args.inputs)
-    outputs = output_paths(inputs, Path(args.output))
+    outputs = output_paths(inputs, Path(args.output), f".{args.format}" if args.format else "")
     for folder in {target.parent for target in outputs}:
         sweep_stale(folder)  # partial results of an earlier run that was killed
     checkpoint = load_checkpoint(args.checkpoint, args.model) if args.checkpoint else _default_checkpoint(args.model)
@@ -200,7 +204,7 @@ def _translate(args) -> int:
             finally:
                 tiles.close()
             failed += finish(pending)
-            pending = (source, writer.submit(write_png, result, target))
+            pending = (source, writer.submit(write_image, result, target, args.quality))
         failed += finish(pending)
     if len(inputs) == 1:
         print(outputs[0])

@@ -211,12 +211,44 @@ def to_pixels(picture: Picture, rows: int = 256) -> np.ndarray:
     return pixels
 
 
-def write_png(picture: Picture, path: str | os.PathLike) -> Path:
+# what a result can be written as, by the suffix that names it: PNG keeps every bit; WebP at
+# quality 100 is lossless too; below that WebP and JPEG trade detail for size
+WRITTEN = {".png": "PNG", ".webp": "WebP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+QUALITY = 90
+
+
+def write_image(picture: Picture, path: str | os.PathLike, quality: int = QUALITY) -> Path:
+    """``picture`` written atomically in the format ``path``'s suffix names (``WRITTEN``); the
+    lossy formats take 8 bits, and JPEG, which has no transparency, sets it on white."""
     path = Path(path)
+    kind = WRITTEN.get(path.suffix.lower())
+    if kind is None:
+        raise TranslatorError(f"cannot write {path.name}: results are written as {', '.join(sorted(set(WRITTEN.values())))} ({', '.join(WRITTEN)})")
+    if not 1 <= quality <= 100:
+        raise TranslatorError(f"quality must be from 1 to 100, not {quality}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, ".png") as temp:
-            encode_png(picture, temp)
+        with atomic_path(path, path.suffix.lower()) as temp:
+            if kind == "PNG":
+                encode_png(picture, temp)
+            else:
+                _encode_8_bit(picture, temp, kind, quality)
     except OSError as error:
         raise TranslatorError(f"cannot write {path}: {error.strerror or error}") from None
     return path
+
+
+def _encode_8_bit(picture: Picture, target: Path, kind: str, quality: int) -> None:
+    rgb, alpha = picture.rgb, picture.alpha
+    if kind == "JPEG" and alpha is not None:
+        rgb, alpha = rgb * alpha[..., None] + (1 - alpha[..., None]), None
+    pixels = to_pixels(Picture(rgb, alpha, picture.grayscale, 8))
+    if pixels.shape[2] >= 3:  # OpenCV's order back to Pillow's
+        pixels = pixels[..., [2, 1, 0, 3][: pixels.shape[2]]]
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    if image.mode == "LA":  # WebP keeps transparency as RGBA
+        image = image.convert("RGBA")
+    if kind == "WebP":
+        image.save(target, format="WEBP", lossless=quality == 100, quality=quality, method=4)
+    else:
+        image.save(target, format="JPEG", quality=quality, optimize=True)

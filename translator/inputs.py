@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import TranslatorError
-from .images import EXTENSIONS
+from .images import EXTENSIONS, WRITTEN
 
 
 def collect_inputs(names: list[str]) -> list[Path]:
@@ -25,16 +25,18 @@ def collect_inputs(names: list[str]) -> list[Path]:
     return found
 
 
-def output_paths(inputs: list[Path], output: Path) -> list[Path]:
-    """One PNG path per input: ``output`` itself for a single input named *.png, else
-    ``output/<input name>.png``."""
-    if len(inputs) == 1 and output.suffix.lower() == ".png":
+def output_paths(inputs: list[Path], output: Path, suffix: str = "") -> list[Path]:
+    """One path per input: ``output`` itself for a single input named as an image the results
+    are written as (``images.WRITTEN``), else ``output/<input name><suffix>`` (PNG by default)."""
+    if len(inputs) == 1 and output.suffix.lower() in WRITTEN and not output.is_dir():
+        if suffix and output.suffix.lower() != suffix:
+            raise TranslatorError(f"{output.name} does not end in {suffix}, the --format asked for")
         return [output]
     if output.suffix and not output.is_dir():
         if len(inputs) > 1:
             raise TranslatorError(f"{len(inputs)} inputs need an output folder, not {output}")
-        raise TranslatorError(f"the output must be a .png file or a folder, not {output}")
-    targets = [output / f"{path.stem}.png" for path in inputs]
+        raise TranslatorError(f"the output must be a {', '.join(WRITTEN)} file or a folder, not {output}")
+    targets = [output / f"{path.stem}{suffix or '.png'}" for path in inputs]
     seen: dict[Path, Path] = {}
     for source, target in zip(inputs, targets):
         if target in seen:

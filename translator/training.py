@@ -32,7 +32,7 @@ from .data import ResumableSampler, TrainData
 from .errors import TranslatorError
 from .family import Architecture, Family, make_settings, setting
 from .files import atomic_write, sweep_stale
-from .images import Picture, write_png
+from .images import Picture, write_image
 from .inference import resolve_device, resolve_precision
 from .plugins import Registry, registry as default_registry
 from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, describe_hardware, keep_metrics_until, read_record
@@ -428,7 +428,7 @@ class Trainer:
         grid = ((grid - low) / (high - low)).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
         path = self.run_dir / "samples" / f"step_{run.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
-        write_png(Picture(grid), path)
+        write_image(Picture(grid), path)
         self._emit({"event": "sample", "step": run.step, "path": str(path)})
 
     def _validate(self, run: _Run) -> None:

@@ -25,6 +25,7 @@ from .. import catalog
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..hub import reading_as, visitor_read_token
+from ..images import QUALITY
 from ..runs import read_metrics
 from ..training import TrainConfig
 from .service import Studio
@@ -180,6 +181,9 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
             with gr.Accordion("Options", open=False):
                 outscale = gr.Number(0, label="outscale", info="final size relative to the input (0: the network's scale)", minimum=0, maximum=16)
                 tile = gr.Number(0, label="tile", info="tile side in input pixels for large images (0: automatic)", precision=0, minimum=0)
+                with gr.Row():
+                    kind = gr.Radio([("PNG (lossless)", "png"), ("WebP", "webp"), ("JPEG", "jpg")], value="png", label="Result format")
+                    quality = gr.Slider(1, 100, value=QUALITY, step=1, label="quality", info="WebP and JPEG; WebP at 100 is lossless")
                 groups, option_inputs, option_names = [], [], []
                 has_options = {}
                 for fam in families:
@@ -200,12 +204,12 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
                 batch = gr.File(label="Images", file_count="multiple", file_types=["image"])
                 run_batch = gr.Button("Translate all")
                 gallery = gr.Gallery(label="Results", format="png", columns=4)
-                results = gr.File(label="Downloads", file_count="multiple", interactive=False)
+                results = gr.File(label="Downloads (all in one .zip first)", file_count="multiple", interactive=False)
                 batch_info = gr.Markdown()
         with gr.Column():
             # previews near screen size, lossy: the lossless PNG goes only to the download
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="webp", interactive=False)
-            result = gr.File(label="Result (lossless PNG, full size)", interactive=False)
+            result = gr.File(label="Result (full size)", interactive=False)
             info = gr.Markdown()
     # the example photo ships inside this package
     examples = sorted(str(p) for p in Path(str(files(__package__))).glob("*.png"))
@@ -218,31 +222,36 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
     # in the form, 0 (the fields' default) means automatic for both
     @user_errors
     # gradio hands the request to a parameter typed gr.Request; first, as *values must come last
-    def translate_clicked(request: gr.Request, image_path, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
+    def translate_clicked(request: gr.Request, image_path, family_name, checkpoint_ref, outscale_value, tile_value, kind_value, quality_value, *values,
+                          progress=gr.Progress(track_tqdm=True)):
         def report(done: int, total: int) -> None:
             progress((done, total), desc="translating", unit="tiles")
 
         with studio.turns.turn(client_of(request)):
-            done = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), report)
+            done = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), report,
+                                    kind_value, quality_value)
         return str(done.path), done.previews(), done.describe()
 
     @user_errors
-    def batch_clicked(request: gr.Request, files, family_name, checkpoint_ref, outscale_value, tile_value, *values, progress=gr.Progress(track_tqdm=True)):
+    def batch_clicked(request: gr.Request, files, family_name, checkpoint_ref, outscale_value, tile_value, kind_value, quality_value, *values,
+                      progress=gr.Progress(track_tqdm=True)):
         if not files:
             raise TranslatorError("add images first")
         done, failed = [], []
         with studio.turns.turn(client_of(request)):  # a batch is one job: it holds one turn throughout
             for file in progress.tqdm(files, desc="images"):
                 try:
-                    done.append(str(studio.translate(file, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values)).path))
+                    done.append(studio.translate(file, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values),
+                                                 None, kind_value, quality_value).path)
                 except TranslatorError as error:
                     failed.append(f"{Path(file).name}: {error}")
         if not done:
             raise TranslatorError("; ".join(failed))
         note = f"{len(done)} translated" + (f"; skipped {len(failed)}: " + "; ".join(failed) if failed else "")
-        return done, done, note
+        # every result in one download first, then each on its own
+        return [str(p) for p in done], [str(studio.zip_results(done))] + [str(p) for p in done], note
 
-    inputs = [image, family, checkpoint, outscale, tile, *option_inputs]
+    inputs = [image, family, checkpoint, outscale, tile, kind, quality, *option_inputs]
     # the form's generated inputs make a poor API; the named endpoints are in _api
     run.click(translate_clicked, inputs, [result, slider, info], api_visibility="private", **TRANSLATIONS)
     run_batch.click(batch_clicked, [batch, *inputs[1:]], [gallery, results, batch_info], api_visibility="private", **TRANSLATIONS)
@@ -534,12 +543,13 @@ def _api(studio: Studio, first: Family) -> None:
 
     @api_endpoint
     def translate(image: FileData, family: str = first.name, checkpoint: str = "", outscale: float | None = None, tile: int | None = None, settings: dict | None = None,
-                  request: gr.Request | None = None) -> FileData:
-        """Translate one image; returns the lossless PNG. checkpoint: empty for the family's shipped
-        model, a name from /checkpoints, a catalog name or hf://ORG/NAME[@REVISION]/FILE.
-        tile: None picks automatically. settings: the family's translation settings."""
+                  format: str = "png", quality: int = QUALITY, request: gr.Request | None = None) -> FileData:
+        """Translate one image; returns the full-size result. checkpoint: empty for the family's
+        shipped model, a name from /checkpoints, a catalog name or hf://ORG/NAME[@REVISION]/FILE.
+        tile: None picks automatically. settings: the family's translation settings.
+        format: png (lossless), webp or jpg; quality: 1-100 for webp and jpg (webp at 100 is lossless)."""
         with studio.turns.turn(client_of(request)):
-            path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {}).path
+            path = studio.translate(_uploaded(image), family, checkpoint, outscale, tile, settings or {}, None, format, quality).path
         return FileData(path=str(path), orig_name=path.name)
 
     @api_endpoint

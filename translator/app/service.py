@@ -29,7 +29,7 @@ from ..errors import TranslatorError
 from ..family import make_settings
 from ..files import Storage, writing_within
 from ..hub import load_or_shipped
-from ..images import Picture
+from ..images import QUALITY, Picture
 from ..plugins import Registry, registry as default_registry
 from ..refs import is_hub_ref, parse_ref
 from ..runs import RESUME_FILE
@@ -89,7 +89,8 @@ class Turns:
 
 @dataclass
 class Translation:
-    """One translated image: the lossless PNG written for download, and both pictures."""
+    """One translated image: the file written for download (lossless PNG unless another
+    format was asked for), and both pictures."""
 
     path: Path
     source: Picture
@@ -98,6 +99,7 @@ class Translation:
     model: str = ""
     seconds: float = 0.0
     note: str = ""
+    quality: int = 100
 
     def previews(self) -> tuple[np.ndarray, np.ndarray]:
         """8-bit arrays for the before/after slider: the input scaled to the result's size, and
@@ -108,12 +110,20 @@ class Translation:
         return _displayable(self.source, size), _displayable(self.result, size)
 
     def describe(self) -> str:
-        result = self.result
-        mode = ("L" if result.grayscale else "RGB") + ("A" if result.alpha is not None else "")
-        depth = ", 16-bit" if result.bits == 16 else ""
+        from ..images import WRITTEN
+
+        result, kind = self.result, WRITTEN[self.path.suffix.lower()]
+        lossless = kind == "PNG" or self.quality == 100 and kind == "WebP"
+        alpha = result.alpha is not None and kind != "JPEG"
+        mode = ("L" if result.grayscale else "RGB") + ("A" if alpha else "")
+        depth = ", 16-bit" if result.bits == 16 and kind == "PNG" else ""
+        quality = "" if lossless else f", quality {self.quality}"
         shown = f"{self.model}, {self.seconds:.1f} s: " if self.model else ""
-        note = f" ({self.note})" if self.note else ""
-        return f"{shown}{result.width}x{result.height} PNG ({mode}{depth}), {self.path.stat().st_size / 1e6:.2f} MB{note}"
+        notes = [self.note] if self.note else []
+        if result.alpha is not None and not alpha:
+            notes.append("JPEG has no transparency: set on white")
+        note = f" ({'; '.join(notes)})" if notes else ""
+        return f"{shown}{result.width}x{result.height} {kind} ({mode}{depth}{quality}), {self.path.stat().st_size / 1e6:.2f} MB{note}"
 
 
 class Studio:
@@ -175,11 +185,19 @@ class Studio:
         return [(e.label, e.ref) for e in self.workspace.entries(family)]
 
     def translate(
-        self, image_path: str | None, family_name: str, checkpoint: str, outscale=None, tile=None, options: dict | None = None, progress: Progress | None = None
+        self, image_path: str | None, family_name: str, checkpoint: str, outscale=None, tile=None, options: dict | None = None, progress: Progress | None = None,
+        kind: str = "png", quality=QUALITY,
     ) -> Translation:
-        """Translate one uploaded file into a full-size lossless PNG."""
-        from ..images import image_size, read_image, write_png
+        """Translate one uploaded file into a full-size file: a lossless PNG, or ``kind`` "webp"
+        or "jpg" at ``quality`` (WebP at 100 is lossless)."""
+        from ..images import WRITTEN, image_size, read_image, write_image
 
+        suffix = f".{str(kind or 'png').lower()}"
+        if suffix not in WRITTEN:
+            raise TranslatorError(f"format must be png, webp or jpg, not {kind!r}")
+        quality = optional_int(quality, "quality") or QUALITY
+        if not 1 <= quality <= 100:
+            raise TranslatorError(f"quality must be from 1 to 100, not {quality}")
         if not image_path:
             raise TranslatorError("add an image first (upload, paste or webcam)")
         family = self.registry.family(family_name)
@@ -213,8 +231,26 @@ class Studio:
             result = _run_engine(engine, picture, progress)
         stem = Path(image_path).stem[:80] or "image"
         model = model_name(ref)
-        path = write_png(result, self._result_folder() / f"{stem}-{model}.png")
-        return Translation(path, picture, result, model, time.monotonic() - started, note)
+        path = write_image(result, self._result_folder() / f"{stem}-{model}{suffix}", quality)
+        return Translation(path, picture, result, model, time.monotonic() - started, note, quality)
+
+    def zip_results(self, paths: list[Path]) -> Path:
+        """The results of a batch in one .zip, stored as they are (images are compressed already)."""
+        import zipfile
+
+        from ..files import atomic_path
+
+        target = self._result_folder() / "results.zip"
+        with atomic_path(target) as temp, zipfile.ZipFile(temp, "w", zipfile.ZIP_STORED) as archive:
+            names: set[str] = set()
+            for path in paths:
+                name, n = path.name, 1
+                while name in names:  # two inputs of one name, from different folders
+                    n += 1
+                    name = f"{path.stem}-{n}{path.suffix}"
+                names.add(name)
+                archive.write(path, name)
+        return target
 
     def engine(self, ref: str, family: str, settings):
         """The engine for a checkpoint, family settings and this app's device, loaded once and
