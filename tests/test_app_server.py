@@ -269,7 +269,7 @@ def test_a_translation_is_refused_from_its_cost_before_it_runs(client, tmp_path)
     studio.max_seconds = 1e-3  # what a host this slow would allow
     started = time.monotonic()
     message = error_of(lambda: client.predict(handle_file(str(zeros)), checkpoint="compact-sr-x2", api_name="/translate"))
-    assert re.fullmatch(r"this image would take this server about \d+ (s|minutes) with compact-sr-x2, over its limit of 0 s an image "
+    assert re.fullmatch(r"this image would take this server about [\d.]+ (s|min) with compact-sr-x2, over its limit of 0.001 s an image "
                         r"\(TRANSLATOR_APP_MAX_SECONDS\); use a smaller image or a lighter model", message), message
     assert time.monotonic() - started < 10
     studio.max_seconds = 60.0
@@ -367,7 +367,7 @@ def test_datasets_and_results_stay_within_the_quota_and_datasets_can_be_deleted(
     try:
         # a small zip that unpacks to far more: refused from what it declares, nothing written
         bomb = error_of(lambda: client.predict(handle_file(str(archive("bomb", 10))), api_name="/upload_dataset"))
-        assert "unpacks to 0.7 MB, more than the 0.3 MB left of the workspace's 0.3 MB quota" in bomb
+        assert "unpacks to 678 kB, more than the 300 kB left of the workspace's 300 kB quota" in bomb
         assert studio.workspace.dataset_names() == []
         assert client.predict(handle_file(str(archive("few", 2))), api_name="/upload_dataset") == "few"
         assert "left of the workspace's" in error_of(lambda: client.predict(handle_file(str(archive("more", 3))), api_name="/upload_dataset"))
@@ -466,7 +466,7 @@ def test_a_deflated_checkpoint_bomb_is_refused_at_upload(client, tmp_path, monke
         for member in source.infolist():
             packed.writestr(member.filename, source.read(member.filename))
     message = error_of(lambda: client.predict(handle_file(str(bomb)), api_name="/upload_checkpoint"))
-    assert "bomb.pth unpacks to 7.6 MiB, over the 3.8 MiB limit for a checkpoint" in message
+    assert "bomb.pth unpacks to 8 MB, over the 4 MB limit for a checkpoint" in message
     assert not list(studio.workspace.checkpoints.iterdir())
 
 

@@ -214,7 +214,7 @@ def test_bytes_really_written_are_counted(tmp_path, root, monkeypatch):
     archive = make_zip(tmp_path / "horses.zip", [("a.png", PNG), ("b.png", PNG)])
     monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, member, *a, **k: io.BytesIO(bytes(600)))
     message = refused(tmp_path, archive, root, max_bytes=1000)
-    assert "more than the 1000 bytes allowed" in message and "TRANSLATOR_MAX_ZIP_BYTES" in message
+    assert "more than the 1 kB allowed" in message and "TRANSLATOR_MAX_ZIP_BYTES" in message
 
 
 def test_declared_sizes_are_checked_before_anything_is_read(tmp_path, root, monkeypatch):
@@ -225,7 +225,7 @@ def test_declared_sizes_are_checked_before_anything_is_read(tmp_path, root, monk
 
     monkeypatch.setattr(zipfile.ZipFile, "open", never)
     message = refused(tmp_path, archive, root, max_bytes=1000)
-    assert "more than the 1000 bytes allowed" in message
+    assert "more than the 1 kB allowed" in message
 
 
 def test_only_the_files_kept_count_towards_the_size_limit(tmp_path, root):
@@ -251,7 +251,7 @@ def test_limits_are_read_from_the_environment_at_call_time(tmp_path, root, monke
     assert "TRANSLATOR_MAX_ZIP_FILES must be a positive whole number" in refused(tmp_path, archive, root)
     monkeypatch.delenv("TRANSLATOR_MAX_ZIP_FILES")
     monkeypatch.setenv("TRANSLATOR_MAX_ZIP_BYTES", "1000")
-    assert "more than the 1000 bytes allowed" in refused(tmp_path, archive, root)
+    assert "more than the 1 kB allowed" in refused(tmp_path, archive, root)
     # an explicit argument wins over the environment
     assert unpack_zip(archive, root, max_bytes=2000).images == 2
 

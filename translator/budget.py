@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from . import units
 from .errors import TranslatorError
 
 # Adam keeps two moments per parameter, and every parameter has its gradient
@@ -37,8 +38,8 @@ class Estimate:
     free_bytes: int | None
 
     def describe(self) -> str:
-        free = f" of {_gb(self.free_bytes)} free" if self.free_bytes is not None else ""
-        return f"about {_gb(self.memory_bytes)}{free} and {_duration(self.seconds_per_step)} per step"
+        free = f" of {units.size(self.free_bytes)} free" if self.free_bytes is not None else ""
+        return f"about {units.size(self.memory_bytes)}{free} and {units.duration(self.seconds_per_step)} per step"
 
 
 def estimate(trainer, arch, measure: bool = True) -> Estimate:
@@ -61,13 +62,13 @@ def estimate(trainer, arch, measure: bool = True) -> Estimate:
     free = free_memory(device)
     if free is not None and memory > free:
         raise TranslatorError(
-            f"this run needs about {_gb(memory)} but {device.type} has {_gb(free)} free; "
+            f"this run needs about {units.size(memory)} but {device.type} has {units.size(free)} free; "
             "lower batch_size or crop_size, or choose a smaller network"
         )
     seconds = _measured_step(trainer, arch) * config.batch_size * config.accumulate if measure else 0.0
     if seconds > MAX_STEP_SECONDS:
         raise TranslatorError(
-            f"one step of this run would take about {_duration(seconds)}, over the {MAX_STEP_SECONDS:.0f} s a step may take "
+            f"one step of this run would take about {units.duration(seconds)}, over the {MAX_STEP_SECONDS:.0f} s a step may take "
             "(checkpoints, samples and Stop come between steps); lower batch_size, accumulate or crop_size"
         )
     return Estimate(memory, seconds, free)
@@ -212,11 +213,3 @@ def _quiet_rng():
     """The estimate's random draws (dropout, image pools) leave the run's random stream as it was."""
     with torch.random.fork_rng(devices=[]):
         yield
-
-
-def _gb(count: int) -> str:
-    return f"{count / 1e9:.1f} GB" if count >= 1e8 else f"{count / 1e6:.0f} MB"
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from . import units
 from .errors import TranslatorError, one_line
 from .family import Architecture, Family
 from .files import atomic_write
@@ -94,7 +95,7 @@ def read_weights(path: Path) -> tuple[object, dict[str, str]]:
     if size == 0:
         raise TranslatorError(f"{path.name} is empty")
     if size > MAX_BYTES:
-        raise TranslatorError(f"{path.name} is {readable_size(size)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint")
+        raise TranslatorError(f"{path.name} is {units.size(size)}, over the {units.size(MAX_BYTES)} limit for a checkpoint")
     with open(path, "rb") as f:
         head = f.read(9)
     if _looks_like_safetensors(head, size):
@@ -152,7 +153,7 @@ def _check_archive(path: Path) -> None:
     except (zipfile.BadZipFile, OSError):
         return  # torch.load reports it as unreadable
     if unpacked > MAX_BYTES:
-        raise TranslatorError(f"{path.name} unpacks to {readable_size(unpacked)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint")
+        raise TranslatorError(f"{path.name} unpacks to {units.size(unpacked)}, over the {units.size(MAX_BYTES)} limit for a checkpoint")
 
 
 def _pickled_code(path: Path) -> str | None:
@@ -284,9 +285,6 @@ def _own_family(metadata: dict, registry: Registry, path: Path) -> Family:
         raise TranslatorError(f"{path.name} was made by the {name!r} family, which is not installed (installed: {known})")
     return registry.families[name]
 
-
-def readable_size(count: int) -> str:
-    return f"{count / 1024**3:.1f} GiB" if count >= 1024**3 else f"{count / 1024**2:.1f} MiB"
 
 
 def _few(items: list[str], shown: int = 3) -> str:

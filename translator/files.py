@@ -42,14 +42,14 @@ def writing_within(storage: Storage | None):
 
 def check_room(name: str, size: int | None) -> None:
     """Refuse to write ``size`` bytes as ``name`` past what the quota has left."""
-    from .checkpoints import readable_size
+    from .units import size as readable
     from .errors import TranslatorError
 
     storage = _storage.get()
     left = storage.room() if storage is not None and size is not None else None
     if left is not None and size > left:
         raise TranslatorError(
-            f"{name} is {readable_size(size)} and this app's storage quota has {readable_size(max(0, left))} left (TRANSLATOR_QUOTA); "
+            f"{name} is {readable(size)} and this app's storage quota has {readable(max(0, left))} left (TRANSLATOR_QUOTA); "
             "delete datasets, runs or checkpoints first"
         )
 

@@ -193,10 +193,11 @@ def download(url: str, sha256: str | None = None) -> Path:
 def _check_size(name: str, size: int | None) -> None:
     """Refuse a download larger than any checkpoint may be, from the size its server declares:
     read first and refused after, it would fill the disk and stay in the cache."""
-    from .checkpoints import MAX_BYTES, readable_size
+    from .checkpoints import MAX_BYTES
+    from .units import size as readable
 
     if size is not None and size > MAX_BYTES:
-        raise TranslatorError(f"{name} is {readable_size(size)}, over the {readable_size(MAX_BYTES)} limit for a checkpoint (TRANSLATOR_MAX_CHECKPOINT_BYTES); not downloaded")
+        raise TranslatorError(f"{name} is {readable(size)}, over the {readable(MAX_BYTES)} limit for a checkpoint (TRANSLATOR_MAX_CHECKPOINT_BYTES); not downloaded")
     check_room(name, size)
 
 

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalog
+from . import catalog, units
 from .checkpoints import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
 from .errors import TranslatorError, one_line
 from .runs import read_metrics, read_record
@@ -371,7 +371,7 @@ def _training_lines(facts: dict) -> list[str]:
         lines.append(f"- Batch: {batch}")
     lines += [
         f"- Hardware: {facts['hardware'] or 'not recorded'}",
-        f"- Training time: {_duration(facts['training_seconds'])}",
+        f"- Training time: {units.duration(facts['training_seconds']) if facts['training_seconds'] is not None else 'not recorded'}",
     ]
     return lines
 
@@ -400,13 +400,3 @@ def _licence_line(facts: dict) -> str:
 
 def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "not recorded"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

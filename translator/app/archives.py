@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import units
 from ..errors import TranslatorError
 from ..images import EXTENSIONS
 
@@ -245,18 +246,7 @@ def _limit(value: int | None, variable: str, default: int) -> int:
 
 
 def _too_large(label: str, max_bytes: int) -> str:
-    return f"{label} unpacks to more than the {_size(max_bytes)} allowed (set {MAX_BYTES_VARIABLE} to allow more)"
-
-
-def _size(count: int) -> str:
-    if count < 1024:
-        return f"{count} bytes"
-    value, unit = count / 1024, "KiB"
-    for larger in ("MiB", "GiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, larger
-    return f"{value:.1f} {unit}"
+    return f"{label} unpacks to more than the {units.size(max_bytes)} allowed (set {MAX_BYTES_VARIABLE} to allow more)"
 
 
 def _exists(name: str) -> TranslatorError:

@@ -21,7 +21,7 @@ from pathlib import Path
 import gradio as gr
 from gradio import FileData
 
-from .. import catalog
+from .. import catalog, units
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..hub import reading_as, visitor_read_token
@@ -707,7 +707,7 @@ def _status_text(snapshot: dict) -> str:
     if snapshot["images_per_s"]:
         lines.append(f"{snapshot['images_per_s']:.1f} images/s, {snapshot['seconds_per_step']:.2f} s per step")
     if snapshot["eta_s"] is not None:
-        lines.append(f"about {_duration(snapshot['eta_s'])} left")
+        lines.append(f"about {units.duration(snapshot['eta_s'])} left")
     if snapshot["estimate"]:
         # once steps are measured, the admission's estimate is what it was: an estimate
         lines.append(f"{'admitted with' if snapshot['images_per_s'] else 'estimated'}: {snapshot['estimate']}")
@@ -716,15 +716,6 @@ def _status_text(snapshot: dict) -> str:
     if snapshot["error"]:
         lines.append(f"error: {snapshot['error']}")
     return "  \n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def _loss_table(run_dir: Path | None):
@@ -758,16 +749,10 @@ def _validation_text(snapshot: dict, family: Family | None) -> str:
 
 def _checkpoint_rows(ws: Workspace) -> list[list]:
     return [
-        [e.label, e.family, e.kind, _size(e.size), e.source, e.sha256 or ""]
+        [e.label, e.family, e.kind, units.size(e.size) if e.size is not None else "not downloaded", e.source, e.sha256 or ""]
         for e in ws.entries(hashes=True)
     ]
 
 
 def _deletable(ws: Workspace) -> list[tuple[str, str]]:
     return [(e.label, e.ref) for e in ws.entries() if e.path is not None]
-
-
-def _size(size: int | None) -> str:
-    if size is None:
-        return "not downloaded"
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog
+from .. import catalog, units
 from ..errors import TranslatorError
 from ..family import make_settings
 from ..files import Storage, writing_within
@@ -123,7 +123,7 @@ class Translation:
         if result.alpha is not None and not alpha:
             notes.append("JPEG has no transparency: set on white")
         note = f" ({'; '.join(notes)})" if notes else ""
-        return f"{shown}{result.width}x{result.height} {kind} ({mode}{depth}{quality}), {self.path.stat().st_size / 1e6:.2f} MB{note}"
+        return f"{shown}{result.width}x{result.height} {kind} ({mode}{depth}{quality}), {units.size(self.path.stat().st_size)}{note}"
 
 
 class Studio:
@@ -223,8 +223,8 @@ class Studio:
         seconds = engine.flops(width, height) / device_speed(engine.device)
         if seconds > self.max_seconds:
             raise TranslatorError(
-                f"this image would take this server about {_minutes(seconds)} with {model_name(ref)}, over its limit of "
-                f"{_minutes(self.max_seconds)} an image (TRANSLATOR_APP_MAX_SECONDS); use a smaller image or a lighter model"
+                f"this image would take this server about {units.duration(seconds)} with {model_name(ref)}, over its limit of "
+                f"{units.duration(self.max_seconds)} an image (TRANSLATOR_APP_MAX_SECONDS); use a smaller image or a lighter model"
             )
         picture = read_image(image_path)
         with DEVICE_LOCK:
@@ -295,7 +295,7 @@ class Studio:
                 used -= folder_bytes(old)
                 shutil.rmtree(old, ignore_errors=True)
         if used > self.quota:
-            raise TranslatorError(f"the workspace's datasets, runs and downloads use up its {_megabytes(self.quota)} quota (TRANSLATOR_QUOTA); delete some first")
+            raise TranslatorError(f"the workspace's datasets, runs and downloads use up its {units.size(self.quota)} quota (TRANSLATOR_QUOTA); delete some first")
         return Path(tempfile.mkdtemp(dir=self.results))
 
     # ---- train ----
@@ -391,8 +391,8 @@ class Studio:
             declared = 0  # unpack_zip says what is wrong with it
         if declared > left:
             raise TranslatorError(
-                f"the archive unpacks to {_megabytes(declared)}, more than the {_megabytes(max(left, 0))} left of the "
-                f"workspace's {_megabytes(self.quota)} quota (TRANSLATOR_QUOTA); delete datasets first"
+                f"the archive unpacks to {units.size(declared)}, more than the {units.size(max(left, 0))} left of the "
+                f"workspace's {units.size(self.quota)} quota (TRANSLATOR_QUOTA); delete datasets first"
             )
         return unpack_zip(archive_path, self.workspace.datasets, max_bytes=max(left, 1))
 
@@ -503,10 +503,6 @@ def _modified(folder: Path) -> list[tuple[Path, float]]:
     return found
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
-
-
 def model_name(ref: str) -> str:
     """A checkpoint's short name for file names and result lines: a catalog name as it is, a
     Hub file or workspace path by its repository or file, safe in a file name."""
@@ -558,10 +554,6 @@ def parse_size(text: str) -> int:
         return int(float(cleaned.removesuffix(unit) if unit else cleaned) * units.get(unit, 1))
     except ValueError:
         raise TranslatorError(f"not a size: {text!r} (e.g. 10gb, 500mb)") from None
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / 1e6:.1f} MB"
 
 
 def optional_int(value, name: str) -> int | None:

@@ -1,0 +1,12 @@
+"""Sizes and durations, read the same way in every message."""
+
+from translator import units
+
+
+def test_sizes_keep_three_figures_in_decimal_units():
+    assert [units.size(n) for n in (512, 1_000, 4_876_543, 10_500_000, 105_300_000, 2_147_483_648)] == [
+        "512 bytes", "1 kB", "4.88 MB", "10.5 MB", "105 MB", "2.15 GB"]
+
+
+def test_durations_are_as_precise_as_their_size():
+    assert [units.duration(s) for s in (0.0413, 3.21, 42.4, 725, 11_100)] == ["0.041 s", "3.2 s", "42 s", "12 min", "3 h 5 min"]
