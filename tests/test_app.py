@@ -415,3 +415,16 @@ def test_a_run_stops_at_the_quota_with_a_one_line_error_and_no_partial_file(stud
     assert "storage quota has" in snapshot["error"] and "TRANSLATOR_QUOTA" in snapshot["error"] and "\n" not in snapshot["error"]
     assert studio.room() >= 0 and not list(studio.workspace.run("full").glob(".*.tmp*"))
 
+
+
+def test_the_checkpoints_table_lists_the_users_own_first_then_what_is_on_disk(studio):
+    from translator.app.page import _checkpoint_rows
+
+    run = studio.workspace.run("mine")
+    run.mkdir(parents=True)
+    shutil.copy(ROOT / "checkpoints" / "compact-sr-x2.safetensors", run / "generator.safetensors")
+    rows = _checkpoint_rows(studio.workspace)
+    kinds, places = [row[2] for row in rows], [row[3] for row in rows]
+    assert kinds[0] == "run" and rows[0][0] == "run mine" and kinds.index("shipped") > 0
+    assert places == sorted(places, key=lambda place: place != "on disk")  # on disk first
+    assert all(len(row[0]) < 60 for row in rows)  # short names; the rest on selection

@@ -183,6 +183,15 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
         expect(checkpoints).to_contain_text("compact-sr-x4")
         expect(checkpoints).to_contain_text("compact-sr-x2")
         expect(page.get_by_role("button", name="Pull", exact=True)).to_be_visible()
+        # readable at 1200 px: short rows that need no sideways scrolling, what is on disk first
+        page.set_viewport_size({"width": 1200, "height": 900})
+        overflow = checkpoints.evaluate("grid => { const box = grid.closest('.table-wrap') || grid.parentElement; return box.scrollWidth - box.clientWidth; }")
+        assert overflow <= 1, f"the checkpoints table scrolls sideways by {overflow} px"
+        expect(checkpoints.get_by_role("row").nth(1).get_by_role("gridcell").nth(3)).to_have_text("on disk")
+        # the details of a row on selection: its description, source and hash
+        checkpoints.get_by_text("compact-sr-x2", exact=True).first.click()
+        expect(page.get_by_text(re.compile(r"sha256: [0-9a-f]{64}"))).to_be_visible()
+        page.set_viewport_size({"width": 1280, "height": 900})
         shots.take("checkpoints")
 
         page.get_by_role("tab", name="Plugins", exact=True).click()

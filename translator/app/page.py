@@ -494,7 +494,10 @@ def _checkpoints_tab(studio: Studio) -> None:
     from .. import catalog
 
     ws = studio.workspace
-    table = gr.Dataframe(_checkpoint_rows(ws), headers=["checkpoint", "family", "kind", "size", "source", "sha256"], label="Checkpoints", interactive=False, wrap=True)
+    # short rows, the user's own first; where it comes from and its hash on selection
+    table = gr.Dataframe(_checkpoint_rows(ws), headers=["checkpoint", "family", "kind", "where", "size"], label="Checkpoints", interactive=False,
+                         column_widths=["34%", "12%", "12%", "28%", "14%"], max_height=420)
+    details = gr.Markdown("Select a row for its description, source and SHA-256.")
     with gr.Row():
         reference = gr.Textbox(label="Pull from the Hub", placeholder="hf://ORG/NAME[@REVISION]/FILE or a catalog name", scale=4)
         pull = gr.Button("Pull", scale=1)
@@ -532,6 +535,12 @@ def _checkpoints_tab(studio: Studio) -> None:
             raise TranslatorError("choose what to delete")
         return refreshed(f"deleted {studio.delete(ref)}")
 
+    def selected(event: gr.SelectData):
+        name = (event.row_value or [""])[0]
+        entry = next((e for e in ws.entries() if _short_name(e) == name), None)
+        return _checkpoint_details(ws, entry) if entry else ""
+
+    table.select(selected, None, details, api_visibility="private", queue=False)
     pull.click(pull_reference, reference, outputs, api_visibility="private")
     add.click(add_upload, upload, outputs, api_visibility="private")
     delete.click(delete_entry, doomed, outputs, api_visibility="private")
@@ -747,11 +756,40 @@ def _validation_text(snapshot: dict, family: Family | None) -> str:
     return VALIDATION_NOTE
 
 
+# the Checkpoints table's order: the user's own work first, then what came from elsewhere
+KINDS = ("run", "uploaded", "published", "pulled", "shipped", "catalog")
+
+
 def _checkpoint_rows(ws: Workspace) -> list[list]:
-    return [
-        [e.label, e.family, e.kind, units.size(e.size) if e.size is not None else "not downloaded", e.source, e.sha256 or ""]
-        for e in ws.entries(hashes=True)
-    ]
+    from ..hub import can_download
+
+    def where(entry) -> str:
+        if entry.file is not None or entry.kind not in ("catalog", "published"):
+            return "on disk"
+        known = catalog.find(entry.ref)
+        return "downloads on first use" if known is None or can_download(known) else "needs internet (offline now)"
+
+    rows = [(e, where(e)) for e in ws.entries()]
+    rows.sort(key=lambda row: (row[1] != "on disk", KINDS.index(row[0].kind) if row[0].kind in KINDS else len(KINDS)))
+    return [[_short_name(e), e.family, e.kind, place, units.size(e.size) if e.size is not None else ""] for e, place in rows]
+
+
+def _short_name(entry) -> str:
+    """A catalog model by its name; the rest (runs, uploads, pulls) by their labels."""
+    return entry.ref if entry.kind in ("shipped", "catalog") else entry.label
+
+
+def _checkpoint_details(ws: Workspace, entry) -> str:
+    """What a selected row holds beyond its short name: what it does, where it comes from and
+    its SHA-256 (the catalog's, or computed from the file on disk)."""
+    known = catalog.find(entry.ref) if entry.kind in ("shipped", "catalog") else None
+    sha256 = entry.sha256 or (ws.sha256(entry.file) if entry.file is not None else None)
+    lines = [f"**{entry.label}**", f"{entry.family} · {entry.kind}" + (f" · {units.size(entry.size)}" if entry.size else "")]
+    if known is not None and known.licence:
+        lines.append(f"licence: {known.licence}")
+    lines.append(f"source: `{entry.source}`")
+    lines.append(f"sha256: `{sha256}`" if sha256 else "sha256: known once downloaded")
+    return "  \n".join(lines)
 
 
 def _deletable(ws: Workspace) -> list[tuple[str, str]]:

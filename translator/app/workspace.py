@@ -135,7 +135,7 @@ class Workspace:
         if hashes:
             for entry in found:
                 if entry.sha256 is None and entry.file is not None:
-                    entry.sha256 = self._sha256(entry.file)
+                    entry.sha256 = self.sha256(entry.file)
         return found
 
     def pick(self, ref: str, family: str | None = None) -> str:
@@ -247,7 +247,7 @@ class Workspace:
                 entries.append(Entry(str(path), f"run {name}{which}", _family_of(path), "run", path.stat().st_size, f"trained in {name}", None, path, self.runs / name))
         return entries
 
-    def _sha256(self, path: Path) -> str:
+    def sha256(self, path: Path) -> str:
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key not in self._hashes:
