@@ -412,3 +412,28 @@ def test_a_run_started_in_the_page_draws_its_curve_and_shows_samples(app_server,
     expect(page.get_by_role("tab", name="Translate", exact=True)).to_have_attribute("aria-selected", "true")
     page.get_by_role("button", name=re.compile(r"^Any family and checkpoint")).click()
     expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(f"run {run}")
+
+
+def test_on_a_phone_the_button_is_on_the_first_screen_and_the_result_comes_into_view(app_server, browser, tmp_path):
+    url, studio = app_server
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo(40, 48)).save(source)
+    page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True).new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(url)
+        button = page.get_by_role("button", name="Upscale x4", exact=True)
+        expect(button).to_be_in_viewport(timeout=WAIT_MS)
+        upload(page, "Image", source)
+        button.scroll_into_view_if_needed()
+        button.click()
+        # the page scrolls down to the result, a screen or two below on a phone
+        expect(page.get_by_text(re.compile(r"compact-sr-x4, [\d.]+ s: 192x160 PNG"))).to_be_visible()
+        expect(block(page, "Before / after").locator("img").first).to_be_in_viewport(timeout=WAIT_MS)
+        # the training status is above the form there, not after it and the plots
+        page.get_by_role("tab", name="Train", exact=True).click()
+        status = page.locator("#training-status")
+        assert status.bounding_box()["y"] < page.get_by_role("button", name="Start", exact=True).bounding_box()["y"]
+        expect(status).to_be_in_viewport(timeout=WAIT_MS)
+    finally:
+        page.context.close()

@@ -173,6 +173,10 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
             task = gr.Dropdown(list(tasks), value=start, label="What to do", visible=bool(tasks))
             model = gr.Dropdown(tasks.get(start, []), value=default if start and any(n == default for _, n in tasks[start]) else None,
                                 label="Model", info="from the catalog; one that is not on disk downloads on first use", visible=bool(tasks))
+            # named for the work: "Upscale x4", "Colourise"; "Translate" for a checkpoint of no catalog
+            # entry. Above the accordions, so that on a phone it is on the first screen
+            chosen = catalog.find(default) if default else None
+            run = gr.Button(chosen.action if chosen else "Translate", variant="primary")
             with gr.Accordion("Any family and checkpoint (hf://, uploads, trained runs)", open=not tasks):
                 family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family", info=first.description)
                 checkpoint = gr.Dropdown(
@@ -197,16 +201,13 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
                     has_options[fam.name] = made > 0
                     group.visible = fam is first and made > 0
                     groups.append(group)
-            # named for the work: "Upscale x4", "Colourise"; "Translate" for a checkpoint of no catalog entry
-            chosen = catalog.find(default) if default else None
-            run = gr.Button(chosen.action if chosen else "Translate", variant="primary")
             with gr.Accordion("Several images", open=False):
                 batch = gr.File(label="Images", file_count="multiple", file_types=["image"])
                 run_batch = gr.Button("Translate all")
                 gallery = gr.Gallery(label="Results", format="png", columns=4)
                 results = gr.File(label="Downloads (all in one .zip first)", file_count="multiple", interactive=False)
-                batch_info = gr.Markdown()
-        with gr.Column():
+                batch_info = gr.Markdown(elem_id="batch-result")
+        with gr.Column(elem_id="translation-result"):
             # previews near screen size, lossy: the lossless PNG goes only to the download
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="webp", interactive=False)
             result = gr.File(label="Result (full size)", interactive=False)
@@ -230,7 +231,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         with studio.turns.turn(client_of(request)):
             done = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), report,
                                     kind_value, quality_value)
-        return str(done.path), done.previews(), done.describe()
+        return done.describe(), str(done.path), done.previews()
 
     @user_errors
     def batch_clicked(request: gr.Request, files, family_name, checkpoint_ref, outscale_value, tile_value, kind_value, quality_value, *values,
@@ -249,12 +250,15 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
             raise TranslatorError("; ".join(failed))
         note = f"{len(done)} translated" + (f"; skipped {len(failed)}: " + "; ".join(failed) if failed else "")
         # every result in one download first, then each on its own
-        return [str(p) for p in done], [str(studio.zip_results(done))] + [str(p) for p in done], note
+        return note, [str(p) for p in done], [str(studio.zip_results(done))] + [str(p) for p in done]
 
     inputs = [image, family, checkpoint, outscale, tile, kind, quality, *option_inputs]
     # the form's generated inputs make a poor API; the named endpoints are in _api
-    run.click(translate_clicked, inputs, [result, slider, info], api_visibility="private", **TRANSLATIONS)
-    run_batch.click(batch_clicked, [batch, *inputs[1:]], [gallery, results, batch_info], api_visibility="private", **TRANSLATIONS)
+    # the page scrolls to the result when it is there: on a phone it is a screen or two below
+    run.click(translate_clicked, inputs, [info, result, slider], api_visibility="private", **TRANSLATIONS).success(
+        None, js=_scroll_to("translation-result"), api_visibility="private", queue=False)
+    run_batch.click(batch_clicked, [batch, *inputs[1:]], [batch_info, gallery, results], api_visibility="private", **TRANSLATIONS).success(
+        None, js=_scroll_to("batch-result"), api_visibility="private", queue=False)
 
     def switch(family_name):
         fam = studio.registry.family(family_name)
@@ -296,6 +300,12 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
     return family, checkpoint
 
 
+def _scroll_to(elem_id: str) -> str:
+    """Browser code that brings the top of the element into view once the page has drawn what
+    just arrived (gradio's scroll_to_output moves nothing here)."""
+    return f"() => setTimeout(() => document.getElementById({elem_id!r})?.scrollIntoView({{block: 'start'}}), 300)"
+
+
 def _checkpoint_info(family: Family, default: str | None) -> str:
     if default:
         return "shipped, pulled, uploaded or trained; or type hf://ORG/NAME[@REVISION]/FILE"
@@ -306,6 +316,8 @@ def _train_tab(
     studio: Studio, families: list[Family], first: Family, translate_picker: tuple[gr.Dropdown, gr.Dropdown], demo: gr.Blocks, tabs: gr.Tabs
 ) -> None:
     ws = studio.workspace
+    # above the form, so that it is in view on a narrow screen too, where the columns stack
+    status = gr.Markdown(_status_text(studio.job.snapshot()), elem_id="training-status")
     with gr.Row():
         with gr.Column():
             family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family")
@@ -359,7 +371,6 @@ def _train_tab(
                 publish = gr.Button("Publish")
                 published = gr.Markdown()
         with gr.Column():
-            status = gr.Markdown(_status_text(studio.job.snapshot()))
             curves = gr.LinePlot(x="step", y="value", color="loss", label="Losses", height=260, elem_id="loss-curves")
             sample = gr.Image(label="Latest samples (input, output, target)", type="filepath", format="png", interactive=False)
             validation = gr.Markdown(label="Validation", value=VALIDATION_NOTE)
@@ -413,9 +424,11 @@ def _train_tab(
         choices = [("new network", "")] + studio.checkpoint_choices(family_name)
         return [_layout_help(fam), gr.Dropdown(choices=choices, value="")] + loop_updates + [gr.Group(visible=f.name == family_name) for f in families]
 
-    start.click(start_run, [family, dataset, run_name, start_from, *loop_components, *family_inputs], [status, resume_run, publish_run], api_visibility="private")
+    start.click(start_run, [family, dataset, run_name, start_from, *loop_components, *family_inputs], [status, resume_run, publish_run], api_visibility="private").success(
+        None, js=_scroll_to("training-status"), api_visibility="private", queue=False)
     stop.click(stop_run, None, status, api_visibility="private", queue=False)
-    resume.click(resume_selected, [resume_run, resume_steps], status, api_visibility="private")
+    resume.click(resume_selected, [resume_run, resume_steps], status, api_visibility="private").success(
+        None, js=_scroll_to("training-status"), api_visibility="private", queue=False)
     unpack.click(unpack_zip, archive, dataset, api_visibility="private")
     refresh.click(
         lambda: (gr.Dropdown(choices=studio.dataset_choices()), gr.Dropdown(choices=ws.run_names()), gr.Dropdown(choices=ws.run_names())),
