@@ -126,6 +126,19 @@ def test_handler_errors_become_one_readable_line():
         folds()
     assert caught.value.message.startswith("training data: 12.png is truncated x") and len(caught.value.message) == 500
 
+    # sources and hashes fold away under the line on the page; a program gets them after it
+    def sources():
+        raise TranslatorError("could not fetch style_monet (45 MB) from any of its 2 sources",
+                              "hf://a/b@0123: timed out; http://x/y.pth: refused <html>")
+
+    with pytest.raises(gr.Error) as caught:
+        user_errors(sources)()
+    assert caught.value.message == ("could not fetch style_monet (45 MB) from any of its 2 sources<details><summary>details</summary>"
+                                    "hf://a/b@0123: timed out; http://x/y.pth: refused &lt;html&gt;</details>")
+    with pytest.raises(gr.Error) as caught:
+        user_errors(sources, page=False)()
+    assert caught.value.message.endswith("sources (details: hf://a/b@0123: timed out; http://x/y.pth: refused <html>)")
+
 
 @pytest.mark.parametrize("family", sorted(registry().families))
 def test_forms_are_generated_from_each_familys_settings(family):

@@ -223,8 +223,10 @@ def test_a_file_whose_sha256_differs_is_refused_and_evicted(tmp_path):
     cache = tmp_path / "hub-cache"
     cached = seed_cache(cache, "someone/upscalers", "x2.safetensors", MODEL.read_bytes())
     result = cli("pull", "hf://someone/upscalers/x2.safetensors", "--sha256", "0" * 64, env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}, cwd=tmp_path)
-    assert result.returncode == 1 and "refused hf://someone/upscalers/x2.safetensors: its sha256 is" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    # the line says what happened; the hashes follow on a line of their own
+    message, details = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and message == "error: refused hf://someone/upscalers/x2.safetensors: its SHA-256 is not the expected one; the download was removed from the cache"
+    assert details == f"  details: sha256 {hashlib.sha256(MODEL.read_bytes()).hexdigest()}, expected {'0' * 64}"
     assert not cached.exists()
 
 
@@ -575,8 +577,10 @@ def test_publisher_downloads_fall_back_check_and_trust_on_first_use(tmp_path, pu
     Publisher.files["tofu.safetensors"] = MODEL.read_bytes()[:-1] + b" "  # the server now hands out other bytes
     capsys.readouterr()
     assert main(["pull", "tofu-x2"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the download's progress bar
-    assert err.startswith("error: could not fetch tofu-x2: ") and "refused: its sha256 is" in err
+    message, details = capsys.readouterr().err.strip().splitlines()[-2:]  # after the download's progress bar
+    assert message == "error: could not fetch tofu-x2 from its source"
+    assert details.startswith("  details: http://") and "refused tofu.safetensors: its SHA-256 is not the expected one" in details
+    assert f"expected {trusted['tofu-x2']}" in details
     assert not (downloads / "tofu.safetensors").exists()
 
     # a download cut short leaves nothing under the file's name, nor a partial file beside it

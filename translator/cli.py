@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except TranslatorError as error:
         print(f"error: {shown(error)}", file=sys.stderr)
+        if error.details:
+            print(f"  details: {' '.join(error.details.split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

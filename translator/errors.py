@@ -2,8 +2,14 @@ class TranslatorError(Exception):
     """A problem the user can act on.
 
     Its message is shown as it is, on one line, by the command line and the app; anything
-    else that escapes is a bug and is reported as one.
+    else that escapes is a bug and is reported as one. ``details`` holds what only some want
+    (each source tried and what it answered, hashes): the command line prints it on a line
+    of its own, the page folds it away under the message.
     """
+
+    def __init__(self, message: str = "", details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 def one_line(error: BaseException, named: bool = False, limit: int = 200) -> str:

@@ -81,7 +81,8 @@ def fetch(ref: HubRef, sha256: str | None = None) -> Path:
         actual = file_sha256(local)
         if actual != sha256.lower():
             _evict(local)
-            raise TranslatorError(f"refused {ref}: its sha256 is {actual}, not the expected {sha256}; the download was removed from the cache")
+            raise TranslatorError(f"refused {ref}: its SHA-256 is not the expected one; the download was removed from the cache",
+                                  f"sha256 {actual}, expected {sha256.lower()}")
     return local
 
 
@@ -149,7 +150,12 @@ def fetch_entry(entry: catalog.CatalogEntry) -> Path:
         if expected is None:
             catalog.remember_sha256(entry.name, file_sha256(path))
         return path
-    raise TranslatorError(f"could not fetch {entry.name}: " + "; ".join(f"{source}: {error}" for source, error in zip(entry.sources, failures)))
+    size = f" ({entry.size})" if entry.size else ""
+    tried = len(entry.sources)
+    raise TranslatorError(
+        f"could not fetch {entry.name}{size} from {'its source' if tried == 1 else f'any of its {tried} sources'}",
+        "; ".join(f"{source}: {error}" + (f" ({error.details})" if error.details else "") for source, error in zip(entry.sources, failures)),
+    )
 
 
 def download(url: str, sha256: str | None = None) -> Path:
@@ -186,7 +192,7 @@ def download(url: str, sha256: str | None = None) -> Path:
         actual = file_sha256(target)
         if actual != sha256.lower():
             target.unlink(missing_ok=True)
-            raise TranslatorError(f"refused: its sha256 is {actual}, not the expected {sha256}; the download was removed")
+            raise TranslatorError(f"refused {name}: its SHA-256 is not the expected one; the download was removed", f"sha256 {actual}, expected {sha256.lower()}")
     return target
 
 

@@ -73,7 +73,7 @@ def api_endpoint(fn):
             _check_type(name, value, hints.get(name))
         return fn(*args, **kwargs)
 
-    return user_errors(checked)
+    return user_errors(checked, page=False)
 
 
 def _check_type(name: str, value, hint) -> None:
@@ -97,8 +97,9 @@ def _check_type(name: str, value, hint) -> None:
         raise TranslatorError(f"{name} must be {what}, got {type(value).__name__}")
 
 
-def user_errors(fn):
-    """Turn errors into one line on the page; the server keeps serving."""
+def user_errors(fn, page: bool = True):
+    """Turn errors into one line on the page (``page``) or for an API client; the server keeps
+    serving."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -110,12 +111,29 @@ def user_errors(fn):
             raise
         # the toast stays until it is closed: a message gone after ten seconds may go unread
         except TranslatorError as error:
-            raise gr.Error(shown(error), duration=None, print_exception=False) from None
+            raise gr.Error(_message(error, page), duration=None, print_exception=False) from None
         except Exception as error:  # a bug; the log keeps the traceback
             log.exception("handler %s failed", fn.__name__)
-            raise gr.Error(shown(error), duration=None, print_exception=False) from None
+            raise gr.Error(_message(error, page), duration=None, print_exception=False) from None
 
     return wrapper
+
+
+# the most of an error's details a page or client is sent
+DETAILS_LIMIT = 2000
+
+
+def _message(error: BaseException, page: bool) -> str:
+    """The one line, and the details where there are any: on the page folded away under the
+    line (a toast shows HTML, so the text is escaped), for a program after it in brackets."""
+    import html
+
+    text = shown(error)
+    details = " ".join(getattr(error, "details", "").split())[:DETAILS_LIMIT]
+    if not page:
+        return f"{text} (details: {details})" if details else text
+    folded = f"<details><summary>details</summary>{html.escape(details, quote=False)}</details>" if details else ""
+    return html.escape(text, quote=False) + folded
 
 
 # ---- the page ----
