@@ -11,6 +11,7 @@ from torch import nn
 
 from tests.helpers import TINY_GAN, metrics, photo, trainer, write_images
 from translator import TranslatorError
+from translator.events import Note, Validation
 from translator.fid import Distances
 from translator.losses import GANLoss
 
@@ -82,13 +83,13 @@ def test_validation_reports_fid_and_kid(tmp_path, features, family, data):
     run = trainer(family, data(tmp_path / "d"), tmp_path / "run", **TINY_RUN)
     run.on_event = events.append
     assert run.run()["status"] == "done"
-    validations = [e for e in events if e["event"] == "validation"]
-    assert validations and {"fid", "kid"} <= validations[-1]["scores"].keys()
-    assert all(isinstance(v, float) for v in validations[-1]["scores"].values())
+    validations = [e for e in events if isinstance(e, Validation)]
+    assert validations and {"fid", "kid"} <= validations[-1].scores.keys()
+    assert all(isinstance(v, float) for v in validations[-1].scores.values())
     if family == "pix2pix":  # the per-pair measures stay
-        assert {"l1", "psnr"} <= validations[-1]["scores"].keys()
+        assert {"l1", "psnr"} <= validations[-1].scores.keys()
     logged = [m for m in metrics(tmp_path / "run") if m["event"] == "validation"]
-    assert logged[-1]["scores"] == validations[-1]["scores"]
+    assert logged[-1]["scores"] == validations[-1].scores
 
 
 @pytest.mark.parametrize("how", ["offline", "download fails"])
@@ -107,11 +108,11 @@ def test_without_inception_weights_the_run_says_so_once_and_trains_on(tmp_path, 
     run = trainer("pix2pix", pix2pix_data(tmp_path / "d"), tmp_path / "run", **{**TINY_RUN, "val_every": 1})
     run.on_event = events.append
     assert run.run()["status"] == "done"
-    notes = [e for e in events if e["event"] == "note"]
-    assert len(notes) == 1 and "FID and KID are unavailable" in notes[0]["message"]
-    assert ("HF_HUB_OFFLINE" if how == "offline" else "name resolution") in notes[0]["message"]
-    validations = [e for e in events if e["event"] == "validation"]
-    assert len(validations) == 2 and all("fid" not in v["scores"] and "l1" in v["scores"] for v in validations)
+    notes = [e for e in events if isinstance(e, Note)]
+    assert len(notes) == 1 and "FID and KID are unavailable" in notes[0].message
+    assert ("HF_HUB_OFFLINE" if how == "offline" else "name resolution") in notes[0].message
+    validations = [e for e in events if isinstance(e, Validation)]
+    assert len(validations) == 2 and all("fid" not in v.scores and "l1" in v.scores for v in validations)
     assert [m["event"] for m in metrics(tmp_path / "run")].count("note") == 1
 
 

@@ -16,6 +16,7 @@ from tests.helpers import TINY_GAN, TINY_SR, launch, photo, trainer, write_image
 from tests.test_hub import FakeHub, fake_hub, online_hub  # noqa: F401 (fixtures)
 from translator import TranslatorError
 from translator.cli import main
+from translator.events import Step, Stopped
 from translator.publish import dataset_ids, hub_licence, push, training_seconds
 
 
@@ -250,11 +251,11 @@ def test_licences_and_datasets_as_the_hub_names_them():
 
 
 def test_training_time_leaves_out_the_pause_before_a_resume():
-    def session(start: int, t0: float, steps: int) -> list[dict]:
-        return [{"event": "step", "step": start + i, "time": t0 + i} for i in range(1, steps + 1)]
+    def session(start: int, t0: float, steps: int) -> list[Step]:
+        return [Step(start + i, time=t0 + i) for i in range(1, steps + 1)]
 
     # 4 steps, stopped, resumed an hour later for 4 more: 1 s a step throughout
-    records = [*session(0, 0, 4), {"event": "stopped", "step": 4}, *session(4, 3600, 4)]
+    records = [*session(0, 0, 4), Stopped(4), *session(4, 3600, 4)]
     assert training_seconds(records) == 8
     assert training_seconds([]) is None and training_seconds(session(0, 0, 1)) is None
 

@@ -21,6 +21,7 @@ from tests.reference_networks import BasicSRSRVGGNetCompact, randomize
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
 from translator.cli import main
+from translator.events import Data, Done, Sample, Step, Validation
 from translator.metrics import psnr_y
 from translator.plugins import registry
 from translator.training import Trainer
@@ -89,7 +90,7 @@ def test_resume_continues_exactly(tmp_path, family):
     # the same 6-step run, stopped after step 3 (Ctrl-C, the app's Stop button), then resumed
     holder = {}
     holder["t"] = Trainer(registry().family(family), tmp_path / "d", split, {k: str(v) for k, v in {**settings, "steps": 6}.items()}, device="cpu",
-                          on_event=lambda e: e["event"] == "step" and e["step"] == 3 and holder["t"].stop())
+                          on_event=lambda e: isinstance(e, Step) and e.step == 3 and holder["t"].stop())
     assert holder["t"].run() == {"status": "stopped", "step": 3}
     Trainer(registry().family(family), tmp_path / "d", split, {k: str(v) for k, v in {**settings, "steps": 6}.items()}, resume=True, device="cpu").run()
 
@@ -194,7 +195,7 @@ def test_bad_files_are_skipped_and_mismatched_pairs_named(tmp_path):
     events = []
     t = Trainer(registry().family("pix2pix"), tmp_path / "p", tmp_path / "run", {**TINY_GAN, "netG": "unet_128", "steps": "1", "load_size": "128", "crop_size": "128"}, device="cpu", on_event=events.append)
     t.run()
-    summary = events[0]["summary"]
+    summary = events[0].summary
     assert "3 training samples" in summary
     assert "2 unreadable files skipped" in summary and "broken.png" in summary and "notes.txt" in summary
     assert "1 files without a partner skipped: A/003.png" in summary
@@ -227,7 +228,7 @@ def test_cooperative_stop_saves_and_resume_finishes(tmp_path):
     holder = {}
 
     def on_event(event):
-        if event["event"] == "step" and event["step"] == 3:
+        if isinstance(event, Step) and event.step == 3:
             holder["trainer"].stop()
 
     holder["trainer"] = Trainer(registry().family("esrgan"), data, tmp_path / "run", small, device="cpu", on_event=on_event)
@@ -275,13 +276,12 @@ def test_samples_validation_and_metrics_log(tmp_path):
     Trainer(registry().family("esrgan"), tmp_path / "d", tmp_path / "run",
             {"arch": "srvgg", "nf": "8", "num_conv": "2", "scale": "2", "crop_size": "24", "batch_size": "2", "workers": "0", "steps": "4", "log_every": "2", "sample_every": "2", "val_every": "2"},
             device="cpu", on_event=events.append).run()
-    kinds = [e["event"] for e in events]
-    assert kinds[0] == "data" and kinds[-1] == "done"
-    validations = [e for e in events if e["event"] == "validation"]
-    assert validations and {"psnr", "ssim", "psnr_bicubic"} <= validations[0]["scores"].keys()
-    samples = [e["path"] for e in events if e["event"] == "sample"]
+    assert isinstance(events[0], Data) and type(events[-1]) is Done
+    validations = [e for e in events if isinstance(e, Validation)]
+    assert validations and {"psnr", "ssim", "psnr_bicubic"} <= validations[0].scores.keys()
+    samples = [e.path for e in events if isinstance(e, Sample)]
     # one early (a tenth of the way, at least step 1), then every sample_every steps, once a step
-    assert [e["step"] for e in events if e["event"] == "sample"] == [1, 2, 4]
+    assert [e.step for e in events if isinstance(e, Sample)] == [1, 2, 4]
     # input (nearest-upscaled), output and target side by side; the two sample images stacked
     assert Image.open(samples[0]).size == (3 * 24, 2 * 24)
     logged = metrics(tmp_path / "run")
@@ -297,9 +297,9 @@ def test_samples_validation_and_metrics_log(tmp_path):
     holder["t"] = Trainer(registry().family("esrgan"), tmp_path / "d", tmp_path / "run2",
                           {"arch": "srvgg", "nf": "8", "num_conv": "2", "scale": "2", "crop_size": "24", "batch_size": "2", "workers": "0", "steps": "40", "log_every": "1",
                            "sample_every": "20", "val_every": "0"},
-                          device="cpu", on_event=lambda e: (events.append(e), e["event"] == "step" and e["step"] == 7 and holder["t"].stop()))
+                          device="cpu", on_event=lambda e: (events.append(e), isinstance(e, Step) and e.step == 7 and holder["t"].stop()))
     assert holder["t"].run() == {"status": "stopped", "step": 7}
-    assert [e["step"] for e in events if e["event"] == "sample"] == [4, 7]
+    assert [e.step for e in events if isinstance(e, Sample)] == [4, 7]
 
 
 def test_perceptual_loss_without_vgg_weights_says_how_to_go_on(tmp_path, monkeypatch):
@@ -661,3 +661,13 @@ def test_cyclegan_fine_tunes_both_published_generators(tmp_path):
     other = save_pth(randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=9)).state_dict(), tmp_path / "nine.pth")
     with pytest.raises(TranslatorError, match="checkpoint_b is a resnet"):
         Trainer(registry().family("cyclegan"), tmp_path / "d", tmp_path / "run2", {**settings, "checkpoint_b": str(other)}, checkpoint=path_a, device="cpu").run()
+
+
+def test_logged_events_read_back_typed_and_what_a_newer_version_logs_is_left_out(tmp_path):
+    from translator.runs import append_metrics, read_metrics
+
+    append_metrics(tmp_path, Step(3, steps=10, losses={"l1": 0.5}))
+    append_metrics(tmp_path, Validation(3, scores={"psnr": 30.1}))
+    with open(tmp_path / "metrics.jsonl", "a") as log:
+        log.write(json.dumps({"event": "step", "step": 4, "added_later": 1}) + "\n" + json.dumps({"event": "added_later", "step": 5}) + "\n")
+    assert read_metrics(tmp_path) == [Step(3, steps=10, losses={"l1": 0.5}), Validation(3, scores={"psnr": 30.1}), Step(4)]

@@ -253,6 +253,7 @@ def _train(args) -> int:
 
     from tqdm import tqdm
 
+    from . import events
     from .plugins import registry
     from .training import Trainer
 
@@ -264,22 +265,21 @@ def _train(args) -> int:
     family = registry().family(args.family) if args.family else None
     bars: list = []  # made at the first step, so that an error before it is the only line
 
-    def on_event(event: dict) -> None:
-        kind = event["event"]
-        if kind == "data":
-            tqdm.write(f"data: {event['summary']}", file=sys.stderr)
-        elif kind == "step":
+    def on_event(event: events.Event) -> None:
+        if isinstance(event, events.Data):
+            tqdm.write(f"data: {event.summary}", file=sys.stderr)
+        elif isinstance(event, events.Step):
             if not bars:
-                bars.append(tqdm(unit="step", file=sys.stderr, dynamic_ncols=True, total=event["steps"]))
+                bars.append(tqdm(unit="step", file=sys.stderr, dynamic_ncols=True, total=event.steps))
             bar = bars[0]
-            bar.update(event["step"] - bar.n)
-            losses = {k: f"{v:.3g}" for k, v in event["losses"].items()}
-            bar.set_postfix(losses | {"img/s": f"{event['images_per_s']:.1f}"}, refresh=False)
-        elif kind == "note":
-            tqdm.write(f"note: {event['message']}", file=sys.stderr)
-        elif kind == "validation":
-            shown = ", ".join(f"{k} {v}" for k, v in event["scores"].items())
-            tqdm.write(f"step {event['step']} validation: {shown}", file=sys.stderr)
+            bar.update(event.step - bar.n)
+            losses = {k: f"{v:.3g}" for k, v in event.losses.items()}
+            bar.set_postfix(losses | {"img/s": f"{event.images_per_s:.1f}"}, refresh=False)
+        elif isinstance(event, events.Note):
+            tqdm.write(f"note: {event.message}", file=sys.stderr)
+        elif isinstance(event, events.Validation):
+            shown = ", ".join(f"{k} {v}" for k, v in event.scores.items())
+            tqdm.write(f"step {event.step} validation: {shown}", file=sys.stderr)
 
     trainer = Trainer(family, args.data, args.output, overrides, args.checkpoint, args.resume, args.device, on_event)
 

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalog, units
+from . import catalog, events, units
 from .checkpoints import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
 from .errors import TranslatorError, one_line
 from .runs import read_metrics, read_record
@@ -164,11 +164,11 @@ def describe(run_dir: Path | None, checkpoints: list[tuple[str, Checkpoint]], li
     licence = (licence or "").strip() or None
     record = read_record(run_dir) if run_dir else None
     steps = _whole(first.metadata.get("steps"))
-    records = [r for r in read_metrics(run_dir) if steps is None or r.get("step", 0) <= steps] if run_dir else []
+    logged = [e for e in read_metrics(run_dir) if steps is None or e.step <= steps] if run_dir else []
     data = record.data if record else first.metadata.get("data")
     base = base_model(record.start_checkpoint if record else None)
-    last_step = next((r for r in reversed(records) if r.get("event") == "step"), {})
-    validation = next((r for r in reversed(records) if r.get("event") == "validation"), None)
+    last_step = next((e for e in reversed(logged) if isinstance(e, events.Step)), None)
+    validation = next((e for e in reversed(logged) if isinstance(e, events.Validation)), None)
     return {
         "library_name": LIBRARY,
         "family": first.family.name,
@@ -185,10 +185,10 @@ def describe(run_dir: Path | None, checkpoints: list[tuple[str, Checkpoint]], li
         "licence": licence or base["licence"],
         "licence_from": base["shown"] if base["licence"] and not licence else None,
         "hardware": record.hardware if record else "",
-        "training_seconds": training_seconds(records),
-        "losses": last_step.get("losses", {}),
-        "losses_step": last_step.get("step"),
-        "validation": {"step": validation["step"], "scores": validation.get("scores", {})} if validation else None,
+        "training_seconds": training_seconds(logged),
+        "losses": last_step.losses if last_step else {},
+        "losses_step": last_step.step if last_step else None,
+        "validation": {"step": validation.step, "scores": validation.scores} if validation else None,
         "sample": None,
         "sample_step": None,
         # an unpaired task has no target to show beside the output
@@ -266,25 +266,26 @@ def hub_licence(text: str | None) -> dict:
     return {"license": "other", **({"license_name": name} if name else {})}
 
 
-def training_seconds(records: list[dict]) -> float | None:
+def training_seconds(logged: list[events.Event]) -> float | None:
     """Seconds spent training, from the step records' times. The pause before a resumed run is
     left out: each session (ended by its done or stopped record) is timed from its first step
     record to its last, and the steps before a session's first record count at the mean step
     time. A crash logs no end, so the pause after one is counted."""
-    sessions, current = [], []
-    for record in records:
-        if record.get("event") == "step" and "time" in record:
-            current.append(record)
-        elif record.get("event") in ("done", "stopped") and current:
+    sessions: list[list[events.Step]] = []
+    current: list[events.Step] = []
+    for event in logged:
+        if isinstance(event, events.Step) and event.time:
+            current.append(event)
+        elif isinstance(event, events.Done) and current:  # Stopped is a Done too
             sessions.append(current)
             current = []
     if current:
         sessions.append(current)
-    timed_steps = sum(s[-1]["step"] - s[0]["step"] for s in sessions)
+    timed_steps = sum(s[-1].step - s[0].step for s in sessions)
     if not timed_steps:
         return None
-    timed = sum(s[-1]["time"] - s[0]["time"] for s in sessions)
-    return round(timed * sessions[-1][-1]["step"] / timed_steps, 1)
+    timed = sum(s[-1].time - s[0].time for s in sessions)
+    return round(timed * sessions[-1][-1].step / timed_steps, 1)
 
 
 def _whole(text) -> int | None:

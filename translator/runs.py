@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TranslatorError
+from .events import Event
 from .files import atomic_write
 
 CONFIG_FILE = "config.json"
@@ -75,9 +76,18 @@ def read_record(run_dir: Path) -> RunRecord | None:
         raise TranslatorError(f"{path} is not a run record of `translator train`") from None
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    """Every logged record, oldest first. A last line torn by a kill is left out: the records
+def read_metrics(run_dir: Path) -> list[Event]:
+    """Every logged event, oldest first. A last line torn by a kill is left out: the records
     before it are whole, since each line is written in one piece."""
+    events = []
+    for record in _records(run_dir):
+        event = Event.from_json(record)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _records(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
@@ -95,9 +105,9 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return records
 
 
-def append_metrics(run_dir: Path, record: dict) -> None:
+def append_metrics(run_dir: Path, event: Event) -> None:
     with open(Path(run_dir) / METRICS_FILE, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(event.to_json()) + "\n")
 
 
 def keep_metrics_until(run_dir: Path, step: int) -> None:
@@ -105,12 +115,5 @@ def keep_metrics_until(run_dir: Path, step: int) -> None:
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return
-    kept = [json.dumps(r) for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    kept = [json.dumps(r) for r in _records(run_dir) if r.get("step", 0) <= step]
     atomic_write(path, ("\n".join(kept) + "\n").encode() if kept else b"")
-
-
-def latest(records: list[dict]) -> dict:
-    """The last step's losses, and the last validation's scores as ``val_*``."""
-    step = next((r for r in reversed(records) if r.get("event") == "step"), {})
-    validation = next((r for r in reversed(records) if r.get("event") == "validation"), {})
-    return {**step.get("losses", {}), **{f"val_{k}": v for k, v in validation.get("scores", {}).items()}}

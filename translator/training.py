@@ -35,11 +35,12 @@ from .files import atomic_write, sweep_stale
 from .images import Picture, write_image
 from .inference import resolve_device, resolve_precision
 from .plugins import Registry, registry as default_registry
+from . import events
 from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, describe_hardware, keep_metrics_until, read_record
 from .tasks import Unavailable
 # settings a resumed run may change; any other change would make it a different run
 RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
-Event = Callable[[dict], None]
+OnEvent = Callable[[events.Event], None]
 
 
 @dataclass
@@ -180,7 +181,7 @@ class Trainer:
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
         device: str = "auto",
-        on_event: Event | None = None,
+        on_event: OnEvent | None = None,
         device_lock: threading.Lock | None = None,
         registry: Registry | None = None,
     ):
@@ -264,7 +265,8 @@ class Trainer:
             self._write_sample(run)
         if status == "done" and run.data.val is not None and cfg.val_every:
             self._validate(run)
-        self._emit({"event": status, "step": run.step, "run_dir": str(self.run_dir), "steps_this_run": run.step - started}, log=True)
+        ended = events.Done if status == "done" else events.Stopped
+        self._emit(ended(run.step, run_dir=str(self.run_dir), steps_this_run=run.step - started), log=True)
         return {"status": status, "step": run.step}
 
     def _after_step(self, run: _Run) -> None:
@@ -302,7 +304,7 @@ class Trainer:
         self.main = rank == 0
         state = self._read_state() if self.resume else None
         data = task.open_data(self.data_dir, cfg) if self.data_dir else hub_data.open_data(self.data, task, cfg)
-        self._emit({"event": "data", "summary": data.report.summary(), "validation": data.val is not None})
+        self._emit(events.Data(summary=data.report.summary(), validation=data.val is not None))
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         arch, generator = self._generator()
@@ -378,24 +380,23 @@ class Trainer:
     def _next_batch(self, run: _Run) -> dict[str, torch.Tensor]:
         return self._to_network(run.augment([t.to(self.device, non_blocking=True) for t in _next(run.batches)]))
 
-    def _emit(self, record: dict, log: bool = False) -> None:
+    def _emit(self, event: events.Event, log: bool = False) -> None:
         if not self.main:
             return
         if log:
-            append_metrics(self.run_dir, record)
-        self.on_event(record)
+            append_metrics(self.run_dir, event)
+        self.on_event(event)
 
     def _log_step(self, run: _Run) -> None:
         now = time.perf_counter()
-        self._emit({
-            "event": "step",
-            "step": run.step,
-            "steps": self.config.steps,
-            "time": time.time(),
-            "losses": {k: round(float(v), 6) for k, v in run.recipe.logs.items()},
-            "lr": {name: opt.param_groups[0]["lr"] for name, opt in run.recipe.optimizers.items()},
-            "images_per_s": round(run.images / max(now - run.clock, 1e-9), 3),
-        }, log=True)
+        self._emit(events.Step(
+            run.step,
+            steps=self.config.steps,
+            time=time.time(),
+            losses={k: round(float(v), 6) for k, v in run.recipe.logs.items()},
+            lr={name: opt.param_groups[0]["lr"] for name, opt in run.recipe.optimizers.items()},
+            images_per_s=round(run.images / max(now - run.clock, 1e-9), 3),
+        ), log=True)
         run.images, run.clock = 0, now
 
     def _sample_batch(self, run: _Run) -> dict[str, torch.Tensor]:
@@ -429,7 +430,7 @@ class Trainer:
         path = self.run_dir / "samples" / f"step_{run.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         write_image(Picture(grid), path)
-        self._emit({"event": "sample", "step": run.step, "path": str(path)})
+        self._emit(events.Sample(run.step, path=str(path)))
 
     def _validate(self, run: _Run) -> None:
         if not self.main or run.validated == run.step:
@@ -457,7 +458,7 @@ class Trainer:
         if sets is not None:
             means.update(sets.result())
         if means:
-            self._emit({"event": "validation", "step": run.step, "scores": means}, log=True)
+            self._emit(events.Validation(run.step, scores=means), log=True)
 
     def _set_measures(self, run: _Run):
         """The task's accumulator of whole-set measures for this validation, or None."""
@@ -468,7 +469,7 @@ class Trainer:
         except Unavailable as reason:
             # a missing download is no reason to stop training, nor to wait for it at every validation
             run.no_set_measures = True
-            self._emit({"event": "note", "step": run.step, "message": f"{reason}; validation goes on without them"}, log=True)
+            self._emit(events.Note(run.step, message=f"{reason}; validation goes on without them"), log=True)
             return None
 
     # ---- checkpoints and resume ----
@@ -495,7 +496,7 @@ class Trainer:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write(self.run_dir / RESUME_FILE, buffer.getvalue())
-        self._emit({"event": "checkpoint", "step": run.step, "path": str(self.run_dir / RESUME_FILE)})
+        self._emit(events.Checkpoint(run.step, path=str(self.run_dir / RESUME_FILE)))
 
     def _read_state(self) -> dict:
         path = self.run_dir / RESUME_FILE

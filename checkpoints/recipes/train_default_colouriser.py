@@ -27,6 +27,7 @@ from PIL import Image
 import wallpapers
 from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.data import Report, scan_images
+from translator.events import Step
 from translator.images import read_image
 from translator.inference import Engine, Options
 from translator.plugins import registry
@@ -163,9 +164,9 @@ def main() -> None:
 
 
 def progress(event: dict) -> None:
-    if event["event"] == "step" and event["step"] % 500 == 0:
-        losses = ", ".join(f"{k} {v:.3f}" for k, v in event["losses"].items())
-        print(f"step {event['step']}: {losses}, {event['images_per_s']:.1f} images/s", flush=True)
+    if isinstance(event, Step) and event.step % 500 == 0:
+        losses = ", ".join(f"{k} {v:.3f}" for k, v in event.losses.items())
+        print(f"step {event.step}: {losses}, {event.images_per_s:.1f} images/s", flush=True)
 
 
 if __name__ == "__main__":

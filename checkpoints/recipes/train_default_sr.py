@@ -31,6 +31,7 @@ from translator.augment import degrade
 from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.data import Report, scan_images
 from translator.evaluate import evaluate, report
+from translator.events import Step
 from translator.images import Picture, read_image
 from translator.inference import Engine, Options
 from translator.metrics import psnr_y
@@ -110,8 +111,8 @@ def main() -> None:
         }
 
         def progress(event: dict) -> None:
-            if event["event"] == "step" and event["step"] % 500 == 0:
-                print(f"step {event['step']}: pixel loss {event['losses']['pixel']:.4f}, {event['images_per_s']:.0f} images/s", flush=True)
+            if isinstance(event, Step) and event.step % 500 == 0:
+                print(f"step {event.step}: pixel loss {event.losses['pixel']:.4f}, {event.images_per_s:.0f} images/s", flush=True)
 
         started = datetime.datetime.now(datetime.timezone.utc)
         if args.resume:

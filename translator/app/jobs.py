@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import budget, hub_data
+from .. import budget, events, hub_data
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..plugins import Registry
@@ -174,24 +174,23 @@ class TrainingJob:
             _return_memory()
             self._started.set()
 
-    def _on_event(self, event: dict) -> None:
-        kind = event["event"]
-        if kind == "data":
-            self.data = event["summary"]
-            self.has_validation = event.get("validation", False)
+    def _on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Data):
+            self.data = event.summary
+            self.has_validation = event.validation
             if self.status == "starting":
                 self.status = "running"
             self._started.set()
-        elif kind == "step":
-            now = (time.monotonic(), event["step"])
+        elif isinstance(event, events.Step):
+            now = (time.monotonic(), event.step)
             self._first = self._first or now
             self._last = now
-            self.step, self.steps, self.images_per_s = event["step"], event["steps"], event["images_per_s"]
-        elif kind == "note":  # said once a run (FID unavailable offline, say): kept beside the data line
-            self.data = f"{self.data}; {event['message']}" if self.data else event["message"]
-        elif kind == "sample":
-            self.sample = event["path"]
-        elif kind == "validation":
-            self.validation = {"step": event["step"], **event["scores"]}
-        elif kind == "checkpoint":
-            self.step = max(self.step, event["step"])
+            self.step, self.steps, self.images_per_s = event.step, event.steps, event.images_per_s
+        elif isinstance(event, events.Note):  # said once a run (FID unavailable offline, say): kept beside the data line
+            self.data = f"{self.data}; {event.message}" if self.data else event.message
+        elif isinstance(event, events.Sample):
+            self.sample = event.path
+        elif isinstance(event, events.Validation):
+            self.validation = {"step": event.step, **event.scores}
+        elif isinstance(event, events.Checkpoint):
+            self.step = max(self.step, event.step)

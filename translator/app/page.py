@@ -21,7 +21,7 @@ from pathlib import Path
 import gradio as gr
 from gradio import FileData
 
-from .. import catalog, units
+from .. import catalog, events, units
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..hub import reading_as, visitor_read_token
@@ -764,11 +764,11 @@ def _loss_table(run_dir: Path | None):
     import pandas as pd
 
     logged = read_metrics(run_dir) if run_dir else []
-    records = [r for r in logged if r.get("event") == "step"]
-    stride = max(1, len(records) // 400)
-    rows = [(r["step"], value, name) for r in records[::stride] for name, value in r["losses"].items()]
+    steps = [e for e in logged if isinstance(e, events.Step)]
+    stride = max(1, len(steps) // 400)
+    rows = [(e.step, value, name) for e in steps[::stride] for name, value in e.losses.items()]
     # a GAN's losses say little about its images; the FID of its outputs (lower is better) does
-    rows += [(r["step"], r["scores"]["fid"], "val_fid") for r in logged if r.get("event") == "validation" and "fid" in r.get("scores", {})]
+    rows += [(e.step, e.scores["fid"], "val_fid") for e in logged if isinstance(e, events.Validation) and "fid" in e.scores]
     return pd.DataFrame(rows, columns=["step", "value", "loss"]) if rows else None
 
 
