@@ -8,6 +8,7 @@ that of the steps the run has taken since.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -68,7 +69,7 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
             url = api.create_repo(repo_id, private=private, exist_ok=True)
             api.upload_folder(
                 repo_id=repo_id, folder_path=folder, delete_patterns=REPLACED,
-                commit_message=f"Upload {facts['family']} model from image-translator (step {facts['steps'] or '?'})",
+                commit_message=f"Upload {facts.family} model from image-translator (step {facts.steps or '?'})",
             )
         except TranslatorError:
             raise
@@ -81,7 +82,7 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
             raise TranslatorError(f"the Hub refused the upload to {repo_id}: {one_line(error)}") from None
         except Exception as error:  # network failures
             raise TranslatorError(f"could not publish to {repo_id}: {one_line(error, named=True)}") from None
-    return Published(str(url), repo_id, facts["family"], [f"hf://{repo_id}/{name}" for name in facts["files"]])
+    return Published(str(url), repo_id, facts.family, [f"hf://{repo_id}/{name}" for name in facts.files])
 
 
 def _refuse_foreign(api, repo_id: str) -> None:
@@ -119,7 +120,7 @@ def _validate_card(text: str) -> None:
 # ---- what is uploaded ----
 
 
-def stage(source: Path, repo_id: str, folder: Path, licence: str | None = None) -> dict:
+def stage(source: Path, repo_id: str, folder: Path, licence: str | None = None) -> CardFacts:
     """Write what a push uploads into ``folder``: the generator(s), the latest sample image,
     ``config.json`` and the card (README.md). Returns what config.json says."""
     if source.is_dir():
@@ -133,12 +134,12 @@ def stage(source: Path, repo_id: str, folder: Path, licence: str | None = None) 
     checkpoints = [_stage_checkpoint(path, folder, path.name if source.is_dir() else "model.safetensors") for path in originals]
     run_dir = source if source.is_dir() else None
     facts = describe(run_dir, checkpoints, licence)
-    sample = latest_sample(run_dir, facts["steps"]) if run_dir else None
+    sample = latest_sample(run_dir, facts.steps) if run_dir else None
     if sample is not None:
         (folder / SAMPLE_FILE).parent.mkdir()
         shutil.copyfile(sample, folder / SAMPLE_FILE)
-        facts.update(sample=SAMPLE_FILE, sample_step=_sample_step(sample))
-    (folder / "config.json").write_text(json.dumps(facts, indent=2))
+        facts.sample, facts.sample_step = SAMPLE_FILE, _sample_step(sample)
+    (folder / "config.json").write_text(facts.to_json())
     (folder / "README.md").write_text(str(model_card(repo_id, facts)))
     return facts
 
@@ -157,7 +158,54 @@ def _stage_checkpoint(path: Path, folder: Path, name: str) -> tuple[str, Checkpo
     return name, checkpoint
 
 
-def describe(run_dir: Path | None, checkpoints: list[tuple[str, Checkpoint]], licence: str | None = None) -> dict:
+@dataclass
+class CardFacts:
+    """What a published model's card says about it, and its config.json holds (in this order)."""
+
+    # the library that wrote the files: the Hub's "library" filter
+    library_name: str
+    # the family and its task (paired, unpaired, super-resolution)
+    family: str
+    task: str
+    # the network as its family describes it ("RRDBNet x4, 23 blocks")
+    architecture: str
+    # the weights files in the repository, the first one the card's examples use
+    files: list[str]
+    # the step the files were taken at, and the total the run planned
+    steps: int | None
+    planned_steps: int | None
+    # the training data as a stranger may read it (a Hub dataset, or a folder by its name) and
+    # what was found in it; the Hub dataset ids, for the card's metadata
+    data: str | None
+    data_summary: str
+    datasets: list[str]
+    # the checkpoint it was fine-tuned from, as shown, and that checkpoint's Hub repository
+    start_checkpoint: str | None
+    base_model: str | None
+    # the licence; where it came from when inherited from the base model (None: stated by the publisher)
+    licence: str | None
+    licence_from: str | None
+    # what it trained on, and for how long (pauses before a resume left out)
+    hardware: str
+    training_seconds: float | None
+    # the last logged losses at or before ``steps``, and their step
+    losses: dict[str, float]
+    losses_step: int | None
+    # the last validation at or before ``steps``: its step and scores
+    validation: dict | None
+    # the family's and the loop's settings, files named rather than located
+    settings: dict
+    training: dict
+    # what the sample image's columns are; the image in the repository and its step, if any
+    sample_panels: str
+    sample: str | None = None
+    sample_step: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def describe(run_dir: Path | None, checkpoints: list[tuple[str, Checkpoint]], licence: str | None = None) -> CardFacts:
     """What the card and config.json say: the first checkpoint's step, and the run's record and
     logs up to that step."""
     first = checkpoints[0][1]
@@ -169,33 +217,31 @@ def describe(run_dir: Path | None, checkpoints: list[tuple[str, Checkpoint]], li
     base = base_model(record.start_checkpoint if record else None)
     last_step = next((e for e in reversed(logged) if isinstance(e, events.Step)), None)
     validation = next((e for e in reversed(logged) if isinstance(e, events.Validation)), None)
-    return {
-        "library_name": LIBRARY,
-        "family": first.family.name,
-        "task": first.family.task.name,
-        "architecture": first.arch.describe(),
-        "files": [name for name, _ in checkpoints],
-        "steps": steps,
-        "planned_steps": record.training.get("steps") if record else None,
-        "data": _shown_data(data),
-        "data_summary": record.data_summary if record else "",
-        "datasets": dataset_ids(data),
-        "start_checkpoint": base["shown"],
-        "base_model": base["repo_id"],
-        "licence": licence or base["licence"],
-        "licence_from": base["shown"] if base["licence"] and not licence else None,
-        "hardware": record.hardware if record else "",
-        "training_seconds": training_seconds(logged),
-        "losses": last_step.losses if last_step else {},
-        "losses_step": last_step.step if last_step else None,
-        "validation": {"step": validation.step, "scores": validation.scores} if validation else None,
-        "sample": None,
-        "sample_step": None,
+    return CardFacts(
+        library_name=LIBRARY,
+        family=first.family.name,
+        task=first.family.task.name,
+        architecture=first.arch.describe(),
+        files=[name for name, _ in checkpoints],
+        steps=steps,
+        planned_steps=record.training.get("steps") if record else None,
+        data=_shown_data(data),
+        data_summary=record.data_summary if record else "",
+        datasets=dataset_ids(data),
+        start_checkpoint=base["shown"],
+        base_model=base["repo_id"],
+        licence=licence or base["licence"],
+        licence_from=base["shown"] if base["licence"] and not licence else None,
+        hardware=record.hardware if record else "",
+        training_seconds=training_seconds(logged),
+        losses=last_step.losses if last_step else {},
+        losses_step=last_step.step if last_step else None,
+        validation={"step": validation.step, "scores": validation.scores} if validation else None,
         # an unpaired task has no target to show beside the output
-        "sample_panels": "input | output" if first.family.task is Task.UNPAIRED else "input | output | target",
-        "settings": _named_not_located(record.settings) if record else {},
-        "training": _named_not_located(record.training) if record else {},
-    }
+        sample_panels="input | output" if first.family.task is Task.UNPAIRED else "input | output | target",
+        settings=_named_not_located(record.settings) if record else {},
+        training=_named_not_located(record.training) if record else {},
+    )
 
 
 def _named_not_located(values: dict) -> dict:
@@ -298,70 +344,70 @@ def _whole(text) -> int | None:
 # ---- the model card ----
 
 
-def model_card(repo_id: str, facts: dict):
+def model_card(repo_id: str, facts: CardFacts):
     """A ``huggingface_hub.ModelCard``: the front matter the Hub indexes, and a body for people."""
     from huggingface_hub import ModelCard, ModelCardData
 
     data = ModelCardData(
         library_name=LIBRARY,
         pipeline_tag="image-to-image",
-        tags=list(dict.fromkeys(["image-to-image", facts["family"], facts["task"], LIBRARY])),
-        datasets=facts["datasets"] or None,
-        base_model=facts["base_model"],
-        **hub_licence(facts["licence"]),
+        tags=list(dict.fromkeys(["image-to-image", facts.family, facts.task, LIBRARY])),
+        datasets=facts.datasets or None,
+        base_model=facts.base_model,
+        **hub_licence(facts.licence),
     )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(repo_id, facts)}")
 
 
-def _body(repo_id: str, facts: dict) -> str:
-    name, first = repo_id.split("/")[-1], facts["files"][0]
+def _body(repo_id: str, facts: CardFacts) -> str:
+    name, first = repo_id.split("/")[-1], facts.files[0]
     lines = [
         f"# {name}",
         "",
-        f"A **{facts['family']}** model ({facts['task']}, {facts['architecture']}) trained with image-translator.",
-        f"Files: {', '.join(f'`{f}`' for f in facts['files'])} (safetensors, with the family and architecture in the metadata),",
+        f"A **{facts.family}** model ({facts.task}, {facts.architecture}) trained with image-translator.",
+        f"Files: {', '.join(f'`{f}`' for f in facts.files)} (safetensors, with the family and architecture in the metadata),",
         "and `config.json` with the run's settings, data and metrics.",
         "",
         "## Use",
         "",
         "```bash",
-        *(f"translator translate photo.png --checkpoint hf://{repo_id}/{file} --output result.png" for file in facts["files"]),
+        *(f"translator translate photo.png --checkpoint hf://{repo_id}/{file} --output result.png" for file in facts.files),
         "```",
         "",
-        f"or fine-tune it: `translator train {facts['family']} --data DIR --output RUN --checkpoint hf://{repo_id}/{first}`.",
+        f"or fine-tune it: `translator train {facts.family} --data DIR --output RUN --checkpoint hf://{repo_id}/{first}`.",
         "",
     ]
-    if facts.get("sample"):
+    if facts.sample:
         lines += [
             "## Samples",
             "",
-            f"![{facts['sample_panels']} at step {facts['sample_step']}]({facts['sample']})",
+            f"![{facts.sample_panels} at step {facts.sample_step}]({facts.sample})",
             "",
-            f"Columns: {facts['sample_panels']}, for the fixed images the run samples (held-out validation images",
-            f"when its data has a validation split), at step {facts['sample_step']}.",
+            f"Columns: {facts.sample_panels}, for the fixed images the run samples (held-out validation images",
+            f"when its data has a validation split), at step {facts.sample_step}.",
             "",
         ]
     lines += ["## Training", "", *_training_lines(facts), "", "## Metrics", "", *_metric_lines(facts), "", "## Licence", "", _licence_line(facts), ""]
     return "\n".join(lines)
 
 
-def _training_lines(facts: dict) -> list[str]:
-    data = facts["data"] or "not recorded"
-    if facts["data_summary"]:
-        data += f": {facts['data_summary']}"
-    steps, planned = facts["steps"], facts["planned_steps"]
+def _training_lines(facts: CardFacts) -> list[str]:
+    data = facts.data or "not recorded"
+    if facts.data_summary:
+        data += f": {facts.data_summary}"
+    steps, planned = facts.steps, facts.planned_steps
     if steps is None:
         shown_steps = "not recorded"
     elif planned and steps < planned:
         shown_steps = f"{steps} (a checkpoint taken before the {planned} planned)"
     else:
         shown_steps = str(steps)
-    start, base = facts["start_checkpoint"], facts["base_model"]
+    start, base = facts.start_checkpoint, facts.base_model
     if start and base and base not in start:
         start = f"`{start}` (the Hub model {base})"
     elif start:
         start = f"`{start}`"
-    training = facts["training"]
+    training = facts.training
     batch = ", ".join(f"{k.replace('_', ' ')} {training[k]}" for k in ("batch_size", "crop_size", "precision") if k in training)
     lines = [
         f"- Data: {data}",
@@ -371,17 +417,17 @@ def _training_lines(facts: dict) -> list[str]:
     if batch:
         lines.append(f"- Batch: {batch}")
     lines += [
-        f"- Hardware: {facts['hardware'] or 'not recorded'}",
-        f"- Training time: {units.duration(facts['training_seconds']) if facts['training_seconds'] is not None else 'not recorded'}",
+        f"- Hardware: {facts.hardware or 'not recorded'}",
+        f"- Training time: {units.duration(facts.training_seconds) if facts.training_seconds is not None else 'not recorded'}",
     ]
     return lines
 
 
-def _metric_lines(facts: dict) -> list[str]:
+def _metric_lines(facts: CardFacts) -> list[str]:
     tables = []
-    if facts["losses"]:
-        tables.append((f"Losses at step {facts['losses_step']}, the last logged:", "loss", facts["losses"]))
-    validation = facts["validation"]
+    if facts.losses:
+        tables.append((f"Losses at step {facts.losses_step}, the last logged:", "loss", facts.losses))
+    validation = facts.validation
     if validation and validation["scores"]:
         tables.append((f"Validation on held-out images at step {validation['step']}:", "measure", validation["scores"]))
     lines = []
@@ -390,12 +436,12 @@ def _metric_lines(facts: dict) -> list[str]:
     return lines or ["None recorded."]
 
 
-def _licence_line(facts: dict) -> str:
-    licence = facts["licence"]
+def _licence_line(facts: CardFacts) -> str:
+    licence = facts.licence
     if not licence:
         return "The publisher has not stated a licence."
-    if facts["licence_from"]:
-        return f"{licence}: that of `{facts['licence_from']}`, which this model was fine-tuned from."
+    if facts.licence_from:
+        return f"{licence}: that of `{facts.licence_from}`, which this model was fine-tuned from."
     return licence
 
 
