@@ -20,7 +20,8 @@ from PIL import Image
 from tests.helpers import COMMIT, QuietServer, StandIn, TINY_GAN, photo, seed_cache
 from translator import TranslatorError
 from translator.cli import main
-from translator.hub_data import open_data, parse
+from translator.hub_data import parse
+from translator.sources import data_source
 from translator.plugins import registry
 from translator.training import TrainConfig
 
@@ -74,6 +75,11 @@ def hub_cache(tmp_path, monkeypatch):
             seed_cache(cache, repo, name, data, kind="dataset")
 
     return seed
+
+
+def open_data(text: str, task, cfg: TrainConfig):
+    """A Hub dataset opened as a run opens its data."""
+    return data_source(text).open(task, cfg)
 
 
 def config(**values) -> TrainConfig:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tests.helpers import ROOT, TINY_GAN, metrics, photo, save_pth, shapes, trainer, write_images
+from tests.helpers import ROOT, TINY_GAN, TINY_SR, metrics, photo, save_pth, shapes, trainer, write_images
 from tests.reference_networks import BasicSRSRVGGNetCompact, randomize
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
@@ -671,3 +671,40 @@ def test_logged_events_read_back_typed_and_what_a_newer_version_logs_is_left_out
     with open(tmp_path / "metrics.jsonl", "a") as log:
         log.write(json.dumps({"event": "step", "step": 4, "added_later": 1}) + "\n" + json.dumps({"event": "added_later", "step": 5}) + "\n")
     assert read_metrics(tmp_path) == [Step(3, steps=10, losses={"l1": 0.5}), Validation(3, scores={"psnr": 30.1}), Step(4)]
+
+
+def test_a_new_kind_of_data_source_is_one_class_and_one_line(tmp_path, monkeypatch):
+    """A list of image files as training data: the class below, and its line among the kinds."""
+    from translator import sources
+    from translator.data import ImageFolderSet, Report, TrainData
+
+    class ListSource(sources.DataSource):
+        kind = "file list"
+
+        def __init__(self, text):
+            self.list = Path(text.removeprefix("list:")).resolve()
+
+        @classmethod
+        def accepts(cls, text):
+            return text.startswith("list:")
+
+        def recorded(self):
+            return f"list:{self.list}"
+
+        def shown(self):
+            return f"a list of images ({self.list.name})"
+
+        def open(self, task, config):
+            paths = [Path(line) for line in self.list.read_text().splitlines()]
+            return TrainData(ImageFolderSet([(p,) for p in paths], "crop", config.crop_size), None, Report(source=self.shown(), used=len(paths)))
+
+    kinds = sources._kinds()
+    monkeypatch.setattr(sources, "_kinds", lambda: [*kinds, ListSource])
+    images = write_images(tmp_path / "anywhere", [shapes(48, 48, s) for s in range(3)])
+    (tmp_path / "photos.txt").write_text("\n".join(str(p) for p in sorted(images.iterdir())))
+    run = tmp_path / "run"
+    assert trainer("esrgan", f"list:{tmp_path / 'photos.txt'}", run, **{**TINY_SR, "steps": 2}).run()["status"] == "done"
+    assert json.loads((run / "config.json").read_text())["data"] == f"list:{tmp_path / 'photos.txt'}"
+    # the record names it again when the run is resumed
+    resumed = Trainer(None, None, run, {"steps": "3"}, resume=True, device="cpu").run()
+    assert resumed == {"status": "done", "step": 3}

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from .catalog import HUB_PREFIX
 from .errors import TranslatorError, one_line
+from .sources import DataSource
 
 PREFIX = f"{HUB_PREFIX}datasets/"
 # the pix2pix and CycleGAN sets on the Hub, at the revisions their cards were read at
@@ -335,12 +336,40 @@ def _listed(columns: dict[str, str]) -> str:
     return ", ".join(f"{k} ({v[:30]})" for k, v in columns.items()) or "none"
 
 
-def open_data(text: str, task, config):
+class HubSource(DataSource):
+    """A Hub dataset: ``hf://datasets/ORG/NAME[@REVISION][/SUBSET]``."""
+
+    kind = "Hub dataset"
+
+    def __init__(self, text: str):
+        self.ref = parse(text)
+
+    @classmethod
+    def accepts(cls, text: str) -> bool:
+        return is_dataset_ref(text)
+
+    def recorded(self) -> str:
+        # the reference, not the cache's folder: the cache may move
+        return str(self.ref)
+
+    def shown(self) -> str:
+        return str(self.ref)
+
+    def hub_ids(self) -> list[str]:
+        return [self.ref.repo_id]
+
+    def open(self, task, config):
+        return open_data(self.ref, task, config)
+
+    def release(self) -> None:
+        clear_caches()
+
+
+def open_data(ref: DatasetRef, task, config):
     """A task's training data from a Hub dataset: the columns detected (or set), the train split
     and the dataset's own validation or test split for validation."""
     from .data import Report, TrainData
 
-    ref = parse(text)
     folder = fetch(ref)
     table = read_table(folder, str(ref))
     if table is None:  # image folders: the family's own layouts apply

@@ -283,21 +283,19 @@ def base_model(start: str | None) -> dict:
 
 
 def dataset_ids(data: str | None) -> list[str]:
-    """The Hub datasets a run trained on: the id of an ``hf://datasets/`` reference; none for a folder."""
-    from .hub_data import is_dataset_ref, parse
+    """The Hub datasets a run trained on, for the card's metadata; none for a folder."""
+    from .sources import data_source
 
-    if not is_dataset_ref(str(data or "")):
-        return []
     try:
-        return [parse(str(data)).repo_id]
+        return data_source(data).hub_ids() if data else []
     except TranslatorError:  # names no dataset the Hub can link to
         return []
 
 
 def _shown_data(data: str | None) -> str | None:
-    if not data:
-        return None
-    return data if str(data).startswith(catalog.HUB_PREFIX) else f"a local folder ({Path(data).name})"
+    from .sources import data_source
+
+    return data_source(data).shown() if data else None
 
 
 def hub_licence(text: str | None) -> dict:

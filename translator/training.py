@@ -23,7 +23,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import hub_data
 from .acceleration import adam as adam  # recipes build their optimizers with it
 from .acceleration import autocast as precision, autotuned, channels_last, compile_networks, device_layout
 from .augment import DEGRADATIONS
@@ -36,6 +35,7 @@ from .images import Picture, write_image
 from .inference import resolve_device, resolve_precision
 from .plugins import Registry, registry as default_registry
 from . import events
+from .sources import data_source
 from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, describe_hardware, keep_metrics_until, read_record
 from .tasks import Unavailable
 # settings a resumed run may change; any other change would make it a different run
@@ -201,7 +201,7 @@ class Trainer:
         elif family is None or data is None:
             raise TranslatorError("a new run needs a family and its data (or resume the run in the output folder)")
         self.family, self.start_checkpoint = family, checkpoint
-        self.data = _data_source(data)
+        self.data = data_source(data)
         family_values, loop_values = _split_overrides(family, overrides or {})
         if resume:
             _refuse_changes(record, family, family_values, loop_values)
@@ -295,15 +295,15 @@ class Trainer:
 
     @property
     def data_dir(self) -> Path | None:
-        """The run's dataset folder; None for a Hub dataset."""
-        return self.data if isinstance(self.data, Path) else None
+        """The run's dataset folder; None for data from elsewhere (a Hub dataset)."""
+        return self.data.folder
 
     def _start(self) -> _Run:
         cfg, task = self.config, self.family.task
         rank, world = _init_distributed(self.device)
         self.main = rank == 0
         state = self._read_state() if self.resume else None
-        data = task.open_data(self.data_dir, cfg) if self.data_dir else hub_data.open_data(self.data, task, cfg)
+        data = self.data.open(task, cfg)
         self._emit(events.Data(summary=data.report.summary(), validation=data.val is not None))
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
@@ -365,7 +365,7 @@ class Trainer:
             architecture=dataclasses.asdict(arch),
             settings=dataclasses.asdict(self.settings),
             training=dataclasses.asdict(self.config),
-            data=str(self.data),
+            data=self.data.recorded(),
             data_summary=data_summary,
             start_checkpoint=str(self.start_checkpoint) if self.start_checkpoint else None,
             hardware=describe_hardware(self.device),
@@ -478,7 +478,7 @@ class Trainer:
         if not self.main:
             return
         recipe = run.recipe
-        extra = {"steps": str(run.step), "data": self.data_dir.name if self.data_dir else str(self.data), "run": self.run_dir.name}
+        extra = {"steps": str(run.step), "data": self.data.short(), "run": self.run_dir.name}
         for stem, name in recipe.exports.items():
             weights = run.ema[stem] if stem in run.ema else recipe.networks[name]
             save_checkpoint(self.run_dir / f"{stem}.safetensors", self.family, run.arch, weights.state_dict(), extra)
@@ -534,17 +534,11 @@ class Trainer:
         run.step = int(state["step"])
 
 
-def _data_source(data) -> str | Path:
-    """A run's data as its record keeps it: a Hub dataset stays a reference (its cache may
-    move), a folder is made absolute."""
-    return str(hub_data.parse(data)) if hub_data.is_dataset_ref(data) else Path(data).resolve()
-
-
 def _agree(record: RunRecord, family: Family | None, data, checkpoint, registry: Registry) -> tuple[Family, str]:
     """The recorded family and data of a run being resumed, refusing any given that differ."""
     if family is not None and family.name != record.family:
         raise TranslatorError(f"cannot resume: the run trained {record.family}, not {family.name}")
-    given = None if data is None else str(_data_source(data))
+    given = None if data is None else data_source(data).recorded()
     if given is not None and given != record.data:
         raise TranslatorError(f"cannot resume: the run trained on {record.data}, not {given}")
     if checkpoint is not None and str(checkpoint) != record.start_checkpoint:

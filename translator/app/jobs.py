@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import budget, events, hub_data
+from .. import budget, events
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..plugins import Registry
@@ -167,10 +167,11 @@ class TrainingJob:
                 self.status, self.error = "failed", shown(error)
         finally:
             # the networks, optimizer states and loader go with the trainer, and so does their memory,
-            # with the row groups a Hub dataset's loader kept
+            # with what reading the data kept (a Hub dataset's row groups)
+            source = trainer.data
             self._trainer = trainer.recipe = None
             del trainer
-            hub_data.clear_caches()
+            source.release()
             _return_memory()
             self._started.set()
 

@@ -337,10 +337,12 @@ class Studio:
         """A dataset folder of the workspace by name, a Hub dataset reference, or the name of a
         known Hub dataset where no folder has that name."""
         from .. import hub_data
+        from ..sources import named_source
 
         dataset = dataset.strip()
-        if hub_data.is_dataset_ref(dataset):
-            return str(hub_data.parse(dataset))
+        named = named_source(dataset)
+        if named is not None:
+            return named.recorded()
         try:
             return self.workspace.dataset(dataset)
         except TranslatorError:
