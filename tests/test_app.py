@@ -441,3 +441,13 @@ def test_the_checkpoints_table_lists_the_users_own_first_then_what_is_on_disk(st
     assert kinds[0] == "run" and rows[0][0] == "run mine" and kinds.index("shipped") > 0
     assert places == sorted(places, key=lambda place: place != "on disk")  # on disk first
     assert all(len(row[0]) < 60 for row in rows)  # short names; the rest on selection
+
+
+def test_the_service_runs_without_loading_gradio():
+    """A program (or another front end) driving Studio needs none of the page's libraries; a
+    fresh process, since this one has loaded gradio already."""
+    import subprocess
+    import sys
+
+    code = "import sys; from translator.app import Studio; from translator.app.service import Studio; print('gradio' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

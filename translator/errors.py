@@ -12,6 +12,11 @@ class TranslatorError(Exception):
         self.details = details
 
 
+class Unavailable(TranslatorError):
+    """A validation measure this machine cannot compute (its network's weights cannot be
+    fetched, say); a run notes the message once and validates without it."""
+
+
 def one_line(error: BaseException, named: bool = False, limit: int = 200) -> str:
     """The first line of ``error``'s message, its white space folded and cut to ``limit``
     characters; ``named`` puts the error's type in front. Libraries' messages run to several

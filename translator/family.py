@@ -133,10 +133,6 @@ class Family:
         raise TranslatorError(f"the {self.name} family cannot be trained")
 
 
-def settings_fields(settings_class: type) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(settings_class))
-
-
 def make_settings(settings_class: type, overrides: dict[str, str], family_name: str = ""):
     """Settings with ``overrides`` (text from the command line or a form) applied and checked."""
     hints = typing.get_type_hints(settings_class)

@@ -19,9 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import one_line
+from .errors import Unavailable, one_line
 from .hub import offline
-from .tasks import Unavailable
 
 # the most images of each kind in one of KID's random subsets (torchmetrics' default)
 KID_SUBSET = 1000

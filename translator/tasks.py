@@ -27,11 +27,6 @@ Run = Callable[["torch.Tensor"], "torch.Tensor"]
 Augment = Callable[[list["torch.Tensor"]], dict[str, "torch.Tensor"]]
 
 
-class Unavailable(TranslatorError):
-    """A validation measure this machine cannot compute (its network's weights cannot be
-    fetched, say); a run notes the message once and validates without it."""
-
-
 class Task:
     # the name listings and model cards show
     name: str

@@ -28,7 +28,7 @@ from .acceleration import autocast as precision, autotuned, channels_last, compi
 from .augment import DEGRADATIONS
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import ResumableSampler, TrainData
-from .errors import TranslatorError
+from .errors import TranslatorError, Unavailable
 from .family import Architecture, Family, make_settings, setting
 from .files import atomic_write, sweep_stale
 from .images import Picture, write_image
@@ -37,7 +37,6 @@ from .plugins import Registry, registry as default_registry
 from . import events
 from .sources import data_source
 from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, describe_hardware, keep_metrics_until, read_record
-from .tasks import Unavailable
 # settings a resumed run may change; any other change would make it a different run
 RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
 OnEvent = Callable[[events.Event], None]
