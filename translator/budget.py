@@ -192,8 +192,7 @@ def _measured_step(trainer, arch) -> float:
     recipe = family.recipe(family.build(arch), arch, trainer.settings, trainer.config, device)
     for net in recipe.networks.values():
         device_layout(net, device, channels_last(net, device, training=True)).train()
-    low, high = family.input_range
-    batch = {key: torch.rand((1, *shape), device=device) * (high - low) + low for key, shape in family.task.batch_shapes(trainer.config, arch).items()}
+    batch = {key: family.to_network(torch.rand((1, *shape), device=device)) for key, shape in family.task.batch_shapes(trainer.config, arch).items()}
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     with _quiet_rng():
         # the first step pays one-off costs (kernel selection, allocator growth, lazy set-up) that

@@ -94,6 +94,19 @@ class Family:
     architectures: ClassVar[tuple[str, ...]] = ()
     # value range the networks take and give; images are mapped from and to [0, 1]
     input_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    @classmethod
+    def to_network(cls, images):
+        """Images in [0, 1] as the networks take them (``input_range``)."""
+        low, high = cls.input_range
+        return images * (high - low) + low
+
+    @classmethod
+    def from_network(cls, values):
+        """What the networks give, back in [0, 1] (clamped)."""
+        low, high = cls.input_range
+        # one new tensor, worked on in place: a large image's result is not copied twice more
+        return values.sub(low).div_(high - low).clamp_(0, 1)
     # a dataclass whose fields (made with ``setting``) are the family's options and their defaults
     Settings: ClassVar[type] = NoSettings
     # defaults of the training loop's own settings that differ for this family (see TrainConfig)

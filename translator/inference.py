@@ -168,11 +168,9 @@ class Engine:
         return torch.einsum("nchw,c->nhw", x, LUMA.to(x.dtype))[:, None]
 
     def _run_unit(self, x: torch.Tensor, progress: Progress | None, dtype: torch.dtype, gray: bool = False) -> torch.Tensor:
-        low, high = self.family.input_range
-        if (low, high) == (0.0, 1.0):  # no copies of a large image for an identity mapping
+        if self.family.input_range == (0.0, 1.0):  # no copies of a large image for an identity mapping
             return self.run(x, progress, dtype, gray).clamp_(0, 1)
-        y = self.run(x * (high - low) + low, progress, dtype, gray)
-        return y.sub_(low).div_(high - low).clamp_(0, 1)
+        return self.family.from_network(self.run(self.family.to_network(x), progress, dtype, gray))
 
     def _upscale_alpha(self, alpha: torch.Tensor, progress: Progress | None, dtype: torch.dtype) -> torch.Tensor:
         if self.scale == 1:

@@ -373,8 +373,7 @@ class Trainer:
     # ---- pieces of the loop ----
 
     def _to_network(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        low, high = self.family.input_range
-        return {k: v * (high - low) + low for k, v in batch.items()}
+        return {k: self.family.to_network(v) for k, v in batch.items()}
 
     def _next_batch(self, run: _Run) -> dict[str, torch.Tensor]:
         return self._to_network(run.augment([t.to(self.device, non_blocking=True) for t in _next(run.batches)]))
@@ -411,7 +410,6 @@ class Trainer:
         if not self.main or run.sampled == run.step:
             return
         run.sampled = run.step
-        low, high = self.family.input_range
         x, target = run.recipe.source(run.samples)
         generator = run.exported()
         with torch.no_grad():
@@ -425,7 +423,7 @@ class Trainer:
         if target is not None:
             panels.append(target.float())
         grid = torch.cat([torch.cat(list(p), dim=1) for p in panels], dim=2)
-        grid = ((grid - low) / (high - low)).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        grid = self.family.from_network(grid).permute(1, 2, 0).cpu().numpy()
         path = self.run_dir / "samples" / f"step_{run.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         write_image(Picture(grid), path)
@@ -436,12 +434,11 @@ class Trainer:
             return
         run.validated = run.step
         generator = run.exported()
-        low, high = self.family.input_range
 
         def apply(x: torch.Tensor) -> torch.Tensor:
             if run.arch.channels[0] == 1:  # held-out images load as RGB; a colouriser sees gray
                 x = x.mean(1, keepdim=True)
-            return ((generator(x * (high - low) + low).float() - low) / (high - low)).clamp(0, 1)
+            return self.family.from_network(generator(self.family.to_network(x)).float())
 
         scores: dict[str, list[float]] = {}
         sets = self._set_measures(run)
