@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -72,8 +71,10 @@ def main() -> None:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return
 
+    from translator.acceleration import describe_device
+
     peak = device_peak(torch.device(args.device))
-    results = {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "device_peak_tflops": peak / 1e12, "rows": {}}
+    results = {"machine": f"{describe_device(args.device)}, torch {torch.__version__}", "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "device_peak_tflops": peak / 1e12, "rows": {}}
     deadline = time.monotonic() + args.budget if args.budget else None
     # compiled variants last: their warm-ups are the slowest part, and a budget cut should cost
     # them rather than the eager figures
@@ -173,11 +174,6 @@ def markdown(results: dict) -> str:
             notes.append(f"{what}: alternating in one process, ours {r['seconds'] * 1e3:.0f} ms against the bare forward's {r['bare_seconds'] * 1e3:.0f} ms ({r['seconds'] / r['bare_seconds']:.2f}x).")
     return "\n".join(lines + ([""] + notes if notes else []))
 
-
-def machine(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def device_peak(device: torch.device) -> float:

@@ -32,6 +32,23 @@ FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
 _HOT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def describe_device(device: torch.device | str) -> str:
+    """The device work runs on, in words for a record, a model card or a benchmark: the GPU's
+    name, or the CPU's kind and the threads torch uses; with the process count when several
+    train together."""
+    import platform
+
+    device = torch.device(device)
+    world = torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+    if device.type == "cuda" and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        name = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    else:
+        name = device.type
+    return f"{world} x {name}" if world > 1 else name
+
+
 @contextlib.contextmanager
 def autotuned(device: torch.device):
     """cuDNN's kernel search while work of fixed shapes runs (training crops, tiles). Outside it

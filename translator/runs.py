@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,21 +42,6 @@ class RunRecord:
 
     def write(self, run_dir: Path) -> None:
         atomic_write(run_dir / CONFIG_FILE, json.dumps(dataclasses.asdict(self), indent=2).encode())
-
-
-def describe_hardware(device) -> str:
-    """The device a run trains on (a ``torch.device``), in words; with the process count when
-    several train together."""
-    import torch
-
-    world = torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    elif device.type == "cpu":
-        name = f"CPU ({os.cpu_count()} cores)"
-    else:
-        name = device.type
-    return f"{world} x {name}" if world > 1 else name
 
 
 def read_record(run_dir: Path) -> RunRecord | None:

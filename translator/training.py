@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .acceleration import adam as adam  # recipes build their optimizers with it
-from .acceleration import autocast as precision, autotuned, channels_last, compile_networks, device_layout
+from .acceleration import autocast as precision, autotuned, channels_last, compile_networks, describe_device, device_layout
 from .augment import DEGRADATIONS
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import ResumableSampler, TrainData
@@ -36,7 +36,7 @@ from .inference import resolve_device, resolve_precision
 from .plugins import Registry, registry as default_registry
 from . import events
 from .sources import data_source
-from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, describe_hardware, keep_metrics_until, read_record
+from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, keep_metrics_until, read_record
 # settings a resumed run may change; any other change would make it a different run
 RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
 OnEvent = Callable[[events.Event], None]
@@ -367,7 +367,7 @@ class Trainer:
             data=self.data.recorded(),
             data_summary=data_summary,
             start_checkpoint=str(self.start_checkpoint) if self.start_checkpoint else None,
-            hardware=describe_hardware(self.device),
+            hardware=describe_device(self.device),
         )
 
     # ---- pieces of the loop ----

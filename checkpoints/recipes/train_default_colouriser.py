@@ -16,7 +16,6 @@ the result and of the gray input, and the colourfulness (Hasler and Suesstrunk 2
 import argparse
 import datetime
 import json
-import platform
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from PIL import Image
 
 import wallpapers
+from translator.acceleration import describe_device
 from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.data import Report, scan_images
 from translator.events import Step
@@ -93,11 +93,6 @@ def measure(checkpoint: Path, held_out: Path, device: str) -> dict[str, dict[str
     return scores
 
 
-def hardware(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,7 +144,7 @@ def main() -> None:
             "data": wallpapers.DATA,
             "held_out": ", ".join(scores),
             "steps": str(args.steps),
-            "hardware": hardware(args.device),
+            "hardware": describe_device(args.device),
             "minutes": f"{minutes:.0f}",
             "date": started.date().isoformat(),
             "psnr_held_out": f"{mean['psnr']:.2f}",

@@ -18,7 +18,6 @@ the numbers go into the checkpoint's metadata, which the model card repeats.
 import argparse
 import datetime
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 
 import wallpapers
 from translator.augment import degrade
+from translator.acceleration import describe_device
 from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.data import Report, scan_images
 from translator.evaluate import evaluate, report
@@ -43,11 +43,6 @@ from translator.training import Trainer
 SIZES = {"small": {"nf": "32", "num_conv": "8"}, "medium": {"nf": "48", "num_conv": "12"}, "large": {"nf": "64", "num_conv": "32"}}
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def hardware(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
 
 
 def degraded_scores(checkpoint: Path, held_out: Path, scale: int, device: str) -> dict[str, tuple[float, float]]:
@@ -135,7 +130,7 @@ def main() -> None:
             "data": wallpapers.DATA,
             "held_out": ", ".join(names),
             "steps": str(args.steps),
-            "hardware": hardware(args.device),
+            "hardware": describe_device(args.device),
             "minutes": f"{minutes:.0f}",
             "date": started.date().isoformat(),
             "psnr_y_held_out": f"{ours.mean()[0]:.2f}",
