@@ -320,8 +320,10 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
 
 def _scroll_to(elem_id: str) -> str:
     """Browser code that brings the top of the element into view once the page has drawn what
-    just arrived (gradio's scroll_to_output moves nothing here)."""
-    return f"() => setTimeout(() => document.getElementById({elem_id!r})?.scrollIntoView({{block: 'start'}}), 300)"
+    just arrived, when it is not in the upper part of the screen already (on a phone it is a
+    screen or two below; gradio's scroll_to_output moves nothing here)."""
+    return (f"() => setTimeout(() => {{ const e = document.getElementById({elem_id!r}); const top = e?.getBoundingClientRect().top; "
+            "if (e && (top < 0 || top > innerHeight / 2)) e.scrollIntoView({block: 'start'}); }, 300)")
 
 
 def _checkpoint_info(family: Family, default: str | None) -> str:
