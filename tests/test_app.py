@@ -451,3 +451,17 @@ def test_the_service_runs_without_loading_gradio():
 
     code = "import sys; from translator.app import Studio; from translator.app.service import Studio; print('gradio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_the_loss_curves_can_be_smoothed(tmp_path):
+    from translator.app.page import _loss_table
+    from translator.events import Step, Validation
+    from translator.runs import append_metrics
+
+    for step, loss in enumerate([1.0, 0.0, 1.0, 0.0], start=1):
+        append_metrics(tmp_path, Step(step, losses={"pixel": loss}))
+    append_metrics(tmp_path, Validation(4, scores={"fid": 12.5}))
+    raw, smooth = _loss_table(tmp_path), _loss_table(tmp_path, 0.5)
+    assert list(raw["value"]) == [1.0, 0.0, 1.0, 0.0, 12.5]
+    # each point half the last average, half its own loss; the FID is not a loss and is not smoothed
+    assert list(smooth["value"]) == [1.0, 0.5, 0.75, 0.375, 12.5]

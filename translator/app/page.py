@@ -392,6 +392,7 @@ def _train_tab(
                 published = gr.Markdown()
         with gr.Column():
             curves = gr.LinePlot(x="step", y="value", color="loss", label="Losses", height=260, elem_id="loss-curves")
+            smoothing = gr.Slider(0, 0.99, value=0, step=0.01, label="smoothing", info="of the loss curves, as TensorBoard's: an average weighted to the recent")
             sample = gr.Image(label="Latest samples (input, output, target)", type="filepath", format="png", interactive=False)
             validation = gr.Markdown(label="Validation", value=VALIDATION_NOTE)
     timer = gr.Timer(2.0)
@@ -423,9 +424,9 @@ def _train_tab(
         gr.Info(unpacked.summary())
         return gr.Dropdown(choices=studio.dataset_choices(), value=unpacked.folder.name)
 
-    def tick(seen, shown_family):
+    def tick(seen, shown_family, weight):
         snapshot = studio.job.snapshot()
-        losses = _loss_table(studio.job.run_dir)
+        losses = _loss_table(studio.job.run_dir, weight)
         # a LinePlot first handed an empty frame never draws the rows that come later: nothing until there are rows
         family = studio.registry.families.get(snapshot["family"]) if snapshot["family"] else None
         shown = [_status_text(snapshot), gr.skip() if losses is None else losses, snapshot["sample"], _validation_text(snapshot, family)]
@@ -511,13 +512,19 @@ def _train_tab(
     # gradio's state sweeper, which holds every server's close for a second)
     seen = gr.Textbox("", visible=False)
     timer.tick(
-        tick, [seen, translate_family], [status, curves, sample, validation, seen, resume_run, publish_run, translate_checkpoint],
+        tick, [seen, translate_family, smoothing], [status, curves, sample, validation, seen, resume_run, publish_run, translate_checkpoint],
         api_visibility="private", queue=False,
     )
     # a page opened (or reloaded), or another tab chosen, lists what exists now: not what existed
     # when the server started, or when another visitor's upload or run had not yet landed
     def listed_now(shown_family):
         return [gr.Dropdown(choices=studio.dataset_choices())] + pickers(shown_family)
+
+    def smoothed(weight):
+        table = _loss_table(studio.job.run_dir, weight)
+        return gr.skip() if table is None else table
+
+    smoothing.release(smoothed, smoothing, curves, api_visibility="private", queue=False)
 
     for event in (demo.load, tabs.change):
         event(listed_now, translate_family, [dataset, resume_run, publish_run, translate_checkpoint], api_visibility="private", queue=False)
@@ -760,15 +767,22 @@ def _status_text(snapshot: dict) -> str:
     return "  \n".join(lines)
 
 
-def _loss_table(run_dir: Path | None):
+def _loss_table(run_dir: Path | None, smoothing: float = 0.0):
     """The run's logged losses, and its validation FID, as long-form rows for the plot (at most
-    ~400 points a curve)."""
+    ~400 points a curve); ``smoothing`` in [0, 1) weighs each loss's running average."""
     import pandas as pd
 
     logged = read_metrics(run_dir) if run_dir else []
     steps = [e for e in logged if isinstance(e, events.Step)]
     stride = max(1, len(steps) // 400)
-    rows = [(e.step, value, name) for e in steps[::stride] for name, value in e.losses.items()]
+    averages: dict[str, float] = {}
+    smoothing = min(max(float(smoothing or 0), 0.0), 0.99)
+    rows = []
+    for index, event in enumerate(steps):  # averaged over every logged step, then thinned
+        for name, value in event.losses.items():
+            averages[name] = value if name not in averages else smoothing * averages[name] + (1 - smoothing) * value
+        if index % stride == 0:
+            rows += [(event.step, averages[name], name) for name in event.losses]
     # a GAN's losses say little about its images; the FID of its outputs (lower is better) does
     rows += [(e.step, e.scores["fid"], "val_fid") for e in logged if isinstance(e, events.Validation) and "fid" in e.scores]
     return pd.DataFrame(rows, columns=["step", "value", "loss"]) if rows else None
