@@ -206,15 +206,11 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
                 with gr.Row():
                     kind = gr.Radio([("PNG (lossless)", "png"), ("WebP", "webp"), ("JPEG", "jpg")], value="png", label="Result format")
                     quality = gr.Slider(1, 100, value=QUALITY, step=1, label="quality", info="WebP and JPEG; WebP at 100 is lossless")
-                groups, option_inputs, option_names = [], [], []
+                groups, options = [], SettingsForm()
                 has_options = {}
                 for fam in families:
-                    made = 0
                     with gr.Group(visible=False) as group:
-                        for field, component in _setting_inputs(fam.Settings, {}, keep=lambda f: f.metadata.get("translate"), prefix=fam.name):
-                            option_inputs.append(component)
-                            option_names.append((fam.name, field.name))
-                            made += 1
+                        made = options.add(fam.name, _setting_inputs(fam.Settings, {}, keep=lambda f: f.metadata.get("translate"), prefix=fam.name))
                     # an empty group would still draw a bar
                     has_options[fam.name] = made > 0
                     group.visible = fam is first and made > 0
@@ -236,7 +232,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         gr.Examples(examples, inputs=[image])
 
     def options_of(family_name: str, values) -> dict:
-        return {name: value for (fam, name), value in zip(option_names, values) if fam == family_name}
+        return options.values(values, family_name)
 
     # in the form, 0 (the fields' default) means automatic for both
     @user_errors
@@ -270,7 +266,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         # every result in one download first, then each on its own
         return note, [str(p) for p in done], [str(studio.zip_results(done))] + [str(p) for p in done]
 
-    inputs = [image, family, checkpoint, outscale, tile, kind, quality, *option_inputs]
+    inputs = [image, family, checkpoint, outscale, tile, kind, quality, *options.components]
     # the form's generated inputs make a poor API; the named endpoints are in _api
     # the page scrolls to the result when it is there: on a phone it is a screen or two below
     run.click(translate_clicked, inputs, [info, result, slider], api_visibility="private", **TRANSLATIONS).success(
@@ -355,17 +351,17 @@ def _train_tab(
             run_name = gr.Textbox(label="Run name", placeholder="empty: family and time")
             start_from = gr.Dropdown([("new network", "")] + studio.checkpoint_choices(first.name), value="", label="Start from (fine-tuning)")
             main_settings = {"steps", "batch_size", "crop_size"}
+            # the loop's settings under "loop", each family's under its name
+            form = SettingsForm()
             with gr.Row():
-                loop_fields = list(_setting_inputs(TrainConfig, studio.train_defaults(first.name), keep=lambda f: f.name in main_settings, prefix="loop"))
+                form.add("loop", _setting_inputs(TrainConfig, studio.train_defaults(first.name), keep=lambda f: f.name in main_settings, prefix="loop"))
             with gr.Accordion("Training settings", open=False):
-                loop_fields += _setting_inputs(TrainConfig, studio.train_defaults(first.name), keep=lambda f: f.name not in main_settings, prefix="loop")
+                form.add("loop", _setting_inputs(TrainConfig, studio.train_defaults(first.name), keep=lambda f: f.name not in main_settings, prefix="loop"))
             with gr.Accordion("Family settings", open=False):
-                groups, family_inputs, family_names = [], [], []
+                groups = []
                 for fam in families:
                     with gr.Group(visible=fam is first) as group:
-                        for field, component in _setting_inputs(fam.Settings, studio.train_defaults(fam.name), free_text=False, prefix=fam.name, checkpoints=studio.checkpoint_choices(fam.name)):
-                            family_inputs.append(component)
-                            family_names.append((fam.name, field.name))
+                        form.add(fam.name, _setting_inputs(fam.Settings, studio.train_defaults(fam.name), free_text=False, prefix=fam.name, checkpoints=studio.checkpoint_choices(fam.name)))
                     groups.append(group)
             with gr.Row():
                 start = gr.Button("Start", variant="primary")
@@ -397,13 +393,12 @@ def _train_tab(
             validation = gr.Markdown(label="Validation", value=VALIDATION_NOTE)
     timer = gr.Timer(2.0)
 
-    loop_components = [c for _, c in loop_fields]
+    loop_components = form.group("loop")
 
     @user_errors
     def start_run(family_name, dataset_name, run_label, checkpoint_ref, *values):
-        loop_values = dict(zip((f.name for f, _ in loop_fields), values[: len(loop_fields)]))
-        family_values = {name: v for (fam, name), v in zip(family_names, values[len(loop_fields) :]) if fam == family_name}
-        name = studio.start_training(family_name, dataset_name, run_label or "", checkpoint_ref or "", {**family_values, **loop_values})
+        settings = {**form.values(values, family_name), **form.values(values, "loop")}
+        name = studio.start_training(family_name, dataset_name, run_label or "", checkpoint_ref or "", settings)
         runs = ws.run_names()
         runs = runs if name in runs else [name, *runs]  # its folder may not be written yet
         return _status_text(studio.job.snapshot()), gr.Dropdown(choices=runs, value=name), gr.Dropdown(choices=runs, value=name)
@@ -441,11 +436,11 @@ def _train_tab(
     def switch(family_name):
         fam = studio.registry.family(family_name)
         defaults = studio.train_defaults(family_name)
-        loop_updates = [gr.update(value=defaults.get(f.name, f.default)) for f, _ in loop_fields]
+        loop_updates = [gr.update(value=defaults.get(f.name, f.default)) for f in form.fields("loop")]
         choices = [("new network", "")] + studio.checkpoint_choices(family_name)
         return [_layout_help(fam), gr.Dropdown(choices=choices, value="")] + loop_updates + [gr.Group(visible=f.name == family_name) for f in families]
 
-    start.click(start_run, [family, dataset, run_name, start_from, *loop_components, *family_inputs], [status, resume_run, publish_run], api_visibility="private").success(
+    start.click(start_run, [family, dataset, run_name, start_from, *form.components], [status, resume_run, publish_run], api_visibility="private").success(
         None, js=_scroll_to("training-status"), api_visibility="private", queue=False)
     stop.click(stop_run, None, status, api_visibility="private", queue=False)
     resume.click(resume_selected, [resume_run, resume_steps], status, api_visibility="private").success(
@@ -714,6 +709,34 @@ def _plugins_tab(studio: Studio) -> None:
 
 
 # ---- helpers ----
+
+
+class SettingsForm:
+    """Generated setting inputs, grouped (by family, or "loop"), so that a handler's ``*values``
+    come back as the settings of one group by name, whatever the order they were made in."""
+
+    def __init__(self):
+        self.entries: list[tuple[str, dataclasses.Field, gr.components.Component]] = []
+
+    def add(self, group: str, made) -> int:
+        """Add the (field, component) pairs of ``_setting_inputs`` under ``group``; how many."""
+        before = len(self.entries)
+        self.entries += [(group, field, component) for field, component in made]
+        return len(self.entries) - before
+
+    @property
+    def components(self) -> list:
+        return [component for _, _, component in self.entries]
+
+    def group(self, group: str) -> list:
+        return [component for name, _, component in self.entries if name == group]
+
+    def fields(self, group: str) -> list[dataclasses.Field]:
+        return [field for name, field, _ in self.entries if name == group]
+
+    def values(self, values, group: str) -> dict:
+        """``group``'s settings by name, from the values of ``components`` in order."""
+        return {field.name: value for (name, field, _), value in zip(self.entries, values) if name == group}
 
 
 def _setting_inputs(settings_class: type, defaults: dict, keep=None, free_text: bool = True, prefix: str = "", checkpoints: list | None = None):
