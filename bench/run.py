@@ -243,11 +243,11 @@ def measure(row: str, variant: str, quick: bool, device: torch.device) -> dict:
 
 def training(row: str, variant: str, size: int, batch: int, device: torch.device):
     from bench.reference import ReferenceCycleGAN, ReferencePix2Pix
-    from translator.acceleration import autocast, channels_last, compile_networks, device_batch, device_layout
+    from translator.acceleration import autocast, channels_last, compile_networks, device_batch
     from translator.family import make_settings
     from translator.inference import resolve_precision
     from translator.plugins import registry
-    from translator.training import TrainConfig, train_step
+    from translator.training import TrainConfig, prepare_networks, train_step
 
     name = row.split("_")[0]
     family = registry().family(name)
@@ -265,15 +265,13 @@ def training(row: str, variant: str, size: int, batch: int, device: torch.device
         ref = ReferenceCycleGAN(nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]) if name == "cyclegan" else ReferencePix2Pix(nets["G"], nets["D"])
         return lambda: ref.step(a, b)
     # the Trainer's own set-up, step by step (measure() turned cuDNN autotuning on for all variants)
+    prepare_networks(recipe, device)
     layout = channels_last(nets["G_A" if name == "cyclegan" else "G"], device, training=True)
-    for net in nets.values():
-        device_layout(net, device, layout).train()
     if variant == "compiled":
         compile_networks(nets)
     a, b = device_batch(a, device, layout), device_batch(b, device, layout)
     precision = autocast(device, resolve_precision("auto", device))
-    scaler = torch.amp.GradScaler(device.type, enabled=False)
-    return lambda: train_step(recipe, [{"A": a, "B": b}], 1, scaler, precision)
+    return lambda: train_step(recipe, [{"A": a, "B": b}], 1, precision)
 
 
 def inference(row: str, variant: str, size: int, batch: int, device: torch.device):

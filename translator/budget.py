@@ -185,23 +185,20 @@ def _activations(recipe, shapes: dict, batch: int, device: torch.device) -> int:
 def _measured_step(trainer, arch) -> float:
     """Seconds of one real optimizer step at batch 1 on the run's device, with throwaway copies
     of the networks (the run itself starts from its own)."""
-    from .acceleration import channels_last, device_layout
-    from .training import train_step
+    from .training import prepare_networks, train_step
 
     family, device = trainer.family, trainer.device
     recipe = family.recipe(family.build(arch), arch, trainer.settings, trainer.config, device)
-    for net in recipe.networks.values():
-        device_layout(net, device, channels_last(net, device, training=True)).train()
+    prepare_networks(recipe, device)
     batch = {key: family.to_network(torch.rand((1, *shape), device=device)) for key, shape in family.task.batch_shapes(trainer.config, arch).items()}
-    scaler = torch.amp.GradScaler(device.type, enabled=False)
     with _quiet_rng():
         # the first step pays one-off costs (kernel selection, allocator growth, lazy set-up) that
         # overstated a step up to 25 times: it is run, not timed
-        train_step(recipe, [batch], 1, scaler, trainer.autocast)
+        train_step(recipe, [batch], 1, trainer.autocast)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
-        train_step(recipe, [batch], 1, scaler, trainer.autocast)
+        train_step(recipe, [batch], 1, trainer.autocast)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return time.perf_counter() - started

@@ -281,7 +281,7 @@ def _train(args) -> int:
             shown = ", ".join(f"{k} {v}" for k, v in event.scores.items())
             tqdm.write(f"step {event.step} validation: {shown}", file=sys.stderr)
 
-    trainer = Trainer(family, args.data, args.output, overrides, args.checkpoint, args.resume, args.device, on_event)
+    trainer = Trainer(family, args.data, args.output, overrides, checkpoint=args.checkpoint, resume=args.resume, device=args.device, on_event=on_event)
 
     def stop(signum, frame):
         # first Ctrl-C: save and finish cleanly; a second one aborts

@@ -131,7 +131,6 @@ class _Run:
     recipe: Recipe
     # moving averages of the exported networks, by file stem (empty without EMA)
     ema: dict[str, nn.Module]
-    scaler: torch.amp.GradScaler
     data: TrainData
     rank: int
     world: int
@@ -177,6 +176,7 @@ class Trainer:
         data: str | os.PathLike | None,
         run_dir: str | os.PathLike,
         overrides: dict[str, str] | None = None,
+        *,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
         device: str = "auto",
@@ -244,7 +244,7 @@ class Trainer:
                 # must agree at step boundaries, or their gradient averaging would wait forever)
                 stop = self._stop.is_set if run.world == 1 else None
                 with self.device_lock:
-                    taken = train_step(run.recipe, batches, cfg.accumulate, run.scaler, self.autocast, run.world, stop)
+                    taken = train_step(run.recipe, batches, cfg.accumulate, self.autocast, run.world, stop)
                     if taken:
                         run.update_ema()
                 consistent = True
@@ -309,15 +309,11 @@ class Trainer:
         arch, generator = self._generator()
         task.check_sizes(cfg, arch)
         recipe = self.recipe = self.family.recipe(generator, arch, self.settings, cfg, self.device)
-        for name, net in recipe.networks.items():
-            if world > 1 and cfg.sync_bn and self.device.type == "cuda":
-                recipe.networks[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-            device_layout(net, self.device, channels_last(net, self.device, training=True)).train()
+        prepare_networks(recipe, self.device, sync_bn=world > 1 and cfg.sync_bn)
         ema = {stem: copy.deepcopy(recipe.networks[name]).eval().requires_grad_(False) for stem, name in recipe.exports.items()} if recipe.ema_decay else {}
         if cfg.compile:
             compile_networks(recipe.networks)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # bf16 and fp32 need no loss scaling
-        run = _Run(arch, recipe, ema, scaler, data, rank, world)
+        run = _Run(arch, recipe, ema, data, rank, world)
 
         if state is not None:
             self._load_state(state, run)
@@ -484,7 +480,6 @@ class Trainer:
             "networks": {k: v.state_dict() for k, v in recipe.networks.items()},
             "optimizers": {k: v.state_dict() for k, v in recipe.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in recipe.schedulers.items()},
-            "scaler": run.scaler.state_dict(),
             "ema": {k: v.state_dict() for k, v in run.ema.items()},
             "recipe": recipe.extra_state(),
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
@@ -518,7 +513,6 @@ class Trainer:
                 optimizer.load_state_dict(saved)
             for name, scheduler in recipe.schedulers.items():
                 scheduler.load_state_dict(state["schedulers"][name])
-            run.scaler.load_state_dict(state["scaler"])
             for stem, average in run.ema.items():
                 average.load_state_dict(state["ema"][stem])
             recipe.load_extra_state(state["recipe"], self.device)
@@ -561,7 +555,17 @@ def _known(settings_class: type, values: dict) -> dict:
     names = {f.name for f in dataclasses.fields(settings_class)}
     return {k: v for k, v in values.items() if k in names}
 
-def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int = 1, stop: Callable[[], bool] | None = None) -> bool:
+def prepare_networks(recipe: Recipe, device: torch.device, sync_bn: bool = False) -> None:
+    """A recipe's networks ready to train on ``device``: there, in the memory layout that is
+    fastest for each, in training mode; batch norm synchronised across GPUs when ``sync_bn``.
+    The loop, the memory estimate and the benchmarks all start from this."""
+    for name, net in recipe.networks.items():
+        if sync_bn and device.type == "cuda":
+            recipe.networks[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        device_layout(net, device, channels_last(net, device, training=True)).train()
+
+
+def train_step(recipe: Recipe, batches, count: int, autocast, world: int = 1, stop: Callable[[], bool] | None = None) -> bool:
     """One optimizer step of ``recipe`` over ``count`` micro-batches whose gradients add up.
 
     Phases run in the order ``step`` yields them, and each phase's optimizer steps as soon as
@@ -586,15 +590,15 @@ def train_step(recipe: Recipe, batches, count: int, scaler, autocast, world: int
             if item is None:
                 break
             name, loss = item
-            scaler.scale(loss / count).backward()
+            # fp32 and bf16 need no loss scaling (fp16 training is not offered)
+            (loss / count).backward()
         if name is None:
             break
         optimizer = recipe.optimizers[name]
         if world > 1:
             _average_gradients([p for group in optimizer.param_groups for p in group["params"]], world)
-        scaler.step(optimizer)
+        optimizer.step()
         first = False
-    scaler.update()
     for scheduler in recipe.schedulers.values():
         scheduler.step()
     if world > 1:

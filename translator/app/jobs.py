@@ -74,11 +74,11 @@ class TrainingJob:
     def start(self, family: Family, data: Path, run_dir: Path, overrides: dict, checkpoint: str | None = None, device: str = "auto") -> str:
         """Start a new run in the background; settings errors and problems found while opening
         the data are raised here, as one line, before this returns."""
-        return self._launch(lambda: Trainer(family, data, run_dir, overrides, checkpoint, False, device, self._on_event, DEVICE_LOCK))
+        return self._launch(lambda: Trainer(family, data, run_dir, overrides, checkpoint=checkpoint, device=device, on_event=self._on_event, device_lock=DEVICE_LOCK))
 
     def resume(self, run_dir: Path, overrides: dict, registry: Registry, device: str = "auto") -> str:
         """Continue a saved run from its own record, as ``translator train --resume`` does."""
-        return self._launch(lambda: Trainer(None, None, run_dir, overrides, None, True, device, self._on_event, DEVICE_LOCK, registry))
+        return self._launch(lambda: Trainer(None, None, run_dir, overrides, resume=True, device=device, on_event=self._on_event, device_lock=DEVICE_LOCK, registry=registry))
 
     def _launch(self, make_trainer) -> str:
         with self._lock:
