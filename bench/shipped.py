@@ -5,9 +5,10 @@
 
 Each shipped model (the catalog's entries that ship with the package) translates the app's
 example photo scaled to 1000 x 1000 through the engine, as `translator translate` does, without
-the PNG decode and encode. The reference row is realesr-general-x4v3's network
-(SRVGGNetCompact, 64 features, 32 convolutions; random weights, its compute is the point) on the
-same input. Each time is the best of three after a warm-up.
+the PNG decode and encode, in fp32 (the reference path) and in the precision `--precision auto`
+picks on this CPU, side by side, with the reason it gave. The reference row is
+realesr-general-x4v3's network (SRVGGNetCompact, 64 features, 32 convolutions; random weights,
+its compute is the point) on the same input. Each time is the best of three after a warm-up.
 """
 
 from __future__ import annotations
@@ -50,16 +51,21 @@ def main() -> None:
     with Image.open(files("translator.app") / "chelsea.png") as image:
         photo = Picture(np.asarray(image.convert("RGB").resize((1000, 1000), Image.BICUBIC), dtype=np.float32) / 255)
     rows = {}
+
+    def both(make) -> dict:
+        fp32, auto = make("fp32"), make("auto")
+        fp32_s, auto_s = best_of(lambda: fp32.translate(photo)), best_of(lambda: auto.translate(photo))
+        return {"fp32": round(fp32_s, 2), "auto": round(auto_s, 2), "speedup": round(fp32_s / auto_s, 2), "auto_precision": auto.precision}
+
     for entry in catalog.entries():
         if entry.shipped is None:
             continue
-        engine = Engine(load_checkpoint(entry.shipped), options=Options(device="cpu"))
-        rows[entry.name] = round(best_of(lambda: engine.translate(photo)), 2)
+        rows[entry.name] = both(lambda precision: Engine(load_checkpoint(entry.shipped), options=Options(device="cpu", precision=precision)))
     family = registry().family("esrgan")
     settings = make_settings(family.Settings, {"arch": "srvgg", "nf": "64", "num_conv": "32", "scale": "4"}, family.name)
     arch = family.architecture(settings)
-    engine = Engine(Checkpoint(family, arch, family.build(arch), Path("reference")), options=Options(device="cpu"))
-    rows["realesr-general-x4v3 size (reference)"] = round(best_of(lambda: engine.translate(photo)), 2)
+    network = family.build(arch)
+    rows["realesr-general-x4v3 size (reference)"] = both(lambda precision: Engine(Checkpoint(family, arch, network, Path("reference")), options=Options(device="cpu", precision=precision)))
     print(json.dumps({"threads": args.threads, "photo": "1000x1000", "seconds": rows}, indent=1))
 
 

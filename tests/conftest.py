@@ -14,6 +14,15 @@ torch.set_num_interop_threads(1)
 
 
 @pytest.fixture(autouse=True)
+def _cpu_without_native_bf16(monkeypatch):
+    """Whatever this CPU has, tests see one without native bf16, so translations keep to the fp32
+    path their expected values come from; the precision policy's tests simulate the flags they need."""
+    from translator import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())
+
+
+@pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
     np.random.seed(0)

@@ -8,6 +8,7 @@ with weights that sum to one, so memory is bounded by the tile size.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -73,6 +74,8 @@ class Engine:
         self.settings = settings if settings is not None else self.family.Settings()
         self.device = resolve_device(self.options.device)
         self.dtype = resolve_precision(self.options.precision, self.device)
+        # the file the network came from: the CPU's precision gate remembers its verdict by it
+        self.source = checkpoint.path
         _check_options(self.options)
         if tuple(self.arch.channels) not in ((3, 3), (1, 3)):
             raise TranslatorError(f"this {self.family.name} network maps {self.arch.channels[0]}-channel images to {self.arch.channels[1]}; only RGB results can be made")
@@ -91,6 +94,12 @@ class Engine:
             isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) or (isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training)
             for m in module.modules()
         )
+        self.precision = f"{self.options.precision}: as asked" if self.options.precision != "auto" else f"{_dtype_name(self.dtype)}: this device's default"
+        if self.options.precision == "auto" and self.device.type == "cpu":
+            from .precision import choose
+
+            choice = choose(self)
+            self.dtype, self.precision = choice.dtype, choice.reason
 
     def flops(self, width: int, height: int) -> float:
         """What translating a ``width`` x ``height`` picture costs in FLOPs: counted once per
@@ -145,6 +154,12 @@ class Engine:
         # a translation's memory, and float16 resolves an 8-bit level (to within one, in rounding).
         large = out_pixels > AUTO_TILE_OUTPUT_PIXELS and picture.bits == 8 and not self.options.outscale
         dtype = torch.float16 if large else torch.float32
+        # bf16 resolves about 8 bits: a 16-bit picture keeps its depth through fp32
+        deep = picture.bits == 16 and self.dtype == torch.bfloat16 and self.options.precision == "auto"
+        with self._in(torch.float32) if deep else contextlib.nullcontext():
+            return self._translate(picture, progress, dtype)
+
+    def _translate(self, picture: Picture, progress: Progress | None, dtype: torch.dtype) -> Picture:
         x = self._network_input(_to_tensor(picture.rgb))
         rgb = self._run_unit(x, progress, dtype)
         if x.shape[1] == 1:
@@ -159,6 +174,15 @@ class Engine:
         # only restoration keeps a gray image gray; translation makes colour from anything
         gray = picture.grayscale and self.family.task.restores
         return picture.with_pixels(_to_array(rgb), None if alpha is None else alpha[0, 0].numpy(), grayscale=gray)
+
+    @contextlib.contextmanager
+    def _in(self, dtype: torch.dtype):
+        """The network run in ``dtype`` for a while (a copy of this engine would share it anyway)."""
+        before, self.dtype = self.dtype, dtype
+        try:
+            yield
+        finally:
+            self.dtype = before
 
     def _network_input(self, x: torch.Tensor) -> torch.Tensor:
         """The picture as the network takes it: RGB, or its luma for a one-channel network (a
@@ -364,6 +388,10 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise TranslatorError(f"unsupported device {name!r} (use auto, cpu, cuda, cuda:N or mps)")
     return device
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:

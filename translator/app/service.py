@@ -100,6 +100,8 @@ class Translation:
     seconds: float = 0.0
     note: str = ""
     quality: int = 100
+    # the precision the network ran in, and why ("bf16: 73.6 dB ... off fp32 ...")
+    precision: str = ""
 
     def previews(self) -> tuple[np.ndarray, np.ndarray]:
         """8-bit arrays for the before/after slider: the input scaled to the result's size, and
@@ -118,7 +120,9 @@ class Translation:
         mode = ("L" if result.grayscale else "RGB") + ("A" if alpha else "")
         depth = ", 16-bit" if result.bits == 16 and kind == "PNG" else ""
         quality = "" if lossless else f", quality {self.quality}"
-        shown = f"{self.model}, {self.seconds:.1f} s: " if self.model else ""
+        # a reduced precision is named (fp32 is the reference, and goes without saying)
+        reduced = self.precision.partition(":")[0] if self.precision and not self.precision.startswith("fp32") else ""
+        shown = f"{self.model}{' in ' + reduced if reduced else ''}, {self.seconds:.1f} s: " if self.model else ""
         notes = [self.note] if self.note else []
         if result.alpha is not None and not alpha:
             notes.append("JPEG has no transparency: set on white")
@@ -232,7 +236,7 @@ class Studio:
         stem = Path(image_path).stem[:80] or "image"
         model = model_name(ref)
         path = write_image(result, self._result_folder() / f"{stem}-{model}{suffix}", quality)
-        return Translation(path, picture, result, model, time.monotonic() - started, note, quality)
+        return Translation(path, picture, result, model, time.monotonic() - started, note, quality, engine.precision)
 
     def zip_results(self, paths: list[Path]) -> Path:
         """The results of a batch in one .zip, stored as they are (images are compressed already)."""

@@ -1,0 +1,72 @@
+"""The CPU's precision policy: bf16 where the CPU does it natively and the model passes the
+quality gate against fp32, fp32 otherwise. CPU features are simulated: the policy is tested,
+not this machine's hardware."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import MODEL
+from translator import precision
+from translator.checkpoints import load_checkpoint, save_checkpoint
+from translator.family import make_settings
+from translator.images import Picture
+from translator.inference import Engine, Options
+from translator.plugins import registry
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch, tmp_path):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setenv("TRANSLATOR_CACHE", str(tmp_path / "cache"))
+
+
+def loud_network(path):
+    """A network whose large weights turn bf16's rounding into visible errors."""
+    family = registry().family("esrgan")
+    arch = family.architecture(make_settings(family.Settings, {"arch": "srvgg", "nf": "16", "num_conv": "4", "scale": "2"}))
+    net = family.build(arch)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.mul_(8)
+    save_checkpoint(path, family, arch, net.state_dict(), {})
+    return path
+
+
+def test_a_cpu_without_native_bf16_runs_fp32():
+    engine = Engine(load_checkpoint(MODEL), options=Options(device="cpu"))
+    assert engine.dtype == torch.float32 and engine.precision == "fp32: this CPU has no native bf16"
+
+
+def test_with_native_bf16_a_model_that_passes_the_gate_runs_bf16_and_the_verdict_is_kept(bf16_cpu, tmp_path, monkeypatch):
+    engine = Engine(load_checkpoint(MODEL), options=Options(device="cpu"))
+    assert engine.dtype == torch.bfloat16 and engine.precision.startswith("bf16: ")
+    # measured once per file: a second engine takes the kept verdict
+    monkeypatch.setattr(precision, "measure", lambda *args: pytest.fail("measured again"))
+    assert Engine(load_checkpoint(MODEL), options=Options(device="cpu")).dtype == torch.bfloat16
+    # asked for fp32, it is the reference path whatever the CPU
+    forced = Engine(load_checkpoint(MODEL), options=Options(device="cpu", precision="fp32"))
+    assert forced.dtype == torch.float32 and forced.precision == "fp32: as asked"
+
+
+def test_a_model_whose_bf16_output_is_off_fails_the_gate_and_runs_fp32(bf16_cpu, tmp_path):
+    engine = Engine(load_checkpoint(loud_network(tmp_path / "loud.safetensors")), options=Options(device="cpu"))
+    assert engine.dtype == torch.float32
+    assert engine.precision.startswith("fp32: bf16 was ") and "outside the gate (45 dB, 8 levels)" in engine.precision
+    # a changed file is a new verdict: the kept one is by the file's SHA-256
+    good = tmp_path / "loud.safetensors"
+    good.write_bytes(MODEL.read_bytes())
+    assert Engine(load_checkpoint(good), options=Options(device="cpu")).dtype == torch.bfloat16
+
+
+def test_16_bit_pictures_and_alpha_keep_the_fp32_path_under_bf16(bf16_cpu):
+    rng = np.random.default_rng(0)
+    picture = Picture(rng.random((12, 10, 3), dtype=np.float32), rng.random((12, 10), dtype=np.float32), bits=16)
+    reduced = Engine(load_checkpoint(MODEL), options=Options(device="cpu"))
+    reference = Engine(load_checkpoint(MODEL), options=Options(device="cpu", precision="fp32"))
+    assert reduced.dtype == torch.bfloat16
+    a, b = reduced.translate(picture), reference.translate(picture)
+    assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.alpha, b.alpha) and a.bits == 16
+    # 8-bit pictures take bf16: close to fp32, within the gate
+    eight = Picture(picture.rgb, picture.alpha, bits=8)
+    assert np.abs(reduced.translate(eight).rgb - reference.translate(eight).rgb).max() < 8 / 255
