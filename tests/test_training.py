@@ -463,7 +463,7 @@ def test_accumulation_is_bounded_counted_and_stops_between_micro_batches(tmp_pat
     import contextlib
 
     from tests.helpers import TINY_SR
-    from translator import budget
+    from translator.training import estimate
     from translator.family import make_settings
     from translator.training import TrainConfig, Trainer, train_step
 
@@ -471,7 +471,7 @@ def test_accumulation_is_bounded_counted_and_stops_between_micro_batches(tmp_pat
     with pytest.raises(TranslatorError, match="setting 'accumulate' must be from 1 to 64, got '100000'"):
         trainer("esrgan", data, tmp_path / "refused", **{**TINY_SR, "accumulate": 100000})
     one, many = (trainer("esrgan", data, tmp_path / f"run{n}", **{**TINY_SR, "accumulate": n}) for n in (1, 16))
-    one_estimate, many_estimate = (budget.estimate(t, t.architecture(), measure=False) for t in (one, many))
+    one_estimate, many_estimate = (estimate.estimate(t, t.architecture(), measure=False) for t in (one, many))
     assert many_estimate.memory_bytes > 4 * one_estimate.memory_bytes
 
     family = registry().family("esrgan")
@@ -503,10 +503,10 @@ def test_accumulation_is_bounded_counted_and_stops_between_micro_batches(tmp_pat
     assert run.run() == {"status": "stopped", "step": 1}
 
     # a step estimated over the limit is refused before it starts
-    monkeypatch.setattr(budget, "MAX_STEP_SECONDS", 1e-6)
+    monkeypatch.setattr(estimate, "MAX_STEP_SECONDS", 1e-6)
     slow = trainer("esrgan", data, tmp_path / "slow", **{**TINY_SR, "accumulate": 64})
     with pytest.raises(TranslatorError, match=r"one step of this run would take about .* over the 0 s a step may take"):
-        budget.estimate(slow, slow.architecture())
+        estimate.estimate(slow, slow.architecture())
 
 
 def test_admission_sees_the_containers_limit_the_address_space_and_load_size(tmp_path, monkeypatch):
@@ -516,13 +516,13 @@ def test_admission_sees_the_containers_limit_the_address_space_and_load_size(tmp
     import resource
 
     from tests.helpers import TINY_GAN
-    from translator import budget
+    from translator.training import estimate
 
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 67108864 kB\nMemAvailable: 50331648 kB\n")  # 48 GiB available on the host
-    monkeypatch.setattr(budget, "MEMINFO", meminfo)
-    monkeypatch.setattr(budget, "CGROUP_ROOT", tmp_path / "cgroup")
-    monkeypatch.setattr(budget, "PROC_CGROUP", tmp_path / "proc-cgroup")
+    monkeypatch.setattr(estimate, "MEMINFO", meminfo)
+    monkeypatch.setattr(estimate, "CGROUP_ROOT", tmp_path / "cgroup")
+    monkeypatch.setattr(estimate, "PROC_CGROUP", tmp_path / "proc-cgroup")
     cpu = torch.device("cpu")
 
     (tmp_path / "proc-cgroup").write_text("0::/user.slice/app\n")
@@ -530,22 +530,22 @@ def test_admission_sees_the_containers_limit_the_address_space_and_load_size(tmp
     group.mkdir(parents=True)
     (group / "memory.max").write_text("max\n")
     (group / "memory.current").write_text("1000\n")
-    assert budget.free_memory(cpu) == 48 * 2**30
+    assert estimate.free_memory(cpu) == 48 * 2**30
     (group / "memory.max").write_text(f"{12 * 2**30}\n")  # a 12 GiB container, 1000 bytes in use
-    assert budget.free_memory(cpu) == 12 * 2**30 - 1000
+    assert estimate.free_memory(cpu) == 12 * 2**30 - 1000
     # cgroup v1, and the group mounted as the root, as inside a container
     (tmp_path / "proc-cgroup").write_text("4:memory:/docker/abc\n0::/\n")
     v1 = tmp_path / "cgroup" / "memory"
     v1.mkdir()
     (v1 / "memory.limit_in_bytes").write_text(f"{2 * 2**30}\n")
     (v1 / "memory.usage_in_bytes").write_text(f"{2**30}\n")
-    assert budget.free_memory(cpu) == 2**30
+    assert estimate.free_memory(cpu) == 2**30
 
     monkeypatch.setattr(resource, "getrlimit", lambda kind: (2**50, resource.RLIM_INFINITY))
-    assert budget.free_memory(cpu) == 2**30  # a generous RLIMIT_AS changes nothing
+    assert estimate.free_memory(cpu) == 2**30  # a generous RLIMIT_AS changes nothing
     virtual = next(int(l.split()[1]) * 1024 for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmSize:"))
     monkeypatch.setattr(resource, "getrlimit", lambda kind: (virtual + 2**20, resource.RLIM_INFINITY))
-    assert 0 < budget.free_memory(cpu) <= 2**20 + 2**22  # what the address space leaves is the least
+    assert 0 < estimate.free_memory(cpu) <= 2**20 + 2**22  # what the address space leaves is the least
 
     # load_size is bounded, and what it loads is counted
     pairs = tmp_path / "pairs"
@@ -554,8 +554,8 @@ def test_admission_sees_the_containers_limit_the_address_space_and_load_size(tmp
     with pytest.raises(TranslatorError, match="setting 'load_size' must be from 1 to 4096, got '20000'"):
         trainer("pix2pix", pairs, tmp_path / "huge", **{**TINY_GAN, "load_size": 20000})
     small, large = (trainer("pix2pix", pairs, tmp_path / f"run{n}", **{**TINY_GAN, "netG": "resnet_6blocks", "load_size": n, "crop_size": 32}) for n in (36, 4096))
-    monkeypatch.setattr(budget, "free_memory", lambda device: None)
-    grown = budget.estimate(large, large.architecture(), measure=False).memory_bytes - budget.estimate(small, small.architecture(), measure=False).memory_bytes
+    monkeypatch.setattr(estimate, "free_memory", lambda device: None)
+    grown = estimate.estimate(large, large.architecture(), measure=False).memory_bytes - estimate.estimate(small, small.architecture(), measure=False).memory_bytes
     assert grown >= 2 * 3 * 4096 * 4096 * 4  # at least the two sides of one image widened to float
 
 

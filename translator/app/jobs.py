@@ -13,11 +13,12 @@ import threading
 import time
 from pathlib import Path
 
-from .. import budget, events
+from .. import events
 from ..errors import TranslatorError, shown
 from ..family import Family
 from ..plugins import Registry
 from ..training import Trainer
+from ..training.estimate import estimate
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class TrainingJob:
                 trainer = make_trainer()
                 # admitted only if it fits: networks and one step counted, one step timed
                 with DEVICE_LOCK:
-                    estimate = budget.estimate(trainer, trainer.architecture())
+                    needs = estimate(trainer, trainer.architecture())
             except TranslatorError as error:
                 refused = str(error)
             if refused is not None:
@@ -99,7 +100,7 @@ class TrainingJob:
                 _return_memory()
                 raise TranslatorError(refused)
             self._trainer, self.family, self.run_dir, self.data_dir = trainer, trainer.family.name, trainer.run_dir, trainer.data_dir
-            self.estimate = estimate.describe()
+            self.estimate = needs.describe()
             self.status, self.error, self.data, self.sample, self.validation, self.has_validation = "starting", "", "", None, {}, None
             self.step, self.steps, self.images_per_s = 0, trainer.config.steps, 0.0
             # images a step takes, to turn the measured images/s into seconds a step

@@ -544,10 +544,10 @@ def _displayable(picture: Picture, size: tuple[int, int]) -> np.ndarray:
 def _output_budget() -> int:
     """The largest result the app makes by default: 64 MP, or less where memory is short
     (translations run side by side, at up to 12 bytes an output pixel each, with room to spare)."""
-    from .. import budget
     from ..inference import resolve_device
+    from ..training.estimate import free_memory
 
-    free = budget.free_memory(resolve_device("cpu")) or 0
+    free = free_memory(resolve_device("cpu")) or 0
     return int(min(64_000_000, free / (12 * 2 * 4))) if free else 64_000_000
 
 

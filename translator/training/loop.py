@@ -1,9 +1,6 @@
-"""The one training loop every family plugs into.
-
-A family contributes a ``Recipe``: its networks, optimizers, schedules and a ``step`` that
-yields one loss per optimizer phase. Everything else lives here once: devices and precision,
-data loading and augmentation, gradient accumulation, EMA, distributed gradient averaging,
-logging and events, samples and validation, atomic checkpoints and exact resume.
+"""The training loop: a ``Trainer`` runs a family's ``Recipe`` on a device from new or from
+its run folder, and owns data loading and augmentation, gradient accumulation, the weight
+average, logging and events, samples and validation, atomic checkpoints and exact resume.
 """
 
 from __future__ import annotations
@@ -20,107 +17,26 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from .acceleration import adam as adam  # recipes build their optimizers with it
-from .acceleration import autocast as precision, autotuned, channels_last, compile_networks, describe_device, device_layout
-from .augment import DEGRADATIONS
-from .checkpoints import load_checkpoint, save_checkpoint
-from .data import ResumableSampler, TrainData
-from .errors import TranslatorError, Unavailable
-from .family import Architecture, Family, make_settings, setting
-from .files import atomic_write, sweep_stale
-from .images import Picture, write_image
-from .inference import resolve_device, resolve_precision
-from .plugins import Registry, registry as default_registry
-from . import events
-from .sources import data_source
-from .runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, keep_metrics_until, read_record
-# settings a resumed run may change; any other change would make it a different run
-RESUME_MAY_CHANGE = frozenset({"steps", "workers", "cache_images", "log_every", "sample_every", "val_every", "checkpoint_every", "compile"})
+from .. import events
+from ..acceleration import autocast as precision, autotuned, compile_networks, describe_device
+from ..checkpoints import load_checkpoint, save_checkpoint
+from ..data import ResumableSampler, TrainData
+from ..errors import TranslatorError, Unavailable
+from ..family import Architecture, Family, make_settings
+from ..files import atomic_write, sweep_stale
+from ..images import Picture, write_image
+from ..inference import resolve_device, resolve_precision
+from ..plugins import Registry, registry as default_registry
+from ..runs import CONFIG_FILE, RESUME_FILE, RunRecord, append_metrics, keep_metrics_until, read_record
+from ..sources import data_source
+from .config import TrainConfig, agree, known, refuse_changes, split_overrides
+from .distributed import any_rank, init_distributed
+from .recipe import Recipe
+from .step import ema_update, prepare_networks, train_step
+
 OnEvent = Callable[[events.Event], None]
-
-
-@dataclass
-class TrainConfig:
-    """Settings of the loop itself, shared by every family (a family may change the defaults)."""
-
-    steps: int = setting(1000, "optimizer steps to train for (in total, counting resumed ones)", low=1)
-    batch_size: int = setting(1, "images per step on each device", low=1)
-    # bounded: every micro-batch's graph of a phase is kept until that phase's optimizer steps
-    accumulate: int = setting(1, "micro-batches whose gradients are summed before each step", low=1, high=64)
-    seed: int = setting(0, "seed of weights, data order, crops and augmentation")
-    # bounded: one image at 4096 px is 200 MB in float, and each batch holds several
-    load_size: int = setting(286, "paired/unpaired images are resized to this square before cropping", low=1, high=4096)
-    crop_size: int = setting(256, "side of the random training crop (super-resolution: of the high-resolution patch)", low=1, high=4096)
-    flip: bool = setting(True, "random horizontal flips (and quarter turns for super-resolution)")
-    color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)", low=0.0, high=1.0)
-    degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)
-    data_a: str = setting("", "Hub datasets: the column of input images (default: detected from the column names)")
-    data_b: str = setting("", "Hub datasets: the column of target images (default: detected)")
-    data_split: str = setting("train", "Hub datasets: the split to train on (validation uses the dataset's validation or test split)")
-    workers: int = setting(2, "data loader processes (0: load in the training process)", low=0)
-    cache_images: int = setting(0, "decoded super-resolution images kept in memory by each loader process (0: none)", low=0)
-    log_every: int = setting(10, "steps between metric log lines", low=1)
-    sample_every: int = setting(500, "steps between sample images (0: never)", low=0)
-    val_every: int = setting(500, "steps between validation runs (0: never)", low=0)
-    checkpoint_every: int = setting(500, "steps between checkpoints (one is always written at the end, and on an error)", low=0)
-    precision: str = setting("auto", "auto (bf16 on CUDA), fp32 or bf16", choices=("auto", "fp32", "bf16"))
-    sync_bn: bool = setting(False, "synchronise batch norm statistics across GPUs when distributed")
-    compile: bool = setting(False, "compile the networks with torch.compile: a warm-up of a minute or more, then faster steps")
-
-
-class Recipe:
-    """What a family trains. Subclasses fill the dicts in ``__init__`` and implement ``step``."""
-
-    def __init__(self):
-        # every trained network, by name
-        self.networks: dict[str, nn.Module] = {}
-        # one optimizer per phase that ``step`` yields, by the same name
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
-        # generator files written for inference: file stem -> network name
-        self.exports: dict[str, str] = {"generator": "G"}
-        # keep an exponential moving average of the exported networks (0: off)
-        self.ema_decay: float = 0.0
-        # detached loss components of the last step, for the log
-        self.logs: dict[str, torch.Tensor] = {}
-
-    def step(self, batch: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
-        """Compute the losses of one (micro-)batch, yielding ``(optimizer name, loss)`` per phase.
-        The loop backpropagates each loss as it is yielded and steps that phase's optimizer before
-        asking for the next phase, so a later phase sees the networks already updated."""
-        raise NotImplementedError
-
-    def source(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The exported generator's input and, where there is one, its target (network range)."""
-        raise NotImplementedError
-
-    def extra_state(self) -> dict:
-        """State beyond networks and optimizers that resume needs (an image pool, say)."""
-        return {}
-
-    def load_extra_state(self, state: dict, device: torch.device) -> None:
-        pass
-
-
-def linear_decay(optimizer: torch.optim.Optimizer, constant_steps: int, decay_steps: int):
-    """The pix2pix/CycleGAN schedule: constant for ``constant_steps``, then linearly to zero over
-    ``decay_steps``. Counted in steps from the start, never from ``--steps``, so a run stopped
-    and resumed (or extended) follows the same curve as one that never stopped."""
-    decay = max(1, decay_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - max(0, step - constant_steps) / decay))
-
-
-def halving(optimizer: torch.optim.Optimizer, every: int):
-    """ESRGAN-style: the learning rate halves every ``every`` steps."""
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, every), gamma=0.5)
-
-
-def set_requires_grad(networks: list[nn.Module], flag: bool) -> None:
-    for net in networks:
-        net.requires_grad_(flag)
 
 
 @dataclass
@@ -159,7 +75,7 @@ class _Run:
         # run of 2,000 steps would still export 13% of its random initial weights
         decay = min(self.recipe.ema_decay, (1 + self.step) / (10 + self.step))
         for stem, average in self.ema.items():
-            _ema_update(average, self.recipe.networks[self.recipe.exports[stem]], decay)
+            ema_update(average, self.recipe.networks[self.recipe.exports[stem]], decay)
 
 
 class Trainer:
@@ -193,7 +109,7 @@ class Trainer:
         self.main = True
         if resume:
             record = self.record = self._record_to_resume()
-            family, data = _agree(record, family, data, checkpoint, registry or default_registry())
+            family, data = agree(record, family, data, checkpoint, registry or default_registry())
             checkpoint = record.start_checkpoint
         elif (self.run_dir / RESUME_FILE).exists():
             raise TranslatorError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another folder")
@@ -201,11 +117,11 @@ class Trainer:
             raise TranslatorError("a new run needs a family and its data (or resume the run in the output folder)")
         self.family, self.start_checkpoint = family, checkpoint
         self.data = data_source(data)
-        family_values, loop_values = _split_overrides(family, overrides or {})
+        family_values, loop_values = split_overrides(family, overrides or {})
         if resume:
-            _refuse_changes(record, family, family_values, loop_values)
-            family_values = {**_known(family.Settings, record.settings), **family_values}
-            loop_values = {**_known(TrainConfig, record.training), **loop_values}
+            refuse_changes(record, family, family_values, loop_values)
+            family_values = {**known(family.Settings, record.settings), **family_values}
+            loop_values = {**known(TrainConfig, record.training), **loop_values}
         else:
             loop_values = {**family.train_defaults, **loop_values}
         self.settings = make_settings(family.Settings, family_values, family.name)
@@ -234,7 +150,7 @@ class Trainer:
         consistent = True  # networks, optimizers and step agree: safe to save on an error
         try:
             while run.step < cfg.steps:
-                if _any_rank(self._stop.is_set(), run.world, self.device):
+                if any_rank(self._stop.is_set(), run.world, self.device):
                     status = "stopped"
                     break
                 # loaded and augmented before the device is taken, so translations need not wait
@@ -299,7 +215,7 @@ class Trainer:
 
     def _start(self) -> _Run:
         cfg, task = self.config, self.family.task
-        rank, world = _init_distributed(self.device)
+        rank, world = init_distributed(self.device)
         self.main = rank == 0
         state = self._read_state() if self.resume else None
         data = self.data.open(task, cfg)
@@ -524,124 +440,6 @@ class Trainer:
         run.step = int(state["step"])
 
 
-def _agree(record: RunRecord, family: Family | None, data, checkpoint, registry: Registry) -> tuple[Family, str]:
-    """The recorded family and data of a run being resumed, refusing any given that differ."""
-    if family is not None and family.name != record.family:
-        raise TranslatorError(f"cannot resume: the run trained {record.family}, not {family.name}")
-    given = None if data is None else data_source(data).recorded()
-    if given is not None and given != record.data:
-        raise TranslatorError(f"cannot resume: the run trained on {record.data}, not {given}")
-    if checkpoint is not None and str(checkpoint) != record.start_checkpoint:
-        raise TranslatorError(f"cannot resume from another checkpoint: the run started from {record.start_checkpoint or 'a new network'}")
-    return family or registry.family(record.family), record.data
-
-
-def _refuse_changes(record: RunRecord, family: Family, family_values: dict, loop_values: dict) -> None:
-    """Settings given to a resumed run must be the recorded ones, but for ``RESUME_MAY_CHANGE``."""
-    changed = []
-    for settings_class, given, recorded, name in (
-        (family.Settings, family_values, record.settings, family.name),
-        (TrainConfig, loop_values, record.training, "training"),
-    ):
-        now = dataclasses.asdict(make_settings(settings_class, given, name))
-        before = {**dataclasses.asdict(settings_class()), **recorded}
-        changed += [f"{key} {now[key]!r} (was {before.get(key)!r})" for key in given if key not in RESUME_MAY_CHANGE and now[key] != before.get(key)]
-    if changed:
-        raise TranslatorError("cannot resume with changed settings: " + "; ".join(changed) + f" (only {', '.join(sorted(RESUME_MAY_CHANGE))} may change)")
-
-
-def _known(settings_class: type, values: dict) -> dict:
-    """Recorded values of the settings that still exist (a run may predate or outlive some)."""
-    names = {f.name for f in dataclasses.fields(settings_class)}
-    return {k: v for k, v in values.items() if k in names}
-
-def prepare_networks(recipe: Recipe, device: torch.device, sync_bn: bool = False) -> None:
-    """A recipe's networks ready to train on ``device``: there, in the memory layout that is
-    fastest for each, in training mode; batch norm synchronised across GPUs when ``sync_bn``.
-    The loop, the memory estimate and the benchmarks all start from this."""
-    for name, net in recipe.networks.items():
-        if sync_bn and device.type == "cuda":
-            recipe.networks[name] = net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        device_layout(net, device, channels_last(net, device, training=True)).train()
-
-
-def train_step(recipe: Recipe, batches, count: int, autocast, world: int = 1, stop: Callable[[], bool] | None = None) -> bool:
-    """One optimizer step of ``recipe`` over ``count`` micro-batches whose gradients add up.
-
-    Phases run in the order ``step`` yields them, and each phase's optimizer steps as soon as
-    that phase's gradients from every micro-batch are in, as the original training loops do
-    (pix2pix updates D and then trains G against the updated D). ``stop`` is asked before each
-    micro-batch until the first optimizer steps; if it says so, the step is dropped whole and
-    False returned, the networks as they were.
-    """
-    for optimizer in recipe.optimizers.values():
-        optimizer.zero_grad(set_to_none=True)
-    phases = [recipe.step(batch) for batch in batches]
-    first = True
-    while True:
-        name = None
-        for phase in phases:
-            if first and stop is not None and stop():
-                for optimizer in recipe.optimizers.values():
-                    optimizer.zero_grad(set_to_none=True)
-                return False
-            with autocast:
-                item = next(phase, None)
-            if item is None:
-                break
-            name, loss = item
-            # fp32 and bf16 need no loss scaling (fp16 training is not offered)
-            (loss / count).backward()
-        if name is None:
-            break
-        optimizer = recipe.optimizers[name]
-        if world > 1:
-            _average_gradients([p for group in optimizer.param_groups for p in group["params"]], world)
-        optimizer.step()
-        first = False
-    for scheduler in recipe.schedulers.values():
-        scheduler.step()
-    if world > 1:
-        _broadcast_buffers(recipe.networks.values())
-    return True
-
-
-def _split_overrides(family: Family, overrides: dict[str, str]) -> tuple[dict, dict]:
-    loop_keys = {f.name for f in dataclasses.fields(TrainConfig)}
-    family_keys = {f.name for f in dataclasses.fields(family.Settings)}
-    unknown = set(overrides) - loop_keys - family_keys
-    if unknown:
-        known = ", ".join(sorted(family_keys | loop_keys))
-        raise TranslatorError(f"unknown setting {sorted(unknown)[0]!r} for training {family.name} (known: {known})")
-    return ({k: v for k, v in overrides.items() if k in family_keys}, {k: v for k, v in overrides.items() if k in loop_keys})
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _average_gradients(params, world: int) -> None:
-    # What DDP does after backward: every process ends with the same mean gradient. One flat
-    # buffer per call, like DDP's buckets, instead of one collective per tensor.
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat.div_(world)
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
 def _next(batches):
     """The next loader batch; a file that fails to load stops training with its own one-line
     error rather than the loader's traceback-laden one."""
@@ -652,27 +450,3 @@ def _next(batches):
     except Exception as error:
         last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
         raise TranslatorError(f"training data: {last.removeprefix('translator.errors.TranslatorError: ')}") from None
-
-
-def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
-    """True on every process if it is true on any: a stop must stop all, or the rest would wait."""
-    if world <= 1:
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
-
-
-def _broadcast_buffers(networks) -> None:
-    # batch-norm running statistics follow process 0, as DDP's broadcast_buffers does
-    for net in networks:
-        for buffer in net.buffers():
-            dist.broadcast(buffer, src=0)
-
-
-@torch.no_grad()
-def _ema_update(average: nn.Module, current: nn.Module, decay: float) -> None:
-    for a, c in zip(average.parameters(), current.parameters()):
-        a.lerp_(c, 1 - decay)
-    for a, c in zip(average.buffers(), current.buffers()):
-        a.copy_(c)

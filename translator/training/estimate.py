@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from . import units
-from .errors import TranslatorError
+from .. import units
+from ..errors import TranslatorError
 
 # Adam keeps two moments per parameter, and every parameter has its gradient
 OPTIMIZER_COPIES = 3
@@ -185,7 +185,7 @@ def _activations(recipe, shapes: dict, batch: int, device: torch.device) -> int:
 def _measured_step(trainer, arch) -> float:
     """Seconds of one real optimizer step at batch 1 on the run's device, with throwaway copies
     of the networks (the run itself starts from its own)."""
-    from .training import prepare_networks, train_step
+    from .step import prepare_networks, train_step
 
     family, device = trainer.family, trainer.device
     recipe = family.recipe(family.build(arch), arch, trainer.settings, trainer.config, device)
