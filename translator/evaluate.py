@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .augment import degrade
 from .checkpoints import load_checkpoint
@@ -25,6 +24,7 @@ from .data import Report, scan_images
 from .errors import TranslatorError
 from .images import Picture, read_image
 from .inference import Engine, Options
+from . import metrics
 from .metrics import psnr_y, ssim_y
 
 
@@ -78,8 +78,7 @@ def evaluate(checkpoints: list[str | Path], folder: str | Path, device: str = "c
         hr = torch.from_numpy(read_image(photo).rgb).permute(2, 0, 1)[None]
         hr = hr[:, :, : hr.shape[2] // scale * scale, : hr.shape[3] // scale * scale]
         lr = degrade(hr, scale, "bicubic")
-        bicubic = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
-        _add(scores["bicubic"], bicubic, hr, scale)
+        _add(scores["bicubic"], metrics.bicubic(lr, scale), hr, scale)
         for name, engine in engines:
             sr = engine.translate(Picture(lr[0].permute(1, 2, 0).numpy()))
             _add(scores[name], torch.from_numpy(sr.rgb).permute(2, 0, 1)[None], hr, scale)

@@ -23,6 +23,11 @@ def psnr_y(output: torch.Tensor, target: torch.Tensor, border: int = 0) -> float
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
+def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The baseline every super-resolution score is set against: ``lr`` upscaled bicubically."""
+    return torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
 def ssim_y(output: torch.Tensor, target: torch.Tensor, border: int = 0) -> float:
     a, b = _crop(y_channel(output.float()), border), _crop(y_channel(target.float()), border)
     return float(kornia.metrics.ssim(a, b, window_size=11, max_val=1.0, padding="valid").mean())

@@ -299,10 +299,9 @@ class SuperResolution(Task):
         return data.train
 
     def score(self, run, images, arch, config, sets=None):
-        import torch.nn.functional as F
 
         from .augment import degrade
-        from .metrics import psnr_y, ssim_y
+        from .metrics import bicubic, psnr_y, ssim_y
 
         scale, unit = arch.scale, arch.scale * arch.multiple
         hr = images[0][:, :, : images[0].shape[2] // unit * unit, : images[0].shape[3] // unit * unit]
@@ -310,8 +309,7 @@ class SuperResolution(Task):
             return {}
         lr = degrade(hr, scale)
         sr = run(lr)
-        bicubic = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
-        return {"psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale), "psnr_bicubic": psnr_y(bicubic, hr, scale)}
+        return {"psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale), "psnr_bicubic": psnr_y(bicubic(lr, scale), hr, scale)}
 
 
 Task.PAIRED = Paired()

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import wallpapers
 from translator.augment import degrade
@@ -34,7 +33,7 @@ from translator.evaluate import evaluate, report
 from translator.events import Step
 from translator.images import Picture, read_image
 from translator.inference import Engine, Options
-from translator.metrics import psnr_y
+from translator.metrics import bicubic, psnr_y
 from translator.plugins import registry
 from translator.training import Trainer
 
@@ -55,9 +54,8 @@ def degraded_scores(checkpoint: Path, held_out: Path, scale: int, device: str) -
         hr = hr[:, :, : hr.shape[2] // scale * scale, : hr.shape[3] // scale * scale]
         torch.manual_seed(index)
         lr = degrade(hr, scale, "realesrgan")
-        bicubic = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
         sr = torch.from_numpy(engine.translate(Picture(lr[0].permute(1, 2, 0).numpy())).rgb).permute(2, 0, 1)[None]
-        scores[photo.stem] = (psnr_y(sr, hr, scale), psnr_y(bicubic, hr, scale))
+        scores[photo.stem] = (psnr_y(sr, hr, scale), psnr_y(bicubic(lr, scale), hr, scale))
     return scores
 
 
