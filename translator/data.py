@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from .errors import TranslatorError
-from .images import EXTENSIONS, MAX_PIXELS, apply_orientation, from_pil, quantize, read_image
+from .images import EXTENSIONS, apply_orientation, from_pil, quantize, read_image, unreadable
 
 
 @dataclass
@@ -51,13 +51,9 @@ def scan_images(folder: Path, report: Report) -> list[Path]:
         if path.suffix.lower() not in EXTENSIONS:
             report.skipped.append((path.name, "not an image file"))
             continue
-        try:
-            with Image.open(path) as image:
-                image.verify()
-                if image.size[0] * image.size[1] > MAX_PIXELS:
-                    raise ValueError("over the pixel budget")
-        except Exception as error:
-            report.skipped.append((path.name, type(error).__name__ if not str(error) else str(error)[:60]))
+        why = unreadable(path)
+        if why:
+            report.skipped.append((path.name, why))
             continue
         images.append(path)
     return images

@@ -62,6 +62,19 @@ def check_budget(width: int, height: int, name: str, max_pixels: int | None = No
         )
 
 
+def unreadable(source) -> str | None:
+    """Why ``source`` (a path or a binary file) is no image a dataset may hold, in a few words,
+    from its header and structure (nothing decoded); None when it is one: Pillow opens it, its
+    structure holds, and it is within the pixel budget."""
+    try:
+        with Image.open(source) as image:
+            image.verify()
+            width, height = image.size
+    except Exception as error:  # what Pillow raises for bytes that are no image
+        return type(error).__name__
+    return "over the pixel budget" if width * height > MAX_PIXELS else None
+
+
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """Width and height as the file's header declares them, without decoding the pixels."""
     path = Path(path)
