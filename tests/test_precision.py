@@ -70,3 +70,16 @@ def test_16_bit_pictures_and_alpha_keep_the_fp32_path_under_bf16(bf16_cpu):
     # 8-bit pictures take bf16: close to fp32, within the gate
     eight = Picture(picture.rgb, picture.alpha, bits=8)
     assert np.abs(reduced.translate(eight).rgb - reference.translate(eight).rgb).max() < 8 / 255
+
+
+def test_the_cli_says_when_it_runs_in_a_reduced_precision(bf16_cpu, tmp_path, capsys):
+    from PIL import Image
+
+    from tests.helpers import photo
+    from translator.cli import main
+
+    Image.fromarray(photo(10, 12)).save(tmp_path / "in.png")
+    assert main(["translate", str(tmp_path / "in.png"), "-c", str(MODEL), "-o", str(tmp_path / "out.png")]) == 0
+    assert capsys.readouterr().err.startswith("precision bf16: ")
+    assert main(["translate", str(tmp_path / "in.png"), "-c", str(MODEL), "-o", str(tmp_path / "ref.png"), "--precision", "fp32"]) == 0
+    assert "precision" not in capsys.readouterr().err

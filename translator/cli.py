@@ -168,6 +168,8 @@ def _translate(args) -> int:
         compile=args.compile,
     )
     engine = Engine(checkpoint, settings, options)
+    if not engine.precision.startswith("fp32"):  # a reduced precision is said, with the gate's figures
+        print(f"precision {engine.precision}", file=sys.stderr)
     failed = 0
     files = tqdm(list(zip(inputs, outputs)), unit="image", disable=len(inputs) < 2, file=sys.stderr)
 
