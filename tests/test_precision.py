@@ -83,3 +83,18 @@ def test_the_cli_says_when_it_runs_in_a_reduced_precision(bf16_cpu, tmp_path, ca
     assert capsys.readouterr().err.startswith("precision bf16: ")
     assert main(["translate", str(tmp_path / "in.png"), "-c", str(MODEL), "-o", str(tmp_path / "ref.png"), "--precision", "fp32"]) == 0
     assert "precision" not in capsys.readouterr().err
+
+
+def test_training_on_a_cpu_with_native_bf16_runs_in_bf16_unless_told(bf16_cpu, tmp_path):
+    from tests.helpers import TINY_SR, shapes, trainer, write_images
+
+    data = write_images(tmp_path / "d", [shapes(48, 48, s) for s in range(2)])
+    assert trainer("esrgan", data, tmp_path / "a", **TINY_SR).dtype == torch.bfloat16
+    assert trainer("esrgan", data, tmp_path / "b", **{**TINY_SR, "precision": "fp32"}).dtype == torch.float32
+
+
+def test_training_on_a_cpu_without_it_runs_in_fp32(tmp_path):
+    from tests.helpers import TINY_SR, shapes, trainer, write_images
+
+    data = write_images(tmp_path / "d", [shapes(48, 48, s) for s in range(2)])
+    assert trainer("esrgan", data, tmp_path / "a", **TINY_SR).dtype == torch.float32

@@ -357,7 +357,7 @@ def test_two_processes_keep_identical_replicas(tmp_path):
         from translator.training import Trainer
         rank = int(os.environ["RANK"])
         settings = {{"arch": "rrdbnet", "nf": "8", "nb": "1", "gc": "4", "scale": "2", "crop_size": "32", "batch_size": "2",
-                    "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "flip": "false", "ema_decay": "0"}}
+                    "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "flip": "false", "ema_decay": "0", "precision": "fp32"}}
         trainer = Trainer(registry().family("esrgan"), {str(data)!r}, {str(tmp_path / 'run')!r}, settings, device="cpu")
         trainer.run()
         torch.save({{n: net.state_dict() for n, net in trainer.recipe.networks.items()}}, {str(tmp_path)!r} + f"/replica{{rank}}.pt")
@@ -373,7 +373,7 @@ def test_two_processes_keep_identical_replicas(tmp_path):
     # and they learnt what one process with both halves of every batch learns: averaged, not
     # summed, gradients, each process on its own share of the data
     single = {"arch": "rrdbnet", "nf": "8", "nb": "1", "gc": "4", "scale": "2", "crop_size": "32", "batch_size": "4",
-              "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "flip": "false", "ema_decay": "0"}
+              "workers": "0", "steps": "4", "sample_every": "0", "val_every": "0", "flip": "false", "ema_decay": "0", "precision": "fp32"}
     Trainer(registry().family("esrgan"), data, tmp_path / "single", single, device="cpu").run()
     reference = load_checkpoint(tmp_path / "single" / "generator.safetensors").module.state_dict()
     for key, value in reference.items():

@@ -42,7 +42,7 @@ class TrainConfig:
     sample_every: int = setting(500, "steps between sample images (0: never)", low=0)
     val_every: int = setting(500, "steps between validation runs (0: never)", low=0)
     checkpoint_every: int = setting(500, "steps between checkpoints (one is always written at the end, and on an error)", low=0)
-    precision: str = setting("auto", "auto (bf16 on CUDA), fp32 or bf16", choices=("auto", "fp32", "bf16"))
+    precision: str = setting("auto", "auto (bf16 on CUDA, and on CPUs that compute bf16 natively), fp32 or bf16", choices=("auto", "fp32", "bf16"))
     sync_bn: bool = setting(False, "synchronise batch norm statistics across GPUs when distributed")
     compile: bool = setting(False, "compile the networks with torch.compile: a warm-up of a minute or more, then faster steps")
 
