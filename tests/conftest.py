@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -6,6 +7,8 @@ import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# what tests (and their subprocesses) record, trusted hashes and precision verdicts, stays out of the user's cache
+os.environ.setdefault("TRANSLATOR_CACHE", tempfile.mkdtemp(prefix="translator-test-cache-"))
 # One torch thread per test process, subprocesses included: pytest-xdist runs a process per core,
 # and threads fighting over two shared cores made one test ten times slower.
 os.environ["OMP_NUM_THREADS"] = "1"

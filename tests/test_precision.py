@@ -98,3 +98,13 @@ def test_training_on_a_cpu_without_it_runs_in_fp32(tmp_path):
 
     data = write_images(tmp_path / "d", [shapes(48, 48, s) for s in range(2)])
     assert trainer("esrgan", data, tmp_path / "a", **TINY_SR).dtype == torch.float32
+
+
+def test_translator_models_says_which_precision_the_cpu_runs(bf16_cpu, capsys, monkeypatch):
+    from translator.cli import main
+
+    assert main(["models"]) == 0
+    assert "CPU precision (--precision auto): bf16, for each model whose bf16 result is within 45 dB" in capsys.readouterr().out
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())
+    assert main(["models"]) == 0
+    assert "CPU precision (--precision auto): fp32, since this CPU has no native bf16" in capsys.readouterr().out
