@@ -78,7 +78,7 @@ class Pix2PixRecipe(Recipe):
         super().__init__()
         gan_networks.check_discriminator_input(config.crop_size)
         # the discriminator judges (input, output) pairs: 6 channels, 4 for a colouriser
-        self.gray = arch.channels[0] == 1
+        self.arch = arch
         discriminator = gan_networks.NLayerDiscriminator(arch.channels[0] + 3, s.ndf, 3, norm=s.norm)
         gan_networks.init_weights(discriminator)
         self.networks = {"G": generator, "D": discriminator}
@@ -107,5 +107,5 @@ class Pix2PixRecipe(Recipe):
         set_requires_grad([d], True)
 
     def source(self, batch):
-        # loaders give RGB; a gray image's three channels are equal, so their mean is the image
-        return (batch["A"].mean(1, keepdim=True) if self.gray else batch["A"]), batch["B"]
+        # loaders give RGB; a colouriser sees their luma, as it does when it translates
+        return self.arch.network_input(batch["A"]), batch["B"]

@@ -8,7 +8,8 @@ from tests.helpers import TINY_GAN, photo, trainer
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
 from translator.images import read_image
-from translator.inference import Engine, LUMA, Options
+from translator.images import LUMA
+from translator.inference import Engine, Options
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,9 @@ def test_gray_16_bit_gray_and_colour_photos_all_colourise(colouriser, tmp_path):
     # a colour photo is made gray first (BT.601, as Pillow does), so all three agree
     assert np.abs(results["rgb"].rgb - results["gray"].rgb).max() < 2.5 / 255
     assert np.abs(results["gray16"].rgb - results["gray"].rgb).max() < 2.5 / 255
-    assert LUMA.tolist() == pytest.approx([0.299, 0.587, 0.114])
+    assert list(LUMA) == pytest.approx([0.299, 0.587, 0.114])
     # the network gives the colour; the tones stay the photo's own (but where a channel clips)
-    luma = results["gray"].rgb @ LUMA.numpy()
+    luma = results["gray"].rgb @ np.array(LUMA, dtype=np.float32)
     assert np.median(np.abs(luma - gray8 / 255)) < 0.5 / 255 and np.mean(np.abs(luma - gray8 / 255)) < 4 / 255
 
 
@@ -60,3 +61,16 @@ def test_networks_that_give_other_than_rgb_are_refused(colouriser):
     loaded.arch.channels = (3, 1)
     with pytest.raises(TranslatorError, match="maps 3-channel images to 1; only RGB results can be made"):
         Engine(loaded, options=Options(device="cpu"))
+
+
+def test_training_validation_and_translation_show_a_colouriser_the_same_gray():
+    """One luma for all three: a colour photo among the training or held-out images is seen as
+    the translation sees it, not as the mean of its channels."""
+    import torch
+
+    from translator.family import Architecture
+
+    colour = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)  # pure red
+    gray = Architecture("unet_128", {}, 1, 128, (1, 3)).network_input(colour)
+    assert gray.shape == (1, 1, 2, 2) and torch.allclose(gray, torch.full_like(gray, 0.299))
+    assert Architecture("unet_128", {}, 1, 128, (3, 3)).network_input(colour) is colour

@@ -33,6 +33,18 @@ class Architecture:
     # image channels the network takes and gives
     channels: tuple[int, int] = (3, 3)
 
+    def network_input(self, images):
+        """``images`` (N x 3 x H x W tensors) as the network takes them: as they are, or their
+        luma for a one-channel network (a colouriser). Luma's weights add up to one, so it may
+        be taken in the network's value range as well as in [0, 1]."""
+        if self.channels[0] == 3:
+            return images
+        import torch
+
+        from .images import LUMA
+
+        return torch.einsum("nchw,c->nhw", images, torch.tensor(LUMA, dtype=images.dtype, device=images.device))[:, None]
+
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.name} x{self.scale} ({shown})" if shown else f"{self.name} x{self.scale}"

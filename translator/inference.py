@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
-from .images import Picture
+from .images import LUMA, Picture
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ AUTO_TILE_OUTPUT_SIDE = 1024
 MAX_OUTPUT_PIXELS = int(os.environ.get("TRANSLATOR_MAX_OUTPUT_PIXELS", 256_000_000))
 
 # ITU-R BT.601 luma, as Pillow's convert("L") makes the gray inputs a colouriser trains on
-LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 Progress = Callable[[int, int], None]
 
@@ -187,9 +186,7 @@ class Engine:
     def _network_input(self, x: torch.Tensor) -> torch.Tensor:
         """The picture as the network takes it: RGB, or its luma for a one-channel network (a
         colouriser), so a colour photo is made gray first, as its training inputs were."""
-        if self.arch.channels[0] == 3:
-            return x
-        return torch.einsum("nchw,c->nhw", x, LUMA.to(x.dtype))[:, None]
+        return self.arch.network_input(x)
 
     def _run_unit(self, x: torch.Tensor, progress: Progress | None, dtype: torch.dtype, gray: bool = False) -> torch.Tensor:
         if self.family.input_range == (0.0, 1.0):  # no copies of a large image for an identity mapping
@@ -311,7 +308,7 @@ def _keep_luma(rgb: torch.Tensor, luma: torch.Tensor) -> None:
     """Give a colourised result the input's own luma, as colourisation tools do: the network
     supplies the colour, and the tones and detail stay the photo's. An equal shift of R, G and B
     moves luma by the same amount and leaves the colour differences as they are."""
-    weights = LUMA.to(rgb.dtype).view(1, 3, 1, 1)
+    weights = torch.tensor(LUMA, dtype=rgb.dtype).view(1, 3, 1, 1)
     for top in range(0, rgb.shape[2], 256):  # in bands: no full-size temporaries
         band = rgb[:, :, top : top + 256]
         band.add_(luma[:, :, top : top + 256].to(rgb.dtype) - (band * weights).sum(1, keepdim=True)).clamp_(0, 1)

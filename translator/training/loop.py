@@ -348,8 +348,7 @@ class Trainer:
         generator = run.exported()
 
         def apply(x: torch.Tensor) -> torch.Tensor:
-            if run.arch.channels[0] == 1:  # held-out images load as RGB; a colouriser sees gray
-                x = x.mean(1, keepdim=True)
+            x = run.arch.network_input(x)  # held-out images load as RGB; a colouriser sees their luma
             return self.family.from_network(generator(self.family.to_network(x)).float())
 
         scores: dict[str, list[float]] = {}
