@@ -10,6 +10,7 @@ folders (``trainA/``, ``train/A`` ...) is handed to the family's own folder layo
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
@@ -165,7 +166,7 @@ def _cell_bytes(cell: Cell) -> bytes:
     if group is None:
         parquet = _parquet(cell.file, cell.column)
         if parquet.metadata.row_group(cell.row_group).total_byte_size > CACHED_GROUP_BYTES:
-            return _streamed_cell(parquet, cell)
+            return _streamed_cell(cell)
         group = parquet.read_row_group(cell.row_group, columns=[cell.column]).column(0)
         _GROUPS[key] = group
         while len(_GROUPS) > 2:
@@ -173,15 +174,10 @@ def _cell_bytes(cell: Cell) -> bytes:
     return _checked_cell(cell, group[cell.row].as_py())
 
 
-def _streamed_cell(parquet, cell: Cell) -> bytes:
-    """One cell of a row group too large to hold: read a few rows at a time up to it, so that
-    memory holds a batch, not the group."""
-    seen = 0
-    for batch in parquet.iter_batches(batch_size=8, row_groups=[cell.row_group], columns=[cell.column]):
-        if cell.row < seen + batch.num_rows:
-            return _checked_cell(cell, batch.column(0)[cell.row - seen].as_py())
-        seen += batch.num_rows
-    raise TranslatorError(f"{cell}: no such row")
+def _streamed_cell(cell: Cell) -> bytes:
+    """One cell of a row group too large to hold, read a few rows at a time up to it."""
+    value = next(itertools.islice(_rows(cell.file, cell.row_group, cell.column), cell.row, None), None)
+    return _checked_cell(cell, value)
 
 
 def _checked_cell(cell: Cell, value) -> bytes:
@@ -214,11 +210,9 @@ class Table:
         """Every row of ``column`` in ``split``, None where the row holds no image or one that
         cannot be read (counted in ``skipped``, as a folder's unreadable files are): each image
         is opened from its header and structure once, reading the file a few rows at a time."""
-        import pyarrow.parquet as pq
-
         cells: list[Cell | None] = []
         for path in self.splits[split]:
-            parquet = pq.ParquetFile(path, memory_map=True)
+            parquet = _parquet(str(path), column)
             # the column itself, or an image struct's bytes
             leaves = [i for i in range(parquet.metadata.num_columns) if parquet.schema.column(i).path in (column, f"{column}.bytes")]
             for group in range(parquet.metadata.num_row_groups):
@@ -231,9 +225,13 @@ class Table:
 
 
 def _rows(file: str, group: int, column: str):
-    """The image bytes (or None) of each row of one row group, a few rows in memory at a time."""
-    for batch in _parquet(file, column).iter_batches(batch_size=16, row_groups=[group], columns=[column]):
-        for value in batch.column(0).to_pylist():
+    """The image bytes (or None) of each row of one row group: a few rows read at a time, and
+    one made a Python value at a time (16 cells of one dictionary-encoded 60 MB image would
+    otherwise be 16 copies of it)."""
+    for batch in _parquet(file, column).iter_batches(batch_size=8, row_groups=[group], columns=[column]):
+        values = batch.column(0)
+        for row in range(batch.num_rows):
+            value = values[row].as_py()
             yield value["bytes"] if isinstance(value, dict) else value
 
 
