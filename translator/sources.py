@@ -101,8 +101,7 @@ def data_source(data: str | os.PathLike | DataSource) -> DataSource:
     text = str(data)
     if not text.strip():
         raise TranslatorError("no training data given")
-    kind = next((kind for kind in _kinds() if kind.accepts(text)), FolderSource)
-    return kind(text)
+    return named_source(text) or FolderSource(text)
 
 
 def named_source(text: str) -> DataSource | None:

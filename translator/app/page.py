@@ -191,10 +191,8 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
             task = gr.Dropdown(list(tasks), value=start, label="What to do", visible=bool(tasks))
             model = gr.Dropdown(tasks.get(start, []), value=default if start and any(n == default for _, n in tasks[start]) else None,
                                 label="Model", info="from the catalog; one that is not on disk downloads on first use", visible=bool(tasks))
-            # named for the work: "Upscale x4", "Colourise"; "Translate" for a checkpoint of no catalog
-            # entry. Above the accordions, so that on a phone it is on the first screen
-            chosen = catalog.find(default) if default else None
-            run = gr.Button(chosen.action if chosen else "Translate", variant="primary")
+            # named for the work (_action); above the accordions, so that on a phone it is on the first screen
+            run = gr.Button(_action(default), variant="primary")
             with gr.Accordion("Any family and checkpoint (hf://, uploads, trained runs)", open=not tasks):
                 family = gr.Dropdown([f.name for f in families], value=first.name, label="Model family", info=first.description)
                 checkpoint = gr.Dropdown(
@@ -278,8 +276,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         fam = studio.registry.family(family_name)
         default = studio.default_checkpoint(family_name)
         picker = gr.Dropdown(choices=studio.checkpoint_choices(family_name), value=default, info=_checkpoint_info(fam, default))
-        entry = catalog.find(default) if default else None
-        return [gr.Dropdown(info=fam.description), picker, gr.Button(entry.action if entry else "Translate")] + [
+        return [gr.Dropdown(info=fam.description), picker, gr.Button(_action(default))] + [
             gr.Group(visible=f.name == family_name and has_options[f.name]) for f in families]
 
     # .input, not .change: choosing a model sets the family too, and must not reset its checkpoint
@@ -295,7 +292,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
             return [gr.update()] * (3 + len(groups))
         fam = studio.registry.family(entry.family)
         picker = gr.Dropdown(choices=studio.checkpoint_choices(fam.name), value=entry.name, info=_checkpoint_info(fam, entry.name))
-        return [gr.Dropdown(value=fam.name, info=fam.description), picker, gr.Button(entry.action)] + [
+        return [gr.Dropdown(value=fam.name, info=fam.description), picker, gr.Button(_action(entry.name))] + [
             gr.Group(visible=f.name == fam.name and has_options[f.name]) for f in families]
 
     def checkpoint_chosen(ref, group, family_name):
@@ -305,13 +302,19 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         if any(name == ref for _, name in models) or not ref:
             return gr.Dropdown(choices=models, value=ref or None), gr.update()
         label = next((label for label, value in studio.checkpoint_choices(family_name) if value == ref), ref)
-        entry = catalog.find(ref)
-        return gr.Dropdown(choices=models + [(f"custom: {label}", ref)], value=ref), gr.Button(entry.action if entry else "Translate")
+        return gr.Dropdown(choices=models + [(f"custom: {label}", ref)], value=ref), gr.Button(_action(ref))
 
     task.input(task_chosen, task, model, api_visibility="private", queue=False)
     model.change(model_chosen, model, [family, checkpoint, run, *groups], api_visibility="private", queue=False)
     checkpoint.input(checkpoint_chosen, [checkpoint, task, family], [model, run], api_visibility="private", queue=False)
     return family, checkpoint
+
+
+def _action(ref: str | None) -> str:
+    """What the Translate button says for a checkpoint: its catalog entry's work ("Upscale x4"),
+    or "Translate" for one of no entry."""
+    entry = catalog.find(ref) if ref else None
+    return entry.action if entry else "Translate"
 
 
 def _scroll_to(elem_id: str) -> str:
