@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from translator import Family, Task, TranslatorError, hookimpl, setting
+from translator import Task, TranslatorError, hookimpl, setting
 from translator.checkpoints import load_checkpoint
 from translator.losses import GAN_MODES, GANLoss, ImagePool
 from translator.training import Recipe, adam, linear_decay, set_requires_grad
@@ -39,29 +39,13 @@ class CycleGANSettings:
     beta1: float = setting(0.5, "Adam beta1", low=0.0, high=0.999)
 
 
-class CycleGAN(Family):
+class CycleGAN(gan_networks.GeneratorFamily):
     name = "cyclegan"
     task = Task.UNPAIRED
     description = "unpaired image-to-image translation (horse to zebra, summer to winter, photo to painting)"
-    architectures = gan_networks.GENERATORS
-    input_range = (-1.0, 1.0)
     Settings = CycleGANSettings
     # a quarter of the pixels: about 3.5 s a step on two CPU cores instead of 16
     light_defaults = {"load_size": 143, "crop_size": 128}
-
-    def recognise(self, state_dict):
-        return gan_networks.recognise_generator(state_dict)
-
-    def canonical_state_dict(self, state_dict, arch):
-        return gan_networks.canonical_generator_state(state_dict, arch)
-
-    def build(self, arch):
-        return gan_networks.build_generator(arch)
-
-    def architecture(self, settings):
-        kind, size = settings.netG.split("_")
-        depth = int(size.removesuffix("blocks")) if kind == "resnet" else {"256": 8, "128": 7}[size]
-        return gan_networks.generator_architecture(kind, settings.ngf, settings.norm, settings.dropout, depth)
 
     def recipe(self, generator, arch, settings, config, device):
         g_b = self.build(arch)

@@ -3,7 +3,8 @@ the community layouts published on the Hugging Face Hub.
 
 Module names and Sequential indices are kept as the release has them, so its published
 ``latest_net_G*.pth`` files load without renaming. Both the pix2pix and the CycleGAN plugins
-use these, as the original code let either family train either generator.
+use these (through ``GeneratorFamily``), as the original code let either family train either
+generator.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import functools
 import torch
 from torch import nn
 
-from translator import Architecture, TranslatorError
+from translator import Architecture, Family, TranslatorError
 
 
 def norm_layer(kind: str):
@@ -362,3 +363,26 @@ def _recognise_hub_resnet(state: dict) -> Architecture | None:
     in_ch, out_ch = int(first.shape[1]), int(last.shape[0])
     params = {"in_ch": in_ch, "out_ch": out_ch, "ngf": int(first.shape[0]), "n_blocks": n_blocks, "affine": "model.2.weight" in state, "upsample": upsample}
     return Architecture("hub_resnet", params, scale=1, multiple=4, channels=(in_ch, out_ch))
+
+
+class GeneratorFamily(Family):
+    """What pix2pix and CycleGAN share: the original release's generators and the Hub's
+    community layouts, read, built and described the same way. Each family is its own
+    subclass; neither is the other, so neither inherits the other's task or training."""
+
+    architectures = GENERATORS
+    input_range = (-1.0, 1.0)
+
+    def recognise(self, state_dict):
+        return recognise_generator(state_dict)
+
+    def canonical_state_dict(self, state_dict, arch):
+        return canonical_generator_state(state_dict, arch)
+
+    def build(self, arch):
+        return build_generator(arch)
+
+    def architecture(self, settings):
+        kind, size = settings.netG.split("_")
+        depth = int(size.removesuffix("blocks")) if kind == "resnet" else {"256": 8, "128": 7}[size]
+        return generator_architecture(kind, settings.ngf, settings.norm, settings.dropout, depth)

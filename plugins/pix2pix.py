@@ -11,7 +11,6 @@ from translator.losses import GAN_MODES, GANLoss
 from translator.training import Recipe, adam, linear_decay, set_requires_grad
 
 from . import gan_networks
-from .cyclegan import CycleGAN
 
 
 @hookimpl
@@ -42,9 +41,7 @@ class Pix2PixSettings:
     beta1: float = setting(0.5, "Adam beta1", low=0.0, high=0.999)
 
 
-class Pix2Pix(CycleGAN):
-    # Same generators as CycleGAN (the original code shares them); what differs is the task,
-    # the defaults, the training objective and the sampling mode.
+class Pix2Pix(gan_networks.GeneratorFamily):
     name = "pix2pix"
     task = Task.PAIRED
     description = "paired image-to-image translation (edges to photo, map to aerial, day to night)"

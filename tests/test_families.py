@@ -57,3 +57,12 @@ def test_every_family_declares_what_the_core_needs():
         assert family.input_range[0] < family.input_range[1]
         for field in dataclasses.fields(family.Settings):
             assert field.metadata.get("help"), f"{family.name}.{field.name} has no help text"
+
+
+def test_no_family_is_another():
+    # a family that inherits another's class inherits its task and training by accident
+    # (pix2pix once did CycleGAN's); shared parts belong in a base that is no family
+    families = list(registry().families.values())
+    for family in families:
+        for other in families:
+            assert other is family or not isinstance(family, type(other)), f"{family.name} is a {other.name}"
