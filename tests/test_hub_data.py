@@ -20,7 +20,7 @@ from PIL import Image
 from tests.helpers import COMMIT, QuietServer, StandIn, TINY_GAN, photo, seed_cache
 from translator import TranslatorError
 from translator.cli import main
-from translator.hub_data import parse
+from translator.hub_data import KNOWN, parse
 from translator.sources import data_source
 from translator.plugins import registry
 from translator.training import TrainConfig
@@ -94,6 +94,16 @@ def test_references_are_parsed():
     assert (ref.repo_id, ref.revision, ref.subset) == ("huggan/horse2zebra", "abc123", "horse2zebra-aligned")
     assert str(ref) == "hf://datasets/huggan/horse2zebra@abc123/horse2zebra-aligned"
     assert parse("facades").repo_id == "huggan/facades"
+    # the split and columns travel in the reference, so a run's record keeps them
+    ref = parse("facades?split=test&columns=imageB,imageA")
+    assert (ref.split, ref.columns, ref.dataset) == ("test", ("imageB", "imageA"), KNOWN["facades"])
+    assert parse(str(ref)) == ref and str(ref).endswith("?split=test&columns=imageB,imageA")
+    assert str(parse("hf://datasets/a/b?split=train")) == "hf://datasets/a/b"
+    for bad, message in {"hf://datasets/a/b?colums=x": "unknown option 'colums'", "hf://datasets/a/b?columns=x,,y": "one or two column names",
+                         "hf://datasets/a/b?split=": "a split name", "hf://datasets/a/b?split=a&split=b": "repeated option 'split'",
+                         "hf://datasets/a/b?split": "cannot read 'split'"}.items():
+        with pytest.raises(TranslatorError, match=message):
+            parse(bad)
     for bad in ("hf://datasets/noslash", "hf://huggan/facades", "hf://datasets/a/b/../../etc"):
         with pytest.raises(TranslatorError, match="Hub dataset|inside the dataset"):
             parse(bad)
@@ -117,7 +127,7 @@ def test_columns_can_be_named_and_are_checked(hub_cache):
     paired = registry().family("pix2pix").task
     # two image columns whose names say nothing: in the order the table has them
     assert "photo -> sketch" in open_data(f"hf://datasets/{REPO}", paired, config()).report.summary()
-    data = open_data(f"hf://datasets/{REPO}", paired, config(data_a="sketch", data_b="photo"))
+    data = open_data(f"hf://datasets/{REPO}?columns=sketch,photo", paired, config())
     assert "sketch -> photo" in data.report.summary()
     cases = {
         "label": "column 'label' of hf://datasets/someone/pairs holds int64, not images",
@@ -125,12 +135,12 @@ def test_columns_can_be_named_and_are_checked(hub_cache):
     }
     for column, message in cases.items():
         with pytest.raises(TranslatorError) as error:
-            open_data(f"hf://datasets/{REPO}", paired, config(data_a=column))
+            open_data(f"hf://datasets/{REPO}?columns={column}", paired, config())
         assert str(error.value).startswith(message)
     with pytest.raises(TranslatorError, match=r"has no split 'validation' \(it has test, train\)"):
-        open_data(f"hf://datasets/{REPO}", paired, config(data_split="validation"))
+        open_data(f"hf://datasets/{REPO}?split=validation", paired, config())
     hub_cache("someone/three", {"data/train-0.parquet": parquet({"x": [png(0)], "y": [png(1)], "z": [png(2)]})})
-    with pytest.raises(TranslatorError, match=r"has 3 image columns \(x, y, z\); say which with --set data_a=... --set data_b=..."):
+    with pytest.raises(TranslatorError, match=r"has 3 image columns \(x, y, z\); say which at the end of the reference: \?columns=INPUT,TARGET"):
         open_data("hf://datasets/someone/three", paired, config())
 
 
@@ -196,7 +206,7 @@ def test_an_undecodable_cell_skips_its_row_and_a_nested_column_is_one_line(hub_c
     pq.write_table(nested, buffer)
     hub_cache("someone/nested", {"data/train-0.parquet": buffer.getvalue()})
     with pytest.raises(TranslatorError) as error:
-        open_data("hf://datasets/someone/nested", paired, config(data_a="frames"))
+        open_data("hf://datasets/someone/nested?columns=frames", paired, config())
     assert str(error.value).startswith("column 'frames' of hf://datasets/someone/nested holds list<element: struct<bytes: binary, path: string>>, not images")
     assert "\n" not in str(error.value)
 
@@ -233,6 +243,8 @@ def test_image_folders_on_the_hub_use_the_local_layouts(hub_cache):
     hub_cache("someone/folders", files)
     data = open_data("hf://datasets/someone/folders/horse2zebra", registry().family("cyclegan").task, config())
     assert len(data.train) == 2 and "(image folders)" in data.report.summary()
+    with pytest.raises(TranslatorError, match="is a dataset of image folders: \\?split= and \\?columns= apply to tables only"):
+        open_data("hf://datasets/someone/folders/horse2zebra?columns=trainA", registry().family("cyclegan").task, config())
 
 
 def test_cli_trains_from_a_hub_dataset_and_resumes_from_its_record(hub_cache, tmp_path, capsys):
@@ -267,7 +279,7 @@ def test_the_apps_api_trains_from_a_hub_dataset_reference(hub_cache, app_server)
         while (status := client.predict(api_name="/training_status"))["status"] in ("starting", "running") and time.time() < deadline:
             time.sleep(0.2)
         with pytest.raises(Exception, match="column 'label' of hf://datasets/someone/pairs holds int64, not images"):
-            client.predict("pix2pix", f"hf://datasets/{REPO}", run_name="bad", settings={**settings, "data_a": "label"}, api_name="/train")
+            client.predict("pix2pix", f"hf://datasets/{REPO}?columns=label", run_name="bad", settings=settings, api_name="/train")
     finally:
         client.close()
     assert status["status"] == "done" and status["step"] == 2, status

@@ -1,4 +1,8 @@
-"""Training data from Hugging Face Hub datasets: ``hf://datasets/ORG/NAME[@REVISION][/SUBSET]``.
+"""Training data from Hugging Face Hub datasets:
+``hf://datasets/ORG/NAME[@REVISION][/SUBSET][?split=SPLIT&columns=INPUT,TARGET]``.
+
+The reference says all there is to know of the data, so a run's record keeps it whole and a
+resumed run reads the same split and columns; no training setting is the Hub's alone.
 
 The dataset's files come through ``huggingface_hub`` (its cache, offline mode, token and
 progress bars). Parquet sets, the Hub's usual form, are read in place with pyarrow, memory
@@ -14,6 +18,7 @@ import itertools
 import json
 import os
 import re
+import urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -45,10 +50,22 @@ class DatasetRef:
     repo_id: str
     revision: str | None = None
     subset: str = ""
+    # the split trained on; validation uses the dataset's validation or test split
+    split: str = "train"
+    # the image columns read, input first (empty: detected from the column names)
+    columns: tuple[str, ...] = ()
 
-    def __str__(self) -> str:
+    @property
+    def dataset(self) -> str:
+        """The reference without its options: the data as messages name it."""
         at = f"@{self.revision}" if self.revision else ""
         return f"{PREFIX}{self.repo_id}{at}{'/' + self.subset if self.subset else ''}"
+
+    def __str__(self) -> str:
+        query = {"split": self.split} if self.split != "train" else {}
+        if self.columns:
+            query["columns"] = ",".join(self.columns)
+        return self.dataset + (f"?{urllib.parse.urlencode(query, safe=',')}" if query else "")
 
 
 def is_dataset_ref(text) -> bool:
@@ -56,12 +73,16 @@ def is_dataset_ref(text) -> bool:
     return isinstance(text, str) and text.startswith(PREFIX)
 
 
+FORM = "hf://datasets/ORG/NAME[@REVISION][/SUBSET][?split=SPLIT&columns=INPUT,TARGET]"
+
+
 def parse(text: str) -> DatasetRef:
-    """``hf://datasets/ORG/NAME[@REVISION][/SUBSET]``, or a name from ``KNOWN``."""
+    """A reference of ``FORM``, or a name from ``KNOWN`` (which may carry the same query)."""
+    text, _, query = text.partition("?")
     text = KNOWN.get(text, text)
     match = re.fullmatch(r"hf://datasets/([\w.-]+/[\w.-]+)(?:@([\w./-]+?))?(?:/([\w./ -]+))?/?", text)
     if match is None:
-        raise TranslatorError(f"not a Hub dataset reference: {text!r} (expected hf://datasets/ORG/NAME[@REVISION][/SUBSET])")
+        raise TranslatorError(f"not a Hub dataset reference: {text!r} (expected {FORM})")
     repo_id, revision, subset = match.groups()
     if revision and "/" in revision:  # ORG/NAME@REV/SUBSET: the first slash ends the revision
         revision, _, rest = revision.partition("/")
@@ -69,7 +90,23 @@ def parse(text: str) -> DatasetRef:
     subset = (subset or "").strip("/")
     if any(part in ("..", ".") for part in PurePosixPath(subset).parts):
         raise TranslatorError(f"{text}: the subset must stay inside the dataset")
-    return DatasetRef(repo_id, revision, subset)
+    return DatasetRef(repo_id, revision, subset, **_options(text, query))
+
+
+def _options(text: str, query: str) -> dict:
+    try:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise TranslatorError(f"{text}: cannot read {query!r} (expected ?split=SPLIT&columns=INPUT,TARGET)") from None
+    options: dict = {}
+    for key, value in pairs:
+        if key not in ("split", "columns") or key in options:
+            raise TranslatorError(f"{text}: {'repeated' if key in options else 'unknown'} option {key!r} (options: split, columns)")
+        names = tuple(name.strip() for name in value.split(",")) if key == "columns" else (value.strip(),)
+        if not all(names) or len(names) > 2:
+            raise TranslatorError(f"{text}: {key}= needs {'one or two column names' if key == 'columns' else 'a split name'}, got {value!r}")
+        options[key] = names if key == "columns" else names[0]
+    return options
 
 
 def fetch(ref: DatasetRef) -> Path:
@@ -87,19 +124,19 @@ def fetch(ref: DatasetRef) -> Path:
     under = f"{ref.subset}/" if ref.subset else ""
     patterns = [f"{under}*.parquet", f"{under}**/*.parquet"] + [f"{under}{deep}{p}" for p in IMAGE_FILES for deep in ("", "**/")]
     options = dict(repo_type="dataset", revision=ref.revision, allow_patterns=patterns, library_name="image-translator", library_version=__version__)
-    with hub_errors(str(ref), ref.repo_id, ref.revision, kind="dataset"):
+    with hub_errors(ref.dataset, ref.repo_id, ref.revision, kind="dataset"):
         try:
             root = Path(snapshot_download(ref.repo_id, local_files_only=True, **options))
         except LocalEntryNotFoundError:
             if not offline():
                 info = HfApi().dataset_info(ref.repo_id, revision=ref.revision, files_metadata=True, token=read_token())
                 wanted = filter_repo_objects(info.siblings or [], allow_patterns=patterns, key=lambda sibling: sibling.rfilename)
-                check_room(str(ref), sum(sibling.size or 0 for sibling in wanted))
+                check_room(ref.dataset, sum(sibling.size or 0 for sibling in wanted))
             root = Path(snapshot_download(ref.repo_id, token=read_token(), **options))
             count_written(root)
     folder = root / ref.subset if ref.subset else root
     if not folder.is_dir():
-        raise TranslatorError(f"{ref}: the dataset has no subset {ref.subset!r}")
+        raise TranslatorError(f"{ref.dataset}: the dataset has no subset {ref.subset!r}")
     return folder
 
 
@@ -323,7 +360,7 @@ def choose_columns(table: Table, wanted: int, given: tuple[str, ...], name: str)
             return [chosen[0], next(c for c in pair if c != chosen[0])] if chosen else pair
     if len(table.images) == 2:
         return table.images if not chosen else [chosen[0], next(c for c in table.images if c != chosen[0])]
-    raise TranslatorError(f"{name} has {len(table.images)} image columns ({', '.join(table.images)}); say which with --set data_a=... --set data_b=...")
+    raise TranslatorError(f"{name} has {len(table.images)} image columns ({', '.join(table.images)}); say which at the end of the reference: ?columns=INPUT,TARGET")
 
 
 def _listed(columns: dict[str, str]) -> str:
@@ -331,7 +368,7 @@ def _listed(columns: dict[str, str]) -> str:
 
 
 class HubSource(DataSource):
-    """A Hub dataset: ``hf://datasets/ORG/NAME[@REVISION][/SUBSET]``."""
+    """A Hub dataset, named by a reference of ``FORM``."""
 
     kind = "Hub dataset"
 
@@ -364,26 +401,29 @@ def open_data(ref: DatasetRef, task, config):
     and the dataset's own validation or test split for validation."""
     from .data import Report, TrainData
 
+    name = ref.dataset
     folder = fetch(ref)
-    table = read_table(folder, str(ref))
+    table = read_table(folder, name)
     if table is None:  # image folders: the family's own layouts apply
+        if ref.columns or ref.split != "train":
+            raise TranslatorError(f"{name} is a dataset of image folders: ?split= and ?columns= apply to tables only")
         data = task.open_data(folder, config)
-        data.report.source = f"{ref} (image folders)"
+        data.report.source = f"{name} (image folders)"
         return data
-    split = config.data_split
+    split = ref.split
     if split not in table.splits:
-        raise TranslatorError(f"{ref} has no split {split!r} (it has {', '.join(sorted(table.splits))})")
-    columns = choose_columns(table, len(task.columns), (config.data_a, config.data_b), str(ref))
+        raise TranslatorError(f"{name} has no split {split!r} (it has {', '.join(sorted(table.splits))})")
+    columns = choose_columns(table, len(task.columns), ref.columns, name)
     val_split = next((s for s in VALIDATION if s in table.splits and s != split), None)
-    report = Report(source=f"{ref}: {' -> '.join(columns)}, split {split!r}" + (f", validation from {val_split!r}" if val_split else ", no validation split"))
+    report = Report(source=f"{name}: {' -> '.join(columns)}, split {split!r}" + (f", validation from {val_split!r}" if val_split else ", no validation split"))
     train_cells = [table.cells(split, c, report.skipped) for c in columns]
     try:
         train = task.from_cells(train_cells, config)
         val = task.from_cells([table.cells(val_split, c, report.skipped) for c in columns], config, validation=True) if val_split else None
     except TranslatorError as error:
-        raise TranslatorError(f"{ref}: {error}") from None
+        raise TranslatorError(f"{name}: {error}") from None
     report.used = len(train)
     if not report.used:
         unreadable = f" ({len(report.skipped)} unreadable)" if report.skipped else ""
-        raise TranslatorError(f"{ref}: no rows with images in {' and '.join(columns)} of split {split!r}{unreadable}")
+        raise TranslatorError(f"{name}: no rows with images in {' and '.join(columns)} of split {split!r}{unreadable}")
     return TrainData(train, val if val is not None and len(val) else None, report)
