@@ -1,4 +1,6 @@
-"""ESRGAN-family super-resolution: RRDBNet (ESRGAN, Real-ESRGAN) and Real-ESRGAN's compact SRVGGNet."""
+"""Super-resolution and restoration: RRDBNet (ESRGAN, Real-ESRGAN) and Real-ESRGAN's compact
+SRVGGNet, written here for training, and every other network spandrel knows (HAT, DAT, SwinIR,
+SPAN, ...), read and run through spandrel."""
 
 from dataclasses import dataclass
 
@@ -8,7 +10,7 @@ from translator import Architecture, Family, Task, TranslatorError, hookimpl, se
 from translator.losses import GAN_MODES, GANLoss, PerceptualLoss
 from translator.training import Recipe, adam, halving, set_requires_grad
 
-from . import gan_networks, sr_networks
+from . import gan_networks, spandrel_networks, sr_networks
 
 
 @hookimpl
@@ -43,8 +45,9 @@ class ESRGANSettings:
 class ESRGAN(Family):
     name = "esrgan"
     task = Task.SUPER_RESOLUTION
-    description = "photo and anime super-resolution (ESRGAN, Real-ESRGAN, realesr-general/animevideo compact models)"
-    architectures = ("rrdbnet", "srvgg")
+    description = "super-resolution and restoration: ESRGAN, Real-ESRGAN and its compact models, and every spandrel network (HAT, DAT, SwinIR, SPAN, ...)"
+    # this project's own networks: the ones it trains
+    own = ("rrdbnet", "srvgg")
     input_range = (0.0, 1.0)
     Settings = ESRGANSettings
     # BasicSR's ESRGAN setup: 128px high-resolution patches, 16 per batch
@@ -54,13 +57,23 @@ class ESRGAN(Family):
     # the catalog's name for the model this project trained and ships, so the family works offline
     default_checkpoint = "compact-sr-x4"
 
+    @property
+    def architectures(self):
+        return (*self.own, *spandrel_networks.names())
+
+    def licence(self, name):
+        return "" if name in self.own else spandrel_networks.licence(name)
+
     def recognise(self, state_dict):
-        return sr_networks.recognise_rrdbnet(state_dict) or sr_networks.recognise_srvgg(state_dict)
+        # this project's networks first: they train, and its shipped models are theirs
+        found = sr_networks.recognise_rrdbnet(state_dict) or sr_networks.recognise_srvgg(state_dict)
+        return found or spandrel_networks.recognise(state_dict)
 
     def prepare(self, module, settings):
         module.eval()
         if settings.denoise < 1:
             _blend_weak_denoise(module, settings.denoise)
+        return module if isinstance(module, (sr_networks.RRDBNet, sr_networks.SRVGGNetCompact)) else spandrel_networks.Called(module)
 
     def canonical_state_dict(self, state_dict, arch):
         return sr_networks.basicsr_keys(state_dict) if arch.name == "rrdbnet" else state_dict
@@ -68,7 +81,14 @@ class ESRGAN(Family):
     def build(self, arch):
         if arch.name == "rrdbnet":
             return sr_networks.RRDBNet(**arch.params)
-        return sr_networks.SRVGGNetCompact(**arch.params)
+        if arch.name == "srvgg":
+            return sr_networks.SRVGGNetCompact(**arch.params)
+        return spandrel_networks.build(arch)
+
+    def load(self, state_dict, arch, what):
+        if arch.name in self.own:
+            return super().load(state_dict, arch, what)
+        return spandrel_networks.load(state_dict, what)
 
     def architecture(self, settings):
         s = settings

@@ -59,6 +59,7 @@ class Pix2Pix(gan_networks.GeneratorFamily):
                 if isinstance(layer, nn.BatchNorm2d):
                     # batch statistics are used, but the stored running ones must not drift
                     layer.momentum = 0.0
+        return module
 
     def architecture(self, settings):
         arch = super().architecture(settings)

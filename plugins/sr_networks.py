@@ -153,6 +153,10 @@ def recognise_rrdbnet(state: dict) -> Architecture | None:
     nb = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
     if unshuffle**2 * out_ch != first.shape[1] or 2**upsamples % unshuffle:
         return None
+    # a weight and a bias per convolution: any other key is a variant this network is not
+    # (MM-RealSR's modulation, ESRGAN+'s noise), which spandrel reads instead
+    if len(state) != 2 * (4 + 15 * nb + upsamples):
+        return None
     params = {
         "in_ch": out_ch,
         "out_ch": out_ch,
@@ -168,6 +172,8 @@ def recognise_rrdbnet(state: dict) -> Architecture | None:
 def recognise_srvgg(state: dict) -> Architecture | None:
     first, act = state.get("body.0.weight"), state.get("body.1.weight")
     if first is None or act is None or first.ndim != 4 or act.ndim != 1:
+        return None
+    if not all(re.fullmatch(r"body\.\d+\.(weight|bias)", k) for k in state):
         return None
     last = max(int(m.group(1)) for k in state if (m := re.fullmatch(r"body\.(\d+)\.weight", k)))
     num_conv, odd = divmod(last - 2, 2)

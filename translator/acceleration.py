@@ -71,11 +71,20 @@ def channels_last(module: nn.Module, device: torch.device, training: bool = Fals
     networks gained (compact SR 1.78x, RRDBNet 1.12x, U-Net 1.01x) but the instance-normalised
     ResNet generator lost (0.96x), and so did a training step (compact SR, 0.92x).
     """
+    # Attention and 5-D weights break in that layout (views of the input, rank-4-only
+    # formats): only networks of convolutions are given it
+    layers = [m for m in module.modules() if next(m.parameters(recurse=False), None) is not None]
+    if not all(isinstance(m, CONVOLUTIONAL) for m in layers):
+        return False
     if device.type == "cuda":
         return True
     if device.type != "cpu" or training:
         return False
     return not any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
+
+
+# the layers with weights a network may have and still be given the channels_last layout
+CONVOLUTIONAL = (nn.Conv2d, nn.ConvTranspose2d, nn.modules.batchnorm._BatchNorm, nn.PReLU, nn.modules.instancenorm._InstanceNorm)
 
 
 def device_layout(module: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:

@@ -77,9 +77,7 @@ def load_checkpoint(source: str | os.PathLike | Ref, family: str | None = None, 
         metadata = {}
         state = unwrap(tensors, path.name)
         owner, arch = identify(state, family, registry, path.name)
-    state = owner.canonical_state_dict(state, arch)
-    module = owner.build(arch)
-    load_strict(module, state, f"{path.name} ({owner.name} {arch.describe()})")
+    module = owner.load(state, arch, f"{path.name} ({owner.name} {arch.describe()})")
     return Checkpoint(owner, arch, module, path, metadata)
 
 

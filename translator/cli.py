@@ -127,7 +127,8 @@ def _models(args) -> None:
         for name in plugin.families:
             family = reg.families[name]
             print(f"  {family.name}: {family.description}")
-            print(f"    task: {family.task.name}; architectures: {', '.join(family.architectures)}; input range: {list(family.input_range)}")
+            print(f"    task: {family.task.name}; input range: {list(family.input_range)}")
+            print(f"    architectures: {family.listed_architectures()}")
             default = family.default_checkpoint or "none shipped (pass --checkpoint)"
             print(f"    default checkpoint: {default}")
             for field in dataclasses.fields(family.Settings):

@@ -32,6 +32,14 @@ class Architecture:
     multiple: int = 1
     # image channels the network takes and gives
     channels: tuple[int, int] = (3, 3)
+    # sides the network needs at least (smaller inputs are padded), and whether they must be equal
+    minimum: int = 1
+    square: bool = False
+    # whether tiles give the whole image's result: "supported"; "discouraged" (the network looks
+    # at the whole image, so it runs whole unless tiles are asked for or memory runs out)
+    tiling: str = "supported"
+    # the reduced precisions the network computes correctly in
+    precisions: tuple[str, ...] = ("bf16", "fp16")
 
     def network_input(self, images):
         """``images`` (N x 3 x H x W tensors) as the network takes them: as they are, or their
@@ -62,7 +70,8 @@ class Architecture:
     @classmethod
     def from_dict(cls, fields: dict) -> Architecture:
         try:
-            return cls(**{**fields, "channels": tuple(fields.get("channels", (3, 3)))})
+            tuples = {key: tuple(fields[key]) for key in ("channels", "precisions") if key in fields}
+            return cls(**{**fields, **tuples})
         except (TypeError, AttributeError) as error:
             raise TranslatorError(f"the recorded architecture is unreadable ({error})") from None
 
@@ -130,6 +139,17 @@ class Family:
     # the plugin ships (read like --checkpoint)
     default_checkpoint: ClassVar[str | None] = None
 
+    def licence(self, name: str) -> str:
+        """The licence of the code of network ``name`` when it is not the plugin's own ("" then)."""
+        return ""
+
+    def listed_architectures(self) -> str:
+        """The family's networks for listings, grouped by the licence of their code."""
+        groups: dict[str, list[str]] = {}
+        for name in self.architectures:
+            groups.setdefault(self.licence(name), []).append(name)
+        return "; ".join(f"{licence}: {', '.join(names)}" if licence else ", ".join(names) for licence, names in groups.items())
+
     def recognise(self, state_dict: dict) -> Architecture | None:
         """The architecture of this family that ``state_dict`` fits, inferred from its keys and
         shapes, or None when it is not one of ours. Raise TranslatorError for a file that is
@@ -148,9 +168,20 @@ class Family:
         """The architecture a new network is built with, from the family's settings."""
         raise NotImplementedError
 
-    def prepare(self, module, settings) -> None:
-        """Put a loaded network into the state inference wants."""
+    def load(self, state_dict: dict, arch: Architecture, what: str):
+        """The network for ``arch`` holding ``state_dict``'s weights, every one of them (``what``
+        names it in errors). A family whose library builds and loads in one step overrides this."""
+        from .checkpoints import load_strict
+
+        module = self.build(arch)
+        load_strict(module, self.canonical_state_dict(state_dict, arch), what)
+        return module
+
+    def prepare(self, module, settings):
+        """Put a loaded network into the state inference wants; return what inference calls
+        (the module itself, or a module wrapping it)."""
         module.eval()
+        return module
 
     def recipe(self, generator, arch: Architecture, settings, config, device):
         """A ``translator.training.Recipe`` training ``generator`` (new or fine-tuned) with the

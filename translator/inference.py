@@ -80,7 +80,7 @@ class Engine:
             raise TranslatorError(f"this {self.family.name} network maps {self.arch.channels[0]}-channel images to {self.arch.channels[1]}; only RGB results can be made")
         self.channels_last = channels_last(checkpoint.module, self.device)
         module = device_layout(checkpoint.module, self.device, self.channels_last)
-        self.family.prepare(module, self.settings)
+        module = self.family.prepare(module, self.settings)
         compile_mode = self.options.compile
         if compile_mode == "auto" and self.device.type == "cpu" and self.channels_last:
             # on the CPU, compiling gained only what channels_last already gives (0.96x and 1.04x
@@ -88,13 +88,19 @@ class Engine:
             compile_mode = "off"
         self.runner = HotCompiler(module, compile_mode)
         # Normalisation over the whole image (instance norm, batch statistics) differs per tile,
-        # so such networks only tile when asked to or when memory runs out.
-        self.global_statistics = any(
+        # as does what a network that says so looks at, so such networks only tile when asked
+        # to or when memory runs out.
+        self.global_statistics = self.arch.tiling != "supported" or any(
             isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) or (isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training)
             for m in module.modules()
         )
         self.precision = f"{self.options.precision}: as asked" if self.options.precision != "auto" else f"{_dtype_name(self.dtype)}: this device's default"
-        if self.options.precision == "auto" and self.device.type == "cpu":
+        if self.dtype != torch.float32 and _dtype_name(self.dtype) not in self.arch.precisions:
+            if self.options.precision != "auto":
+                computes = ", ".join(("fp32", *self.arch.precisions))
+                raise TranslatorError(f"this {self.arch.name} network does not compute in {self.options.precision} (it does in {computes})")
+            self.dtype, self.precision = torch.float32, f"fp32: this network does not compute in {_dtype_name(self.dtype)}"
+        elif self.options.precision == "auto" and self.device.type == "cpu":
             from .precision import choose
 
             choice = choose(self)
@@ -249,8 +255,13 @@ class Engine:
 
     def _forward(self, batch: torch.Tensor, remaining: int = 0) -> torch.Tensor:
         """The network's float32 output for a CPU batch, left on the device."""
+        height, width = batch.shape[2], batch.shape[3]
+        # a network that needs larger or square inputs sees them padded, and its result cropped
+        side = max(height, width) if self.arch.square else 0
+        batch = pad_to(batch, max(height, self.arch.minimum, side), max(width, self.arch.minimum, side))
         with autocast(self.device, self.dtype):
-            return self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
+            y = self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
+        return y[:, :, : height * self.scale, : width * self.scale]
 
     def _whole(self, x: torch.Tensor, dtype: torch.dtype, gray: bool) -> torch.Tensor:
         height, width = x.shape[2], x.shape[3]
@@ -354,17 +365,20 @@ def blend_weights(starts: list[int], tile: int, length: int, overlap: int, scale
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad bottom and right up to multiples of ``multiple`` (repeatedly, for images
-    smaller than the padding)."""
-    bottom = -x.shape[2] % multiple
-    right = -x.shape[3] % multiple
-    while bottom or right:
-        if min(x.shape[2], x.shape[3]) < 2:
-            return F.pad(x, (0, right, 0, bottom), mode="replicate")
-        step_b, step_r = min(bottom, x.shape[2] - 1), min(right, x.shape[3] - 1)
-        x = F.pad(x, (0, step_r, 0, step_b), mode="reflect")
-        bottom, right = bottom - step_b, right - step_r
-    return x
+    """Reflect-pad bottom and right up to multiples of ``multiple``."""
+    return pad_to(x, _round_up(x.shape[2], multiple), _round_up(x.shape[3], multiple))
+
+
+def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pad bottom and right up to ``height`` x ``width`` at least: reflected as far as the image
+    reaches, its edge repeated beyond (as spandrel pads, so its networks see what they expect)."""
+    bottom = max(0, height - x.shape[2])
+    right = max(0, width - x.shape[3])
+    if not (bottom or right):
+        return x
+    reflect_b, reflect_r = min(bottom, x.shape[2] - 1), min(right, x.shape[3] - 1)
+    x = F.pad(x, (0, reflect_r, 0, reflect_b), mode="reflect")
+    return F.pad(x, (0, right - reflect_r, 0, bottom - reflect_b), mode="replicate")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -702,8 +702,8 @@ def _plugins_tab(studio: Studio) -> None:
     reg = studio.registry
     rows = [[p.name, p.version, "built-in" if p.builtin else "installed", ", ".join(p.families) or "none"] for p in reg.plugins.values()]
     gr.Dataframe(rows, headers=["plugin", "version", "kind", "families"], label="Loaded plugins", interactive=False)
-    families = [[f.name, f.task.name, f.description, ", ".join(f.architectures)] for f in reg.families.values()]
-    gr.Dataframe(families, headers=["family", "task", "what it does", "architectures"], label="Families", interactive=False, wrap=True)
+    families = [[f.name, f.task.name, f.description, f.listed_architectures()] for f in reg.families.values()]
+    gr.Dataframe(families, headers=["family", "task", "what it does", "architectures (licence of their code)"], label="Families", interactive=False, wrap=True)
     failed = [[f.name, f.error] for f in reg.failures]
     if failed:
         gr.Dataframe(failed, headers=["plugin", "error"], label=f"Plugins that failed to load ({len(failed)})", interactive=False, wrap=True)

@@ -1,0 +1,188 @@
+"""Every network spandrel knows (HAT, DAT, SwinIR, SPAN, OmniSR, RealPLKSR, ... 42 in its main
+registry), recognised, built and run through spandrel: the library chaiNNer and ComfyUI load
+upscalers with. spandrel reads hyper-parameters from the weights, so a file loads as published.
+
+An architecture is named by spandrel's id ("HAT"), or "id:Class" where one id covers several
+network classes ("PLKSR:RealPLKSR"); its parameters are the network's own constructor
+arguments, so ``build`` makes the same network fresh for training. What spandrel knows about
+running it (sizes it needs, whether tiles give the whole image's result, precisions, a call
+that differs from ``module(x)``) travels in the Architecture and in ``Called``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import threading
+import typing
+import warnings
+
+import torch
+from torch import nn
+
+from translator import Architecture, TranslatorError
+
+# The licence of each architecture's code (spandrel's own code is MIT; each network's code
+# keeps its authors' licence: spandrel/architectures/<id>/__arch/LICENSE, read for 0.4.2).
+LICENCES = {
+    **dict.fromkeys(("ATD", "CRAFT", "DAT", "DCTLSA", "DITN", "ESRGAN", "FBCNN", "IPT", "LaMa", "OmniSR", "RGT", "SAFMN", "SAFMNBCIE",
+                     "SCUNet", "SPAN", "SeemoRe", "Swin2SR", "SwinIR"), "Apache-2.0"),
+    **dict.fromkeys(("DRCT", "DRUNet", "DnCNN", "FDAT", "FFTformer", "GRL", "HAT", "HVICIDNet", "KBNet", "MixDehazeNet", "MoESR", "MoSR",
+                     "NAFNet", "PLKSR", "RCAN", "RealCUGAN", "RetinexFormer", "Uformer"), "MIT"),
+    **dict.fromkeys(("Compact", "MMRealSR"), "BSD-3-Clause"),
+    **dict.fromkeys(("GFPGAN", "RestoreFormer"), "Apache-2.0, with Tencent's terms for third-party parts"),
+    "SwiftSRGAN": "CC0-1.0",
+    "AuraSR": "CC-BY-SA-4.0 (share-alike)",
+}
+# networks that fill a masked region: recognised, and refused in one line
+INPAINTING = {"LaMa"}
+
+
+def recognise(state: dict) -> Architecture | None:
+    """The spandrel architecture ``state`` is, None when it is none of them."""
+    descriptor = _descriptor(state)
+    return None if descriptor is None else describe(descriptor)
+
+
+def describe(descriptor) -> Architecture:
+    """The Architecture of a loaded spandrel model."""
+    model = descriptor.model
+    name = _name(descriptor.architecture.id, type(model))
+    params = {key: value for key, value in model.hyperparameters.items() if _plain(value)}
+    needs = descriptor.size_requirements
+    multiple = max(1, needs.multiple_of)
+    return Architecture(
+        name,
+        params,
+        scale=descriptor.scale,
+        multiple=multiple,
+        minimum=-(-max(1, needs.minimum) // multiple) * multiple,
+        square=needs.square,
+        channels=(descriptor.input_channels, descriptor.output_channels),
+        tiling="supported" if descriptor.tiling.name == "SUPPORTED" else "discouraged",
+        precisions=tuple(p for p, ok in (("bf16", descriptor.supports_bfloat16), ("fp16", descriptor.supports_half)) if ok),
+    )
+
+
+def build(arch: Architecture) -> nn.Module:
+    """A fresh network of ``arch``, initialised as its authors' code does."""
+    cls = _classes().get(arch.name)
+    if cls is None:
+        raise TranslatorError(f"spandrel {_version()} has no architecture {arch.name!r}")
+    try:
+        with _quiet():
+            return cls(**arch.params)
+    except (TypeError, ValueError, AssertionError) as error:
+        raise TranslatorError(f"cannot build a {arch.name} network from {arch.params} ({error})") from None
+
+
+def load(state: dict, what: str) -> nn.Module:
+    """The network ``state`` holds, with every weight (spandrel loads strictly), ready to be
+    wrapped by ``Called`` for inference."""
+    descriptor = _descriptor(state)
+    if descriptor is None:
+        raise TranslatorError(f"{what}: spandrel recognises none of its architectures in these weights")
+    model = descriptor.model
+    bad = [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise TranslatorError(f"{what} holds NaN or infinite weights in {', '.join(bad[:3])}")
+    model.spandrel_call = descriptor._call_fn
+    return model
+
+
+class Called(nn.Module):
+    """A spandrel network called as spandrel calls it: some take a noise level beside the image,
+    scale their input or give several outputs, of which the image is one."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.call = getattr(model, "spandrel_call", None) or (lambda model, image: model(image))
+
+    def forward(self, image):
+        return self.call(self.model, image)
+
+
+def licence(name: str) -> str:
+    return LICENCES.get(name.partition(":")[0], "see spandrel")
+
+
+# The last state dict recognised, and what spandrel made of it: a checkpoint is recognised and
+# then loaded, and spandrel builds the network (with its weights) to recognise it, so loading
+# reuses it rather than building it twice. Per thread, as the app loads in several.
+_last = threading.local()
+
+
+def _descriptor(state: dict):
+    if getattr(_last, "state", None) is state:
+        return _last.descriptor
+    from spandrel import MAIN_REGISTRY, ImageModelDescriptor, canonicalize_state_dict
+
+    # a copy: spandrel renames and adds keys in the dictionary it is given
+    state = canonicalize_state_dict(dict(state))
+    support = next((support for support in MAIN_REGISTRY.architectures("detection") if support.detect(state)), None)
+    if support is None:
+        return None
+    try:
+        with _quiet():
+            descriptor = support.architecture.load(state)
+    except Exception as error:  # spandrel's loaders raise what their checks and torch raise
+        # torch's account of missing and unexpected keys starts on its second line
+        shown = " ".join(str(error).split())
+        shown = shown if len(shown) <= 240 else shown[:237] + "..."
+        raise TranslatorError(f"the {support.architecture.name} network these weights look like does not fit them: {shown or type(error).__name__}") from None
+    if not isinstance(descriptor, ImageModelDescriptor):
+        raise TranslatorError(f"{descriptor.architecture.name} is an inpainting model: it needs a mask, for which there is no input yet")
+    _last.state, _last.descriptor = state, descriptor
+    return descriptor
+
+
+@functools.cache
+def _classes() -> dict[str, type]:
+    """Architecture name -> network class, for every network of spandrel's main registry."""
+    from spandrel import MAIN_REGISTRY
+
+    classes = {}
+    for support in MAIN_REGISTRY.architectures("insertion"):
+        # each spandrel Architecture is generic in the network class(es) it loads
+        (kind,) = typing.get_args(type(support.architecture).__orig_bases__[0])
+        for cls in typing.get_args(kind) or (kind,):
+            classes[_name(support.architecture.id, cls)] = cls
+    return classes
+
+
+def _name(arch_id: str, cls: type) -> str:
+    from spandrel import MAIN_REGISTRY
+
+    (kind,) = typing.get_args(type(MAIN_REGISTRY[arch_id].architecture).__orig_bases__[0])
+    return f"{arch_id}:{cls.__name__}" if typing.get_args(kind) else arch_id
+
+
+def names() -> tuple[str, ...]:
+    """The networks that translate here: every one but the inpainting ones, which need a mask."""
+    return tuple(sorted((name for name in _classes() if name.partition(":")[0] not in INPAINTING), key=str.lower))
+
+
+def _plain(value) -> bool:
+    # constructor defaults such as nn.LayerNorm are left out: the class supplies them again
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _version() -> str:
+    import spandrel
+
+    return spandrel.__version__
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Building some networks warns of torch's own future changes (meshgrid's indexing), which
+    would reach a user's terminal between the tool's lines."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield

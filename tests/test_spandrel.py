@@ -1,0 +1,108 @@
+"""Every architecture of spandrel's main registry loads as it is published and translates through
+the engine (any size, tiles, the formats people share) as spandrel itself runs it."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from tests.spandrel_cases import CASES, build
+from translator import TranslatorError
+from translator.checkpoints import load_checkpoint, save_checkpoint
+from translator.images import read_image
+from translator.inference import Engine, Options
+
+# GFPGAN's only layout is 86M parameters on 512px faces: seconds a forward on one thread
+SLOW = {"GFPGAN"}
+# networks this project writes itself, for training; spandrel's files of them load as its own
+OWN = {"ESRGAN": "rrdbnet", "Compact": "srvgg"}
+# inpainting needs a mask, which the engine has no input for
+REFUSED = {"LaMa"}
+
+
+def cases():
+    for arch_id in CASES:
+        marks = [pytest.mark.slow] if arch_id in SLOW else []
+        yield pytest.param(arch_id, marks=marks, id=arch_id)
+
+
+def spandrel_result(state: dict, image: np.ndarray) -> np.ndarray:
+    """spandrel's own output for an RGB uint8 image, in 8-bit levels."""
+    from spandrel import ModelLoader
+
+    descriptor = ModelLoader().load_from_state_dict(dict(state))
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    torch.manual_seed(0)  # AuraSR draws noise as it runs: both draw the same
+    with torch.no_grad():
+        y = descriptor(x)
+    return np.round(y[0].permute(1, 2, 0).numpy() * 255)
+
+
+def photo_file(tmp_path, width=23, height=19):
+    rng = np.random.default_rng(0)
+    # smooth colour with some noise: what an upscaler sees, not white noise
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx / width, yy / height, (xx + yy) / (width + height)], -1) * 200 + 20
+    pixels = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "in.png"
+    Image.fromarray(pixels).save(path)
+    return path, pixels
+
+
+@pytest.mark.parametrize("arch_id", list(cases()))
+def test_every_spandrel_architecture_loads_and_translates_as_spandrel_runs_it(tmp_path, arch_id):
+    model = build(arch_id)
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    pth, safetensors = tmp_path / f"{arch_id}.pth", tmp_path / f"{arch_id}.safetensors"
+    torch.save(state, pth)
+    save_file(state, safetensors)
+    if arch_id in REFUSED:
+        with pytest.raises(TranslatorError, match="inpainting model: it needs a mask"):
+            load_checkpoint(pth)
+        return
+    path, pixels = photo_file(tmp_path)
+    expected = spandrel_result(state, pixels)
+    for file in (pth, safetensors):
+        # no family given: the weights alone say what they are
+        checkpoint = load_checkpoint(file)
+        assert checkpoint.family.name == "esrgan" and checkpoint.arch.name.partition(":")[0] == OWN.get(arch_id, arch_id)
+        engine = Engine(checkpoint, options=Options(device="cpu", precision="fp32", seed=0))
+        result = np.round(engine.translate(read_image(path)).rgb * 255)
+        assert result.shape == expected.shape
+        assert np.abs(result - expected).max() <= 1, f"{file.name}: {np.abs(result - expected).max()} levels off spandrel's result"
+    # written in the project's format, it is still a file spandrel (chaiNNer, ComfyUI) reads
+    own = save_checkpoint(tmp_path / "own.safetensors", checkpoint.family, checkpoint.arch, checkpoint.module.state_dict())
+    assert np.abs(spandrel_result(load_checkpoint(own).module.state_dict(), pixels) - expected).max() <= 1
+    # and the recorded architecture builds the same network fresh, as training does
+    fresh = checkpoint.family.build(checkpoint.arch)
+    assert {k: v.shape for k, v in fresh.state_dict().items()} == {k: v.shape for k, v in checkpoint.module.state_dict().items()}
+
+
+@pytest.mark.parametrize("arch_id", ["SPAN", "OmniSR", "DAT", "PLKSR"])
+def test_tiles_give_the_whole_image_result(tmp_path, arch_id):
+    path, _ = photo_file(tmp_path, 64, 48)
+    save_file(build(arch_id).state_dict(), tmp_path / "model.safetensors")
+    engine = Engine(load_checkpoint(tmp_path / "model.safetensors"), options=Options(device="cpu", precision="fp32", tile=0))
+    picture = read_image(path)
+    whole = engine.translate(picture).rgb
+    tiled = engine.with_options(tile=32, overlap=16).translate(picture).rgb
+    psnr = 10 * np.log10(1 / np.mean((whole - tiled) ** 2))
+    assert psnr >= 40, f"tiled {psnr:.1f} dB from whole"
+
+
+def test_what_spandrel_says_of_a_network_reaches_the_engine(tmp_path):
+    # Uformer needs square sides of a multiple of 128; SwinIR advises against tiles; AuraSR
+    # computes in neither half precision
+    facts = {}
+    for arch_id in ("Uformer", "SwinIR", "AuraSR"):
+        save_file(build(arch_id).state_dict(), tmp_path / f"{arch_id}.safetensors")
+        facts[arch_id] = load_checkpoint(tmp_path / f"{arch_id}.safetensors").arch
+    assert (facts["Uformer"].multiple, facts["Uformer"].square) == (128, True)
+    assert facts["SwinIR"].tiling == "discouraged" and facts["SwinIR"].minimum == 16
+    assert facts["AuraSR"].precisions == ()
+    checkpoint = load_checkpoint(tmp_path / "AuraSR.safetensors")
+    with pytest.raises(TranslatorError, match=r"this AuraSR network does not compute in bf16 \(it does in fp32\)"):
+        Engine(checkpoint, options=Options(device="cpu", precision="bf16"))
+    swinir = Engine(load_checkpoint(tmp_path / "SwinIR.safetensors"), options=Options(device="cpu", precision="fp32"))
+    assert swinir._tile_size(2000, 2000) == 0  # whole, unless asked for tiles
