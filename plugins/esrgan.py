@@ -20,9 +20,14 @@ def register_families(register):
 
 @dataclass
 class ESRGANSettings:
-    arch: str = setting("rrdbnet", "network of a new model: rrdbnet (ESRGAN) or srvgg (compact)", choices=("rrdbnet", "srvgg"))
+    arch: str = setting(
+        "rrdbnet",
+        "network of a new model: rrdbnet (ESRGAN), srvgg (compact), or one of spandrel's at its published size "
+        "(span, realplksr, omnisr, swinir, hat, dat; x2 or x4)",
+        choices=("rrdbnet", "srvgg", *spandrel_networks.FRESH),
+    )
     scale: int = setting(4, "upscaling factor of a new model", choices=(1, 2, 4))
-    nf: int = setting(64, "feature channels", low=1)
+    nf: int = setting(64, "feature channels (rrdbnet, srvgg)", low=1)
     nb: int = setting(23, "RRDB blocks (rrdbnet)", low=1)
     gc: int = setting(32, "growth channels of the dense blocks (rrdbnet)", low=1)
     num_conv: int = setting(32, "body convolutions (srvgg)", low=0)
@@ -92,6 +97,8 @@ class ESRGAN(Family):
 
     def architecture(self, settings):
         s = settings
+        if s.arch in spandrel_networks.FRESH:
+            return spandrel_networks.fresh(s.arch, s.scale)
         if s.arch == "srvgg":
             params = {"in_ch": 3, "out_ch": 3, "nf": s.nf, "num_conv": s.num_conv, "upscale": s.scale}
             return Architecture("srvgg", params, scale=s.scale)
@@ -101,6 +108,7 @@ class ESRGAN(Family):
         return Architecture("rrdbnet", params, scale=s.scale, multiple=unshuffle)
 
     def recipe(self, generator, arch, settings, config, device):
+        spandrel_networks.trainable(generator, arch.name)
         return ESRGANRecipe(generator, settings, config, device)
 
 

@@ -87,8 +87,45 @@ def load(state: dict, what: str) -> nn.Module:
     bad = [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
     if bad:
         raise TranslatorError(f"{what} holds NaN or infinite weights in {', '.join(bad[:3])}")
-    model.spandrel_call = descriptor._call_fn
+    # spandrel's own default is a plain call, made inside its descriptor
+    plain = descriptor._call_fn.__qualname__.startswith("ImageModelDescriptor.")
+    model.spandrel_call = None if plain else descriptor._call_fn
     return model
+
+
+def trainable(module: nn.Module, name: str) -> None:
+    """Refuse, in one line, a network trained here only as a feed-forward image to image map."""
+    if getattr(module, "spandrel_call", None) is not None:
+        raise TranslatorError(f"{name} networks run here but do not train here: spandrel calls them with more than an image "
+                              "(a noise level, a scaled input or several outputs), which only their authors' code trains")
+
+
+# New networks at their authors' published sizes: the name a user gives, spandrel's name, the
+# constructor's scale argument and its other arguments (where the class defaults are not it).
+_SIX = [6] * 6
+FRESH = {
+    "span": ("SPAN", "upscale", {"num_in_ch": 3, "num_out_ch": 3, "feature_channels": 48}),
+    "realplksr": ("PLKSR:RealPLKSR", "upscaling_factor", {}),
+    "omnisr": ("OmniSR", "up_scale", {}),
+    "swinir": ("SwinIR", "upscale", {"img_size": 64, "window_size": 8, "depths": _SIX, "embed_dim": 180, "num_heads": _SIX, "mlp_ratio": 2.0,
+                                    "upsampler": "pixelshuffle"}),
+    "hat": ("HAT", "upscale", {"img_size": 64, "window_size": 16, "depths": _SIX, "embed_dim": 180, "num_heads": _SIX, "mlp_ratio": 2.0,
+                              "upsampler": "pixelshuffle"}),
+    "dat": ("DAT", "upscale", {"img_size": 64, "split_size": [8, 32], "depth": _SIX, "embed_dim": 180, "num_heads": _SIX, "expansion_factor": 2.0,
+                              "upsampler": "pixelshuffle"}),
+}
+
+
+def fresh(key: str, scale: int) -> Architecture:
+    """The Architecture of a new ``key`` network (a name of ``FRESH``) upscaling by ``scale``."""
+    name, scale_argument, params = FRESH[key]
+    if scale not in (2, 4):
+        raise TranslatorError(f"a new {key} network upscales x2 or x4, not x{scale}")
+    # built once to be described as spandrel describes a loaded one (sizes, tiling, precisions)
+    arch = recognise(build(Architecture(name, {**params, scale_argument: scale})).state_dict())
+    if arch is None or arch.name != name:
+        raise TranslatorError(f"spandrel {_version()} does not recognise a new {key} network")
+    return arch
 
 
 class Called(nn.Module):
@@ -98,7 +135,7 @@ class Called(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.call = getattr(model, "spandrel_call", None) or (lambda model, image: model(image))
+        self.call = getattr(model, "spandrel_call", None) or nn.Module.__call__
 
     def forward(self, image):
         return self.call(self.model, image)

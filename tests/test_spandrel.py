@@ -106,3 +106,49 @@ def test_what_spandrel_says_of_a_network_reaches_the_engine(tmp_path):
         Engine(checkpoint, options=Options(device="cpu", precision="bf16"))
     swinir = Engine(load_checkpoint(tmp_path / "SwinIR.safetensors"), options=Options(device="cpu", precision="fp32"))
     assert swinir._tile_size(2000, 2000) == 0  # whole, unless asked for tiles
+
+
+TRAIN = {"steps": "2", "crop_size": "32", "batch_size": "2", "workers": "0", "log_every": "1", "sample_every": "0", "val_every": "0", "ema_decay": "0.5"}
+
+
+@pytest.mark.parametrize("arch_id", ["SPAN", "OmniSR", "PLKSR"])
+def test_spandrel_networks_fine_tune_resume_and_stay_spandrel_files(tmp_path, arch_id):
+    from tests.helpers import photo, write_images
+    from translator.plugins import registry
+    from translator.training import Trainer
+
+    data = write_images(tmp_path / "d", [photo(48, 48, s) for s in range(3)])
+    start = tmp_path / "published.pth"
+    torch.save(build(arch_id).state_dict(), start)
+    esrgan = registry().family("esrgan")
+    # two steps, then two more on resume: the record's architecture rebuilds the network
+    Trainer(esrgan, data, tmp_path / "run", TRAIN, checkpoint=start, device="cpu").run()
+    Trainer(esrgan, data, tmp_path / "run", {**TRAIN, "steps": "4"}, resume=True, device="cpu").run()
+    assert torch.load(tmp_path / "run" / "resume.pt", weights_only=True)["step"] == 4
+    tuned = tmp_path / "run" / "generator.safetensors"
+    from spandrel import ModelLoader
+
+    descriptor = ModelLoader().load_from_file(tuned)
+    assert descriptor.architecture.id == arch_id
+    ours = load_checkpoint(tuned).module.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in descriptor.model.state_dict().items())
+    assert not all(torch.equal(ours[k], v) for k, v in build(arch_id).state_dict().items() if v.is_floating_point())
+
+
+def test_a_new_spandrel_network_trains_at_its_published_size_and_others_are_refused(tmp_path):
+    from tests.helpers import photo, write_images
+    from translator.plugins import registry
+    from translator.training import Trainer
+
+    data = write_images(tmp_path / "d", [photo(48, 48, s) for s in range(3)])
+    esrgan = registry().family("esrgan")
+    Trainer(esrgan, data, tmp_path / "omni", {**TRAIN, "arch": "omnisr", "scale": "2"}, device="cpu").run()
+    arch = load_checkpoint(tmp_path / "omni" / "generator.safetensors").arch
+    assert (arch.name, arch.scale, arch.params["num_feat"]) == ("OmniSR", 2, 64)
+    with pytest.raises(TranslatorError, match="a new span network upscales x2 or x4, not x1"):
+        Trainer(esrgan, data, tmp_path / "span", {**TRAIN, "arch": "span", "scale": "1"}, device="cpu").run()
+    # DnCNN takes a noise level beside the image: it runs here, its authors' code trains it
+    start = tmp_path / "dncnn.pth"
+    torch.save(build("DnCNN").state_dict(), start)
+    with pytest.raises(TranslatorError, match="DnCNN networks run here but do not train here"):
+        Trainer(esrgan, data, tmp_path / "dncnn", TRAIN, checkpoint=start, device="cpu").run()
