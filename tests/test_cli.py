@@ -1,4 +1,4 @@
-"""The command line: translate, convert, models, and its one-line errors."""
+"""The command line: translate, export, models, and its one-line errors."""
 
 import subprocess
 import sys
@@ -33,7 +33,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, sr_pth, capsys):
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--set", "colour=red"),
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--device", "cuda:7" if not _has_cuda() else "tpu"),
         ("translate", tmp_path / "in.png", "--checkpoint", sr_pth, "--output", tmp_path / "out.gif"),
-        ("convert", sr_pth, "--output", tmp_path / "x.pth"),
+        ("export", sr_pth, "--output", tmp_path / "x.pth"),
         # no progress bar before a training error
         ("train", "esrgan", "--data", tmp_path / "no-such-data", "--output", tmp_path / "run"),
         ("train", "esrgan", "--data", tmp_path, "--output", tmp_path / "run", "--set", "workers=4096"),
@@ -130,12 +130,12 @@ def test_outputs_may_not_collide_or_overwrite_inputs(tmp_path, sr_pth, capsys):
     assert "need an output folder" in capsys.readouterr().err
 
 
-def test_convert_then_translate_without_model_gives_the_same_result(tmp_path, capsys):
+def test_export_then_translate_without_model_gives_the_same_result(tmp_path, capsys):
     reference = randomize(RefUnetGenerator(3, 3, 7, ngf=8, use_dropout=True))
     pth = save_pth(reference.state_dict(), tmp_path / "latest_net_G.pth")
     Image.fromarray(photo(100, 130)).save(tmp_path / "in.png")
 
-    assert main(["convert", str(pth), "--model", "pix2pix", "--output", str(tmp_path / "p.safetensors")]) == 0
+    assert main(["export", str(pth), "--model", "pix2pix", "--output", str(tmp_path / "p.safetensors")]) == 0
     assert "pix2pix unet x1" in capsys.readouterr().out
     assert main(["translate", str(tmp_path / "in.png"), "-m", "pix2pix", "-c", str(pth), "-o", str(tmp_path / "a.png")]) == 0
     assert main(["translate", str(tmp_path / "in.png"), "-c", str(tmp_path / "p.safetensors"), "-o", str(tmp_path / "b.png")]) == 0

@@ -109,11 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="also write per-photo scores to this JSON file")
     evaluate.set_defaults(run=_evaluate)
 
-    convert = commands.add_parser("convert", help="convert a published checkpoint to the project's safetensors format")
-    convert.add_argument("input", help="checkpoint to convert")
-    convert.add_argument("--model", "-m", help="family name (inferred when unambiguous)")
-    convert.add_argument("--output", "-o", required=True, help="the .safetensors file to write")
-    convert.set_defaults(run=_convert)
+    export = commands.add_parser("export", aliases=["convert"], help="write a checkpoint as ONNX, or in the project's safetensors format (which spandrel reads)")
+    export.add_argument("input", help="checkpoint to export: a file, run folder, catalog name or hf:// reference")
+    export.add_argument("--model", "-m", help="family name (inferred when unambiguous)")
+    export.add_argument("--output", "-o", required=True, help="the file to write: .onnx (RGB in [0, 1] in and out, any size) or .safetensors")
+    export.add_argument("--opset", type=int, help="ONNX operator set (default: 17, which every current runtime reads; 18 adds operators a few networks need)")
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -377,16 +378,10 @@ def _evaluate(args) -> None:
         Path(args.json).write_text(json.dumps({"photos": names, "scores": rows}, indent=2))
 
 
-def _convert(args) -> None:
-    from .checkpoints import load_checkpoint, save_checkpoint
+def _export(args) -> None:
+    from .export import OPSET, export
 
-    output = Path(args.output)
-    if output.suffix != ".safetensors":
-        raise TranslatorError("--output must be a .safetensors file")
-    checkpoint = load_checkpoint(args.input, args.model)
-    extra = {"source": Path(args.input).name}
-    save_checkpoint(output, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), extra)
-    print(f"{output} ({checkpoint.family.name} {checkpoint.arch.describe()})")
+    print(export(args.input, args.output, args.model, args.opset or OPSET))
 
 
 def _pairs(items: list[str]) -> dict[str, str]:

@@ -53,6 +53,18 @@ class Architecture:
 
         return torch.einsum("nchw,c->nhw", images, torch.tensor(LUMA, dtype=images.dtype, device=images.device))[:, None]
 
+    def with_input_luma(self, rgb, luma):
+        """A colouriser's result (N x 3 x H x W in [0, 1]) given the input's own luma, as
+        colourisation tools do: the network supplies the colour, and the tones and detail stay
+        the photo's. An equal shift of R, G and B moves luma by the same amount and leaves the
+        colour differences as they are."""
+        import torch
+
+        from .images import LUMA
+
+        weights = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+        return (rgb + (luma.to(rgb.dtype) - (rgb * weights).sum(1, keepdim=True))).clamp(0, 1)
+
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.name} x{self.scale} ({shown})" if shown else f"{self.name} x{self.scale}"

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
-from .images import LUMA, Picture
+from .images import Picture
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,9 @@ class Engine:
         x = self._network_input(_to_tensor(picture.rgb))
         rgb = self._run_unit(x, progress, dtype)
         if x.shape[1] == 1:
-            _keep_luma(rgb, x)
+            for top in range(0, rgb.shape[2], 256):  # in bands: no full-size temporaries
+                band = rgb[:, :, top : top + 256]
+                band.copy_(self.arch.with_input_luma(band, x[:, :, top : top + 256]))
         alpha = None
         if picture.alpha is not None:
             alpha = self._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress, dtype)
@@ -313,16 +315,6 @@ class Engine:
             return torch.device("cpu")
         free, _ = torch.cuda.mem_get_info(self.device)
         return self.device if math.prod(shape) * dtype.itemsize < free // 4 else torch.device("cpu")
-
-
-def _keep_luma(rgb: torch.Tensor, luma: torch.Tensor) -> None:
-    """Give a colourised result the input's own luma, as colourisation tools do: the network
-    supplies the colour, and the tones and detail stay the photo's. An equal shift of R, G and B
-    moves luma by the same amount and leaves the colour differences as they are."""
-    weights = torch.tensor(LUMA, dtype=rgb.dtype).view(1, 3, 1, 1)
-    for top in range(0, rgb.shape[2], 256):  # in bands: no full-size temporaries
-        band = rgb[:, :, top : top + 256]
-        band.add_(luma[:, :, top : top + 256].to(rgb.dtype) - (band * weights).sum(1, keepdim=True)).clamp_(0, 1)
 
 
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:

@@ -543,6 +543,11 @@ def _checkpoints_tab(studio: Studio) -> None:
         upload = gr.File(label="Upload a checkpoint (.safetensors, .pth)", file_types=[".safetensors", ".pth", ".pt", ".ckpt"], height=140, scale=4)
         add = gr.Button("Add", scale=1)
     with gr.Row():
+        exported = gr.Dropdown(_exportable(ws), label="Export for other tools (ONNX: ONNX Runtime, OpenVINO, TensorRT; safetensors: spandrel, chaiNNer, ComfyUI)", scale=3)
+        kind = gr.Radio(["onnx", "safetensors"], value="onnx", label="Format", scale=1)
+        export = gr.Button("Export", scale=1)
+    export_file = gr.File(label="Exported file", visible=False)
+    with gr.Row():
         doomed = gr.Dropdown(_deletable(ws), label="Delete (uploads, runs, pulled files)", scale=4)
         delete = gr.Button("Delete", variant="stop", scale=1)
     unlisted = [e for e in catalog.entries() if not e.sources]
@@ -553,9 +558,9 @@ def _checkpoints_tab(studio: Studio) -> None:
     message = gr.Markdown()
 
     def refreshed(note: str):
-        return _checkpoint_rows(ws), gr.Dropdown(choices=_deletable(ws), value=None), note
+        return _checkpoint_rows(ws), gr.Dropdown(choices=_deletable(ws), value=None), gr.Dropdown(choices=_exportable(ws)), note
 
-    outputs = [table, doomed, message]
+    outputs = [table, doomed, exported, message]
 
     @user_errors
     def pull_reference(text, progress=gr.Progress(track_tqdm=True)):
@@ -573,6 +578,11 @@ def _checkpoints_tab(studio: Studio) -> None:
             raise TranslatorError("choose what to delete")
         return refreshed(f"deleted {studio.delete(ref)}")
 
+    @user_errors
+    def export_entry(ref, chosen_kind):
+        path, line = studio.export(ref, chosen_kind)
+        return gr.File(value=str(path), visible=True), f"exported {line}"
+
     def selected(event: gr.SelectData):
         name = (event.row_value or [""])[0]
         entry = next((e for e in ws.entries() if _short_name(e) == name), None)
@@ -582,6 +592,7 @@ def _checkpoints_tab(studio: Studio) -> None:
     pull.click(pull_reference, reference, outputs, api_visibility="private")
     add.click(add_upload, upload, outputs, api_visibility="private")
     delete.click(delete_entry, doomed, outputs, api_visibility="private")
+    export.click(export_entry, [exported, kind], [export_file, message], api_visibility="private")
 
 
 def _api(studio: Studio, first: Family) -> None:
@@ -863,6 +874,10 @@ def _checkpoint_details(ws: Workspace, entry) -> str:
     lines.append(f"source: `{entry.source}`")
     lines.append(f"sha256: `{sha256}`" if sha256 else "sha256: known once downloaded")
     return "  \n".join(lines)
+
+
+def _exportable(ws: Workspace) -> list[tuple[str, str]]:
+    return [(e.label, e.ref) for e in ws.entries()]
 
 
 def _deletable(ws: Workspace) -> list[tuple[str, str]]:

@@ -439,6 +439,21 @@ class Studio:
             save_checkpoint(target, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": path.name})
         return f"{name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
 
+    def export(self, ref: str, kind: str) -> tuple[Path, str]:
+        """A checkpoint written as ONNX or safetensors for download, within the quota; the file
+        and a line saying what it is."""
+        from ..export import FORMATS, export
+
+        if not ref:
+            raise TranslatorError("choose a checkpoint to export")
+        if kind not in FORMATS:
+            raise TranslatorError(f"export writes {' or '.join(FORMATS)}, not {kind!r}")
+        name = re.sub(r"[^\w.-]+", "-", ref.rsplit("/", 1)[-1]).strip("-.") or "checkpoint"
+        target = self._result_folder() / f"{Path(name).stem}.{kind}"
+        with writing_within(self.storage):
+            line = export(ref, target)
+        return target, line.replace(str(target), target.name)
+
     def delete(self, ref: str) -> str:
         """Delete an uploaded checkpoint, a pulled file or a trained run, but never the run that
         is training: its record and state would go from under it."""
