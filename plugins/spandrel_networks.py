@@ -161,6 +161,8 @@ def _descriptor(state: dict):
     support = next((support for support in MAIN_REGISTRY.architectures("detection") if support.detect(state)), None)
     if support is None:
         return None
+    if support.architecture.id in INPAINTING:  # refused before it is built: LaMa is 51M parameters
+        raise TranslatorError(f"{support.architecture.name} is an inpainting model: it needs a mask, for which there is no input yet")
     try:
         with _quiet():
             descriptor = support.architecture.load(state)
@@ -169,7 +171,7 @@ def _descriptor(state: dict):
         shown = " ".join(str(error).split())
         shown = shown if len(shown) <= 240 else shown[:237] + "..."
         raise TranslatorError(f"the {support.architecture.name} network these weights look like does not fit them: {shown or type(error).__name__}") from None
-    if not isinstance(descriptor, ImageModelDescriptor):
+    if not isinstance(descriptor, ImageModelDescriptor):  # a masked model INPAINTING does not know yet
         raise TranslatorError(f"{descriptor.architecture.name} is an inpainting model: it needs a mask, for which there is no input yet")
     _last.state, _last.descriptor = state, descriptor
     return descriptor

@@ -13,8 +13,8 @@ from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.images import read_image
 from translator.inference import Engine, Options
 
-# GFPGAN's only layout is 86M parameters on 512px faces: seconds a forward on one thread
-SLOW = {"GFPGAN"}
+# layouts spandrel reads only at full size: GFPGAN's 86M parameters on 512px faces, FBCNN's 30M
+SLOW = {"GFPGAN", "FBCNN"}
 # networks this project writes itself, for training; spandrel's files of them load as its own
 OWN = {"ESRGAN": "rrdbnet", "Compact": "srvgg"}
 # inpainting needs a mask, which the engine has no input for
@@ -54,23 +54,26 @@ def photo_file(tmp_path, width=23, height=19):
 def test_every_spandrel_architecture_loads_and_translates_as_spandrel_runs_it(tmp_path, arch_id):
     model = build(arch_id)
     state = {key: value.contiguous() for key, value in model.state_dict().items()}
-    pth, safetensors = tmp_path / f"{arch_id}.pth", tmp_path / f"{arch_id}.safetensors"
-    torch.save(state, pth)
-    save_file(state, safetensors)
+    # the two formats people share, taken in turn over the registry
+    if list(CASES).index(arch_id) % 2:
+        file = tmp_path / f"{arch_id}.safetensors"
+        save_file(state, file)
+    else:
+        file = tmp_path / f"{arch_id}.pth"
+        torch.save(state, file)
     if arch_id in REFUSED:
         with pytest.raises(TranslatorError, match="inpainting model: it needs a mask"):
-            load_checkpoint(pth)
+            load_checkpoint(file)
         return
     path, pixels = photo_file(tmp_path)
     expected = spandrel_result(state, pixels)
-    for file in (pth, safetensors):
-        # no family given: the weights alone say what they are
-        checkpoint = load_checkpoint(file)
-        assert checkpoint.family.name == "esrgan" and checkpoint.arch.name.partition(":")[0] == OWN.get(arch_id, arch_id)
-        engine = Engine(checkpoint, options=Options(device="cpu", precision="fp32", seed=0))
-        result = np.round(engine.translate(read_image(path)).rgb * 255)
-        assert result.shape == expected.shape
-        assert np.abs(result - expected).max() <= 1, f"{file.name}: {np.abs(result - expected).max()} levels off spandrel's result"
+    # no family given: the weights alone say what they are
+    checkpoint = load_checkpoint(file)
+    assert checkpoint.family.name == "esrgan" and checkpoint.arch.name.partition(":")[0] == OWN.get(arch_id, arch_id)
+    engine = Engine(checkpoint, options=Options(device="cpu", precision="fp32", seed=0))
+    result = np.round(engine.translate(read_image(path)).rgb * 255)
+    assert result.shape == expected.shape
+    assert np.abs(result - expected).max() <= 1, f"{file.name}: {np.abs(result - expected).max()} levels off spandrel's result"
     # written in the project's format, it is still a file spandrel (chaiNNer, ComfyUI) reads
     own = save_checkpoint(tmp_path / "own.safetensors", checkpoint.family, checkpoint.arch, checkpoint.module.state_dict())
     assert np.abs(spandrel_result(load_checkpoint(own).module.state_dict(), pixels) - expected).max() <= 1
@@ -79,7 +82,7 @@ def test_every_spandrel_architecture_loads_and_translates_as_spandrel_runs_it(tm
     assert {k: v.shape for k, v in fresh.state_dict().items()} == {k: v.shape for k, v in checkpoint.module.state_dict().items()}
 
 
-@pytest.mark.parametrize("arch_id", ["SPAN", "OmniSR", "DAT", "PLKSR"])
+@pytest.mark.parametrize("arch_id", ["SPAN", "DAT"])  # convolutions, and attention in windows
 def test_tiles_give_the_whole_image_result(tmp_path, arch_id):
     path, _ = photo_file(tmp_path, 64, 48)
     save_file(build(arch_id).state_dict(), tmp_path / "model.safetensors")
