@@ -7,6 +7,10 @@ network classes ("PLKSR:RealPLKSR"); its parameters are the network's own constr
 arguments, so ``build`` makes the same network fresh for training. What spandrel knows about
 running it (sizes it needs, whether tiles give the whole image's result, precisions, a call
 that differs from ``module(x)``) travels in the Architecture and in ``Called``.
+
+spandrel_extra_arches (CodeFormer, DDColor, SRFormer, ...), where installed, is recognised too,
+but its networks load only when the user sets TRANSLATOR_NONCOMMERCIAL=1: their code is
+licensed for non-commercial use.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import threading
 import typing
 import warnings
@@ -35,8 +40,18 @@ LICENCES = {
     "SwiftSRGAN": "CC0-1.0",
     "AuraSR": "CC-BY-SA-4.0 (share-alike)",
 }
+# spandrel_extra_arches: networks whose code is licensed for non-commercial use only, loaded
+# only when the user says the use is (their __arch/LICENSE files, 0.2.0)
+EXTRA_LICENCES = {
+    "CodeFormer": "S-Lab License 1.0 (non-commercial)",
+    "DDColor": "Alibaba: academic and non-commercial use only",
+    **dict.fromkeys(("SRFormer", "MAT"), "CC-BY-NC-4.0 (non-commercial)"),
+    **dict.fromkeys(("AdaCode", "FeMaSR"), "CC-BY-NC-SA-4.0 (non-commercial)"),
+    **dict.fromkeys(("MPRNet", "MIRNet2", "Restormer", "M3SNet"), "Academic Public License (non-commercial)"),
+}
+OPT_IN = "TRANSLATOR_NONCOMMERCIAL"
 # networks that fill a masked region: recognised, and refused in one line
-INPAINTING = {"LaMa"}
+INPAINTING = {"LaMa", "MAT"}
 
 
 def recognise(state: dict) -> Architecture | None:
@@ -142,7 +157,8 @@ class Called(nn.Module):
 
 
 def licence(name: str) -> str:
-    return LICENCES.get(name.partition(":")[0], "see spandrel")
+    arch_id = name.partition(":")[0]
+    return LICENCES.get(arch_id) or EXTRA_LICENCES.get(arch_id, "see spandrel")
 
 
 # The last state dict recognised, and what spandrel made of it: a checkpoint is recognised and
@@ -154,13 +170,16 @@ _last = threading.local()
 def _descriptor(state: dict):
     if getattr(_last, "state", None) is state:
         return _last.descriptor
-    from spandrel import MAIN_REGISTRY, ImageModelDescriptor, canonicalize_state_dict
+    from spandrel import ImageModelDescriptor, canonicalize_state_dict
 
     # a copy: spandrel renames and adds keys in the dictionary it is given
     state = canonicalize_state_dict(dict(state))
-    support = next((support for support in MAIN_REGISTRY.architectures("detection") if support.detect(state)), None)
+    support = next((support for registry in _registries() for support in registry.architectures("detection") if support.detect(state)), None)
     if support is None:
         return None
+    if support.architecture.id in EXTRA_LICENCES and not noncommercial():
+        raise TranslatorError(f"{support.architecture.name}'s code is licensed {EXTRA_LICENCES[support.architecture.id]}: "
+                              f"set {OPT_IN}=1 to load it for such a use")
     if support.architecture.id in INPAINTING:  # refused before it is built: LaMa is 51M parameters
         raise TranslatorError(f"{support.architecture.name} is an inpainting model: it needs a mask, for which there is no input yet")
     try:
@@ -177,25 +196,44 @@ def _descriptor(state: dict):
     return descriptor
 
 
-@functools.cache
-def _classes() -> dict[str, type]:
-    """Architecture name -> network class, for every network of spandrel's main registry."""
+def noncommercial() -> bool:
+    """Whether the user opted in to the non-commercial architectures."""
+    return os.environ.get(OPT_IN, "").strip().lower() in ("1", "true", "yes")
+
+
+def _registries() -> list:
+    """spandrel's main registry, and its extra one where installed: detected so that a
+    non-commercial file is named and refused rather than unknown."""
     from spandrel import MAIN_REGISTRY
 
+    try:
+        from spandrel_extra_arches import EXTRA_REGISTRY
+    except ImportError:
+        return [MAIN_REGISTRY]
+    return [MAIN_REGISTRY, EXTRA_REGISTRY]
+
+
+def _classes() -> dict[str, type]:
+    """Architecture name -> network class, for every network that may load now."""
+    return {name: cls for name, (arch_id, cls) in _every_class().items() if arch_id not in EXTRA_LICENCES or noncommercial()}
+
+
+@functools.cache
+def _every_class() -> dict[str, tuple[str, type]]:
     classes = {}
-    for support in MAIN_REGISTRY.architectures("insertion"):
-        # each spandrel Architecture is generic in the network class(es) it loads
-        (kind,) = typing.get_args(type(support.architecture).__orig_bases__[0])
-        for cls in typing.get_args(kind) or (kind,):
-            classes[_name(support.architecture.id, cls)] = cls
+    for registry in _registries():
+        for support in registry.architectures("insertion"):
+            # each spandrel Architecture is generic in the network class(es) it loads
+            (kind,) = typing.get_args(type(support.architecture).__orig_bases__[0])
+            several = typing.get_args(kind)
+            for cls in several or (kind,):
+                arch_id = support.architecture.id
+                classes[f"{arch_id}:{cls.__name__}" if several else arch_id] = (arch_id, cls)
     return classes
 
 
 def _name(arch_id: str, cls: type) -> str:
-    from spandrel import MAIN_REGISTRY
-
-    (kind,) = typing.get_args(type(MAIN_REGISTRY[arch_id].architecture).__orig_bases__[0])
-    return f"{arch_id}:{cls.__name__}" if typing.get_args(kind) else arch_id
+    return next(name for name, (known, kind) in _every_class().items() if known == arch_id and kind is cls)
 
 
 def names() -> tuple[str, ...]:

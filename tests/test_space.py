@@ -18,7 +18,8 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 # imported only where they exist (ZeroGPU Spaces lend `spaces`)
-OPTIONAL_IMPORTS = {"spaces"}
+# spaces: a Space provides it; spandrel_extra_arches: non-commercial code a Space owner adds knowingly
+OPTIONAL_IMPORTS = {"spaces", "spandrel_extra_arches"}
 
 
 def requirements() -> list[Requirement]:

@@ -155,3 +155,21 @@ def test_a_new_spandrel_network_trains_at_its_published_size_and_others_are_refu
     torch.save(build("DnCNN").state_dict(), start)
     with pytest.raises(TranslatorError, match="DnCNN networks run here but do not train here"):
         Trainer(esrgan, data, tmp_path / "dncnn", TRAIN, checkpoint=start, device="cpu").run()
+
+
+def test_non_commercial_architectures_load_only_when_the_user_opts_in(tmp_path, monkeypatch, capsys):
+    from spandrel_extra_arches.architectures.SRFormer import SRFormer
+
+    from translator.cli import main
+
+    torch.manual_seed(0)
+    small = SRFormer(embed_dim=16, depths=[2], num_heads=[2], window_size=8, upscale=2, upsampler="pixelshuffle", img_size=64)
+    torch.save(small.state_dict(), tmp_path / "srformer.pth")
+    monkeypatch.delenv("TRANSLATOR_NONCOMMERCIAL", raising=False)
+    with pytest.raises(TranslatorError, match=r"^SRFormer's code is licensed CC-BY-NC-4.0 \(non-commercial\): set TRANSLATOR_NONCOMMERCIAL=1 to load it"):
+        load_checkpoint(tmp_path / "srformer.pth")
+    assert main(["models"]) == 0 and "SRFormer" not in capsys.readouterr().out
+    monkeypatch.setenv("TRANSLATOR_NONCOMMERCIAL", "1")
+    checkpoint = load_checkpoint(tmp_path / "srformer.pth")
+    assert (checkpoint.arch.name, checkpoint.arch.scale) == ("SRFormer", 2)
+    assert main(["models"]) == 0 and "CC-BY-NC-4.0 (non-commercial): SRFormer" in capsys.readouterr().out
