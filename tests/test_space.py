@@ -17,8 +17,7 @@ from huggingface_hub import RepoCard
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
-# imported only where they exist (ZeroGPU Spaces lend `spaces`)
-# spaces: a Space provides it; spandrel_extra_arches: non-commercial code a Space owner adds knowingly
+# imported only where they exist: ZeroGPU Spaces lend `spaces`; spandrel_extra_arches: non-commercial code a Space owner adds knowingly
 OPTIONAL_IMPORTS = {"spaces", "spandrel_extra_arches"}
 
 

@@ -88,10 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     catalog = commands.add_parser("catalog", help="checkpoints a user is likely to want, and where they come from")
+    catalog.add_argument("--source", choices=("builtin", "openmodeldb"), default="builtin", help="builtin: this project's catalog; openmodeldb: openmodeldb.info's community index")
+    catalog.add_argument("--search", default="", help="openmodeldb: words every listed model's name, tags or description holds")
+    catalog.add_argument("--arch", default="", help="openmodeldb: only this architecture (esrgan, compact, span, dat, ...)")
+    catalog.add_argument("--scale", type=int, help="openmodeldb: only this scale")
+    catalog.add_argument("--license", default="", help="openmodeldb: only licences naming this (cc0, cc-by-4.0, mit, ...)")
+    catalog.add_argument("--limit", type=int, default=30, help="openmodeldb: at most this many models (default 30)")
+    catalog.add_argument("--refresh", action="store_true", help="openmodeldb: fetch the index again now (it is kept a day)")
     catalog.set_defaults(run=_catalog)
 
-    pull = commands.add_parser("pull", help="download a checkpoint from the Hugging Face Hub into its cache")
-    pull.add_argument("reference", help="hf://ORG/NAME[@REVISION]/FILE, or a name from `translator catalog`")
+    pull = commands.add_parser("pull", help="download a checkpoint from the Hugging Face Hub or OpenModelDB into its cache")
+    pull.add_argument("reference", help="hf://ORG/NAME[@REVISION]/FILE, a name from `translator catalog`, or omdb:ID from `translator catalog --source openmodeldb`")
     pull.add_argument("--sha256", help="refuse the file unless it has this sha256")
     pull.set_defaults(run=_pull)
 
@@ -348,6 +355,8 @@ def _push(args) -> None:
 def _catalog(args) -> None:
     from . import catalog
 
+    if args.source == "openmodeldb":
+        return _openmodeldb(args)
     for group, entries in catalog.grouped().items():
         print(f"{group}:")
         for entry in entries:
@@ -364,6 +373,26 @@ def _catalog(args) -> None:
                 print(f"      sha256 {entry.sha256} (published; checked on every pull)")
             elif entry.expected_sha256():
                 print(f"      sha256 {entry.expected_sha256()} (recorded at its first download here; checked from then on)")
+
+
+def _openmodeldb(args) -> None:
+    from . import openmodeldb
+
+    index = openmodeldb.index(refresh=args.refresh)
+    found = index.search(args.search, args.arch, args.scale, args.license)
+    stale = "; could not be refreshed, so it may miss newer models" if index.stale else ""
+    print(f"OpenModelDB: {len(found)} of {len(index.models)} models match (index fetched {index.age()} ago{stale})")
+    for model in found[: max(0, args.limit)]:
+        scale = f" x{model.scale}" if model.scale else ""
+        print(f"  {model.id}  ({model.architecture}{scale}, {model.size()}, {model.licence}) by {model.author or 'unknown'}")
+        if model.description:
+            print(f"      {model.description}")
+        if model.download() is not None:
+            print(f"      translator pull {openmodeldb.PREFIX}{model.id}   (or -c {openmodeldb.PREFIX}{model.id}; SHA-256 checked)")
+        else:
+            print(f"      hosted where a person must click through: download it from {model.page}, then use the file")
+    if len(found) > args.limit:
+        print(f"  ... and {len(found) - args.limit} more: narrow with --search, --arch, --scale or --license, or raise --limit")
 
 
 def _evaluate(args) -> None:

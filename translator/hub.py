@@ -339,9 +339,9 @@ def pull(reference: str, sha256: str | None = None) -> Path:
     ref = parse_ref(reference or "")
     if ref.kind == "hub":
         return fetch(ref.hub, sha256 or ref.sha256)
-    if ref.kind == "catalog":
+    if ref.kind == "catalog" or ref.url is not None:  # a catalog name, or an OpenModelDB model
         return ref.fetch()
-    raise TranslatorError(f"{reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE) nor a catalog name")
+    raise TranslatorError(f"{reference!r} is neither a Hub reference (hf://ORG/NAME[@REVISION]/FILE), a catalog name nor an OpenModelDB model (omdb:ID)")
 
 
 def _evict(local: Path) -> None:

@@ -6,7 +6,8 @@ A checkpoint is named by
 - a run folder of ``translator train`` (its ``generator.safetensors``),
 - a Hub file, ``hf://[datasets/|spaces/]ORG/NAME[@REVISION]/FILE``,
 - a publisher's URL (``https://...``),
-- a catalog name (``cyclegan-style_monet``).
+- a catalog name (``cyclegan-style_monet``),
+- an OpenModelDB model (``omdb:4x-UltraSharp``), whose file and SHA-256 its index gives.
 
 ``parse_ref`` turns any of them into a ``Ref`` that carries what is known before the weights are
 read (the family a catalog entry or a run records, the expected SHA-256, the licence), so that
@@ -19,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import catalog
+from . import catalog, openmodeldb
 from .catalog import HUB_PREFIX, URL_PREFIXES
 from .errors import TranslatorError, one_line
 from .runs import CONFIG_FILE, read_record
@@ -57,6 +58,8 @@ class Ref:
     licence: str = ""
     hub: HubRef | None = None
     entry: catalog.CatalogEntry | None = None
+    # where a name that is not itself a URL downloads from (an OpenModelDB model's file)
+    url: str | None = None
 
     def family_for(self, family: str | None) -> str | None:
         """The family to load it as: ``family`` where given, else the one its name says; both
@@ -74,7 +77,7 @@ class Ref:
         if self.kind == "hub":
             return hub.fetch(self.hub, self.sha256)
         if self.kind == "url":
-            return hub.download(self.text, self.sha256)
+            return hub.download(self.url or self.text, self.sha256)
         if self.kind == "run":
             path = Path(self.text) / RUN_GENERATOR
             if not path.is_file():
@@ -113,6 +116,10 @@ def parse_ref(text: str | os.PathLike | Ref) -> Ref:
     text = str(text).strip() if isinstance(text, str) else os.fspath(text)
     if not text:
         raise TranslatorError("no checkpoint named")
+    if openmodeldb.is_ref(text):
+        # every OpenModelDB model is an upscaler or restorer, which the esrgan family reads
+        model, url, resource = openmodeldb.resolve(text)
+        return Ref(text, "url", "esrgan", resource.sha256, model.licence, url=url)
     if is_hub_ref(text) or text.startswith(URL_PREFIXES):
         hub = parse_hub(text) if is_hub_ref(text) else None
         entry = next((e for e in catalog.entries() if text in e.sources), None)

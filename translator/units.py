@@ -21,3 +21,14 @@ def duration(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60} min"
+
+
+def age(seconds: float) -> str:
+    """How long ago, as coarsely as a person says it: "moments", "12 min", "5 h", "3 days"."""
+    if seconds < 60:
+        return "moments"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"

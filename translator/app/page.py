@@ -539,6 +539,13 @@ def _checkpoints_tab(studio: Studio) -> None:
     with gr.Row():
         reference = gr.Textbox(label="Pull from the Hub", placeholder="hf://ORG/NAME[@REVISION]/FILE or a catalog name", scale=4)
         pull = gr.Button("Pull", scale=1)
+    with gr.Accordion("OpenModelDB: the community's upscalers and restorers", open=False):
+        with gr.Row():
+            search = gr.Textbox(label="Search", placeholder="words, x4 for a scale, arch:span for an architecture", scale=4)
+            find = gr.Button("Search", scale=1)
+        found_note = gr.Markdown()
+        found = gr.Dataframe(headers=["id", "architecture", "scale", "size", "licence", "how"], interactive=False, max_height=360,
+                             label="Select a model to pull it (one hosted behind a click-through page is downloaded by hand, then uploaded)")
     with gr.Row():
         upload = gr.File(label="Upload a checkpoint (.safetensors, .pth)", file_types=[".safetensors", ".pth", ".pt", ".ckpt"], height=140, scale=4)
         add = gr.Button("Add", scale=1)
@@ -583,6 +590,17 @@ def _checkpoints_tab(studio: Studio) -> None:
         path, line = studio.export(ref, chosen_kind)
         return gr.File(value=str(path), visible=True), f"exported {line}"
 
+    @user_errors
+    def search_openmodeldb(text):
+        return studio.openmodeldb(text)
+
+    def openmodeldb_chosen(event: gr.SelectData):
+        row = event.row_value or ["", "", "", "", "", ""]
+        how = str(row[5])
+        if how.startswith("pull "):
+            return how.removeprefix("pull "), f"press Pull to download {row[0]} ({row[3]}, {row[4]}); its SHA-256 is checked"
+        return gr.Textbox(), f"{row[0]} is hosted where a person must click through: download it from {how.removeprefix('by hand: ')}, then upload it below"
+
     def selected(event: gr.SelectData):
         name = (event.row_value or [""])[0]
         entry = next((e for e in ws.entries() if _short_name(e) == name), None)
@@ -593,6 +611,9 @@ def _checkpoints_tab(studio: Studio) -> None:
     add.click(add_upload, upload, outputs, api_visibility="private")
     delete.click(delete_entry, doomed, outputs, api_visibility="private")
     export.click(export_entry, [exported, kind], [export_file, message], api_visibility="private")
+    for trigger in (find.click, search.submit):
+        trigger(search_openmodeldb, search, [found, found_note], api_visibility="private")
+    found.select(openmodeldb_chosen, None, [reference, message], api_visibility="private", queue=False)
 
 
 def _api(studio: Studio, first: Family) -> None:

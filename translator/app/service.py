@@ -422,6 +422,27 @@ class Studio:
         checkpoint = load_checkpoint(path, None, self.registry)
         return f"{path.name} ({checkpoint.family.name} {checkpoint.arch.describe()})"
 
+    def openmodeldb(self, text: str) -> tuple[list[list], str]:
+        """OpenModelDB's models matching ``text`` (words; "x4" for a scale, "arch:span" for an
+        architecture) as table rows, and a line on the index itself."""
+        from .. import openmodeldb
+
+        index = openmodeldb.index()
+        words, arch, scale = [], "", None
+        for word in (text or "").split():
+            if re.fullmatch(r"x\d+", word.lower()):
+                scale = int(word[1:])
+            elif word.lower().startswith("arch:"):
+                arch = word[5:]
+            else:
+                words.append(word)
+        found = index.search(" ".join(words), arch, scale)
+        rows = [[m.id, m.architecture, f"x{m.scale}" if m.scale else "", m.size(), m.licence,
+                 f"pull {openmodeldb.PREFIX}{m.id}" if m.download() else f"by hand: {m.page}"] for m in found[:200]]
+        stale = ", could not be refreshed" if index.stale else ""
+        shown = f"the first {len(rows)} of " if len(found) > len(rows) else ""
+        return rows, f"{shown}{len(found)} of {len(index.models)} models (OpenModelDB's index, fetched {index.age()} ago{stale})"
+
     def upload_checkpoint(self, file_path: str) -> str:
         from ..checkpoints import load_checkpoint, save_checkpoint
 
