@@ -75,9 +75,19 @@ def describe(descriptor) -> Architecture:
         minimum=-(-max(1, needs.minimum) // multiple) * multiple,
         square=needs.square,
         channels=(descriptor.input_channels, descriptor.output_channels),
-        tiling="supported" if descriptor.tiling.name == "SUPPORTED" else "discouraged",
+        tiling="supported" if descriptor.tiling.name == "SUPPORTED" and not _whole(descriptor) else "discouraged",
         precisions=tuple(p for p, ok in (("bf16", descriptor.supports_bfloat16), ("fp16", descriptor.supports_half)) if ok),
     )
+
+
+# networks spandrel lets tile whose tiles, measured here, do not give the whole image's result:
+# IPT cuts its input into 48 px patches itself (28 dB from whole with 64 px tiles)
+WHOLE = {"IPT"}
+
+
+def _whole(descriptor) -> bool:
+    # a face restorer sees an aligned face whole (RestoreFormer's tiles: 16 dB from whole)
+    return descriptor.purpose == "FaceSR" or descriptor.architecture.id in WHOLE
 
 
 def build(arch: Architecture) -> nn.Module:

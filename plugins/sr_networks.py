@@ -2,6 +2,12 @@
 
 The BasicSR names are the canonical layout; the two older ESRGAN key styles are renamed to
 them on load (see ``basicsr_keys``).
+
+spandrel reads these two networks too, and gives the same outputs (tests/test_spandrel.py), but
+they stay written here for training: what this project trains and ships keeps the BasicSR key
+names, which Real-ESRGAN's and BasicSR's own scripts load (spandrel's RRDBNet writes the old
+ESRGAN names they do not read), and RRDBNet here makes x2 and x1 models by pixel-unshuffle as
+Real-ESRGAN does. Every other upscaler is spandrel's (spandrel_networks.py).
 """
 
 from __future__ import annotations

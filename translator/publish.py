@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalog, events, units
+from . import catalog, events, openmodeldb, units
 from .checkpoints import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
 from .errors import TranslatorError, one_line
 from .runs import read_metrics, read_record
@@ -169,6 +169,9 @@ class CardFacts:
     task: str
     # the network as its family describes it ("RRDBNet x4, 23 blocks")
     architecture: str
+    # the licence of the network's code where it is not this project's (a spandrel architecture
+    # keeps its authors'); "" for the family's own
+    code_licence: str
     # the weights files in the repository, the first one the card's examples use
     files: list[str]
     # the step the files were taken at, and the total the run planned
@@ -222,6 +225,7 @@ def describe(run_dir: Path | None, checkpoints: list[tuple[str, Checkpoint]], li
         family=first.family.name,
         task=first.family.task.name,
         architecture=first.arch.describe(),
+        code_licence=first.family.licence(first.arch.name),
         files=[name for name, _ in checkpoints],
         steps=steps,
         planned_steps=record.training.get("steps") if record else None,
@@ -266,6 +270,12 @@ def base_model(start: str | None) -> dict:
 
     if not start:
         return {"shown": None, "repo_id": None, "licence": None}
+    if openmodeldb.is_ref(start):
+        try:
+            model = openmodeldb.index().find(start.removeprefix(openmodeldb.PREFIX))
+        except TranslatorError:  # not cached and unreachable: the card names it without a licence
+            return {"shown": start, "repo_id": None, "licence": None}
+        return {"shown": f"{start} ({model.page})", "repo_id": None, "licence": model.licence}
     entry = catalog.find(start) or next((e for e in catalog.entries() if start in e.sources), None)
     repo_id = None
     for ref in (start, *(entry.sources if entry else ())):
@@ -436,11 +446,12 @@ def _metric_lines(facts: CardFacts) -> list[str]:
 
 def _licence_line(facts: CardFacts) -> str:
     licence = facts.licence
+    code = f" The network's code ({facts.architecture.split(' ')[0]}) is licensed {facts.code_licence}." if facts.code_licence else ""
     if not licence:
-        return "The publisher has not stated a licence."
+        return "The publisher has not stated a licence." + code
     if facts.licence_from:
-        return f"{licence}: that of `{facts.licence_from}`, which this model was fine-tuned from."
-    return licence
+        return f"{licence}: that of `{facts.licence_from}`, which this model was fine-tuned from." + code
+    return licence + code
 
 
 def _number(value) -> str:
