@@ -193,3 +193,16 @@ def test_a_published_card_names_the_architecture_and_the_licence_of_its_code(tmp
     assert facts.architecture.startswith("SPAN x2") and facts.code_licence == "Apache-2.0"
     card = str(model_card("me/span", facts))
     assert "CC0-1.0 The network's code (SPAN) is licensed Apache-2.0." in card and "license: cc0-1.0" in card
+
+
+def test_the_app_takes_an_uploaded_spandrel_file_and_translates_with_it(tmp_path):
+    from translator.app.service import Studio
+    from translator.app.workspace import Workspace
+
+    studio = Studio(Workspace(tmp_path / "home"), device="cpu")
+    torch.save(build("OmniSR").state_dict(), tmp_path / "2x-omni.pth")
+    assert studio.upload_checkpoint(str(tmp_path / "2x-omni.pth")).startswith("2x-omni (esrgan OmniSR x2")
+    ref = next(ref for _, ref in studio.checkpoint_choices("esrgan") if "2x-omni" in ref)
+    path, _ = photo_file(tmp_path)
+    result = studio.translate(str(path), "esrgan", ref, None, None, {}, None, "png", 95)
+    assert Image.open(result.path).size == (46, 38)
