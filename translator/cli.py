@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list installed plugins, their families and settings")
     models.set_defaults(run=_models)
 
-    translate = commands.add_parser("translate", help="translate images and write PNG")
-    translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    translate = commands.add_parser("translate", help="translate images (and videos) and write the results")
+    translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images, or one video (.mp4, .mkv, .mov, .webm)")
     translate.add_argument("--model", "-m", help="family name (read from the checkpoint when it says)")
     translate.add_argument("--checkpoint", "-c", help="weights file (.safetensors, .pth, .pt, .ckpt), hf://ORG/NAME[@REV]/FILE or a catalog name; default: the family's shipped model")
     translate.add_argument("--output", "-o", default="results", help="a .png, .webp or .jpg file (one input) or a folder (default: results)")
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                            help="torch.compile the network: auto (once one input shape has a minute of work), on, or off")
     translate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family setting (see `translator models`)")
+    translate.add_argument("--codec", choices=("h264", "h265", "vp9", "ffv1"), help="video: the encoder (default: h264; vp9 in .webm; ffv1 is lossless)")
+    translate.add_argument("--crf", type=int, default=18, help="video: constant quality, lower is better and larger (default 18)")
+    translate.add_argument("--frames", metavar="START:END", help="video: only these frames (from 0, END excluded), for a trial")
     translate.set_defaults(run=_translate)
 
     train = commands.add_parser("train", help="train or fine-tune a family on a folder of images", add_help=False)
@@ -157,35 +160,20 @@ def _models(args) -> None:
 def _translate(args) -> int:
     from tqdm import tqdm
 
-    from .checkpoints import load_checkpoint
-    from .family import make_settings
     from .files import sweep_stale
     from .images import read_image, write_image
-    from .inference import Engine, Options
     from .inputs import collect_inputs, output_paths
+    from .video import is_video
 
+    if any(is_video(path) for path in args.inputs):
+        return _translate_video(args)
     if not 1 <= args.quality <= 100:
         raise TranslatorError(f"--quality must be from 1 to 100, not {args.quality}")
     inputs = collect_inputs(args.inputs)
     outputs = output_paths(inputs, Path(args.output), f".{args.format}" if args.format else "")
     for folder in {target.parent for target in outputs}:
         sweep_stale(folder)  # partial results of an earlier run that was killed
-    checkpoint = load_checkpoint(args.checkpoint, args.model) if args.checkpoint else _default_checkpoint(args.model)
-    settings = make_settings(checkpoint.family.Settings, _pairs(args.set), checkpoint.family.name)
-    options = Options(
-        device=args.device,
-        precision=args.precision,
-        tile=args.tile,
-        overlap=args.overlap,
-        batch=args.tile_batch,
-        outscale=args.outscale,
-        alpha=args.alpha,
-        seed=args.seed,
-        compile=args.compile,
-    )
-    engine = Engine(checkpoint, settings, options)
-    if not engine.precision.startswith("fp32"):  # a reduced precision is said, with the gate's figures
-        print(f"precision {engine.precision}", file=sys.stderr)
+    engine = _engine(args)
     failed = 0
     files = tqdm(list(zip(inputs, outputs)), unit="image", disable=len(inputs) < 2, file=sys.stderr)
 
@@ -233,6 +221,53 @@ def _translate(args) -> int:
         return 1
     if len(inputs) > 1:
         print(f"wrote {len(inputs)} images to {outputs[0].parent}")
+    return 0
+
+
+def _engine(args):
+    """The engine the translate command's options ask for."""
+    from .checkpoints import load_checkpoint
+    from .family import make_settings
+    from .inference import Engine, Options
+
+    checkpoint = load_checkpoint(args.checkpoint, args.model) if args.checkpoint else _default_checkpoint(args.model)
+    settings = make_settings(checkpoint.family.Settings, _pairs(args.set), checkpoint.family.name)
+    options = Options(device=args.device, precision=args.precision, tile=args.tile, overlap=args.overlap, batch=args.tile_batch,
+                      outscale=args.outscale, alpha=args.alpha, seed=args.seed, compile=args.compile)
+    engine = Engine(checkpoint, settings, options)
+    if not engine.precision.startswith("fp32"):  # a reduced precision is said, with the gate's figures
+        print(f"precision {engine.precision}", file=sys.stderr)
+    return engine
+
+
+def _translate_video(args) -> int:
+    from tqdm import tqdm
+
+    from .files import sweep_stale
+    from .video import SUFFIXES, VideoOptions, parse_frames, translate_video
+
+    if len(args.inputs) != 1:
+        raise TranslatorError("a video is translated on its own: give one video per command")
+    source = Path(args.inputs[0])
+    if not source.is_file():
+        raise TranslatorError(f"no such video: {source}")
+    output = Path(args.output)
+    target = output if output.suffix.lower() in SUFFIXES else output / source.name
+    if target.resolve() == source.resolve():
+        raise TranslatorError(f"{target} is the input itself; choose another output")
+    if args.outscale:
+        raise TranslatorError("--outscale applies to images; a video keeps the network's scale")
+    start, end = parse_frames(args.frames)
+    options = VideoOptions(args.codec, args.crf, start, end)
+    engine = _engine(args)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(target.parent)  # what a killed job left
+    with tqdm(unit="frame", file=sys.stderr, desc=source.name, disable=None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        print(translate_video(engine, source, target, options, progress))
     return 0
 
 

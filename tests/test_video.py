@@ -1,0 +1,139 @@
+"""Video: every frame translated, audio packets and timestamps untouched, limits before decoding."""
+
+import fractions
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from tests.reference_networks import BasicSRSRVGGNetCompact, randomize
+from translator import TranslatorError
+from translator.checkpoints import load_checkpoint
+from translator.cli import main
+from translator.images import Picture
+from translator.inference import Engine, Options
+from translator.video import parse_frames
+
+
+def make_clip(path, frames=10, width=34, height=26, codec="libx264", pix_fmt="yuv420p", rotation=90, audio=True):
+    """A clip whose frames count themselves (a bar as long as the frame's number), at a variable
+    rate (40 and 80 ms apart in turn), with a display rotation and a sine tone."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=25)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.time_base = video.codec_context.time_base = fractions.Fraction(1, 1000)
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = None
+        if audio:
+            sound = container.add_stream("aac", rate=16000)
+            sound.layout = "mono"
+        at = 0
+        for number in range(frames):
+            pixels = np.full((height, width, 3), 40, np.uint8)
+            pixels[..., 0] = 30 + number * 15
+            pixels[height // 3 : 2 * height // 3, : number + 1, 1] = 220
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = at, video.time_base
+            at += 40 if number % 2 == 0 else 80
+            for packet in video.encode(frame.reformat(format=pix_fmt)):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        if sound is not None:
+            samples = int(16000 * at / 1000)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 16000)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[start : start + 1024][None], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 16000, start
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+            for packet in sound.encode(None):
+                container.mux(packet)
+    return path
+
+
+def read_clip(path):
+    """Frame times and pixels, rotation, audio packets (bytes and times), and stream starts."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = [(float(f.pts * f.time_base), f.rotation, f.to_ndarray(format="rgb24")) for f in container.decode(video)]
+    with av.open(str(path)) as container:
+        audio = [(bytes(p), float(p.pts * p.time_base), float(p.dts * p.time_base)) for p in container.demux(audio=0) if p.dts is not None] if container.streams.audio else []
+        starts = [None if s.start_time is None else float(s.start_time * s.time_base) for s in container.streams]
+    return frames, audio, starts
+
+
+@pytest.fixture
+def upscaler(tmp_path):
+    path = tmp_path / "x2.pth"
+    torch.save(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)).state_dict(), path)
+    return path
+
+
+def test_a_clip_is_translated_frame_by_frame_with_its_audio_and_times_untouched(tmp_path, upscaler, capsys):
+    clip = make_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "out.mkv"
+    assert main(["translate", str(clip), "-c", str(upscaler), "-o", str(out), "--codec", "ffv1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{out} (10 frames, 68x52, ffv1 crf 18; 1 audio/subtitle stream copied as they were)")
+    frames_in, audio_in, starts_in = read_clip(clip)
+    frames_out, audio_out, starts_out = read_clip(out)
+    # every frame, at its own time (a variable rate), turned as the source says; Matroska holds
+    # no negative time, so its muxer moves the whole file by the AAC priming (the mp4 test below
+    # sees the times themselves)
+    shift = frames_out[0][0] - frames_in[0][0]
+    assert [t - shift for t, _, _ in frames_out] == pytest.approx([t for t, _, _ in frames_in], abs=1e-3)
+    assert {r for _, r, _ in frames_out} == {90}
+    # audio copied packet for packet, and the audio/video offset the same
+    assert [a for a, _, _ in audio_out] == [a for a, _, _ in audio_in]
+    assert [t - shift for _, t, _ in audio_out] == pytest.approx([t for _, t, _ in audio_in], abs=1e-3)
+    # each frame is the engine's translation of the decoded source frame (ffv1 is lossless; the
+    # 4:4:4 colour conversion costs a level or two)
+    engine = Engine(load_checkpoint(upscaler), options=Options(device="cpu", precision="fp32"))
+    for (_, _, source), (_, _, made) in zip(frames_in, frames_out):
+        expected = np.round(engine.translate(Picture(source.astype(np.float32) / 255)).rgb * 255)
+        assert np.abs(made.astype(float) - expected).mean() < 1.5
+
+
+def test_a_trial_of_some_frames_and_odd_sides_for_4_2_0(tmp_path, capsys):
+    path = tmp_path / "x1.pth"
+    torch.save(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=1)).state_dict(), path)
+    clip = make_clip(tmp_path / "odd.mkv", width=33, height=25, codec="ffv1", pix_fmt="yuv444p", audio=False, rotation=0)
+    out = tmp_path / "trial.mp4"
+    assert main(["translate", str(clip), "-c", str(path), "-o", str(out), "--frames", "2:5"]) == 0
+    assert "(3 frames, 33x25, h264 crf 18; padded to 34x26 for h264)" in capsys.readouterr().out
+    frames, _, _ = read_clip(out)
+    assert [round(t, 3) for t, _, _ in frames] == [0.12, 0.16, 0.24]
+
+
+def test_bad_clips_options_and_limits_are_one_line_before_any_decoding(tmp_path, upscaler, monkeypatch, capsys):
+    clip = make_clip(tmp_path / "clip.mp4")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[:300])
+    cases = [
+        ([str(broken)], "broken.mp4 is not a video this tool can read"),
+        ([str(clip), "--frames", "5:2"], "--frames takes START:END frame numbers"),
+        ([str(clip), "-o", str(tmp_path / "x.webm"), "--codec", "h264"], "a .webm file cannot hold h264"),
+        ([str(clip), str(clip)], "a video is translated on its own"),
+    ]
+    for args, message in cases:
+        assert main(["translate", *args, "-c", str(upscaler), "-o", str(tmp_path / "o.mp4")] if "-o" not in args else ["translate", *args, "-c", str(upscaler)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    monkeypatch.setenv("TRANSLATOR_MAX_VIDEO_SECONDS", "0.5")
+    assert main(["translate", str(clip), "-c", str(upscaler), "-o", str(tmp_path / "long.mp4")]) == 1
+    assert "over the 0.5 s limit (TRANSLATOR_MAX_VIDEO_SECONDS)" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*long.mp4*")) and not list(tmp_path.glob("o.mp4*"))
+    assert parse_frames("10:") == (10, None) and parse_frames(":4") == (0, 4)
+    with pytest.raises(TranslatorError):
+        parse_frames("a:b")
+
+
+def test_in_mp4_the_frames_keep_their_own_timestamps(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
+    assert main(["translate", str(clip), "-c", str(upscaler), "-o", str(tmp_path / "out.mp4")]) == 0
+    (frames_in, audio_in, starts_in), (frames_out, audio_out, starts_out) = read_clip(clip), read_clip(tmp_path / "out.mp4")
+    assert [t for t, _, _ in frames_out] == pytest.approx([t for t, _, _ in frames_in], abs=1e-3)
+    assert [t for _, p, d in audio_out for t in (p, d)] == pytest.approx([t for _, p, d in audio_in for t in (p, d)])
+    assert starts_out == pytest.approx(starts_in)
