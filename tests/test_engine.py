@@ -214,6 +214,7 @@ def test_outscale_cannot_escape_the_output_budget(tmp_path, monkeypatch):
         engine.translate(picture)
 
 
+@pytest.mark.slow  # a result large enough to be assembled in half precision takes seconds
 def test_a_large_8_bit_result_is_assembled_in_half_precision_within_one_level(tmp_path):
     """Above 4 MP out, an 8-bit result is blended in float16 (half the memory); its PNG stays
     within one 8-bit level of the float32 result everywhere, and alpha comes out the same way."""

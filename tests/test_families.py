@@ -24,7 +24,9 @@ VARIANTS = {
 
 def cases():
     for name, family in registry().families.items():
-        yield pytest.param(name, {}, id=f"{name}-defaults")
+        # the full-size defaults take seconds each (pix2pix's U-Net is 54M parameters); the small
+        # variants below go through the same code in the fast tier
+        yield pytest.param(name, {}, id=f"{name}-defaults", marks=pytest.mark.slow)
         for i, overrides in enumerate(VARIANTS.get(name, [])):
             yield pytest.param(name, overrides, id=f"{name}-{i}")
 
