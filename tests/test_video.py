@@ -137,3 +137,24 @@ def test_in_mp4_the_frames_keep_their_own_timestamps(tmp_path, upscaler):
     assert [t for t, _, _ in frames_out] == pytest.approx([t for t, _, _ in frames_in], abs=1e-3)
     assert [t for _, p, d in audio_out for t in (p, d)] == pytest.approx([t for _, p, d in audio_in for t in (p, d)])
     assert starts_out == pytest.approx(starts_in)
+
+
+def test_the_app_translates_a_clip_through_its_api_with_the_audio_kept(tmp_path, app_server):
+    from gradio_client import Client, handle_file
+
+    url, studio = app_server
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
+    client = Client(url, verbose=False)
+    try:
+        made = client.predict(handle_file(str(clip)), "esrgan", "compact-sr-x2", api_name="/translate_video")
+        studio.max_video_seconds = 1e-4  # what a host this slow would allow
+        with pytest.raises(Exception, match=r"this video would take this server about .* over its limit of .* a video \(TRANSLATOR_APP_MAX_VIDEO_SECONDS\)"):
+            client.predict(handle_file(str(clip)), "esrgan", "compact-sr-x2", api_name="/translate_video")
+    finally:
+        client.close()
+    path = made["path"] if isinstance(made, dict) else made
+    frames_in, audio_in, _ = read_clip(clip)
+    frames_out, audio_out, _ = read_clip(path)
+    assert len(frames_out) == 6 and frames_out[0][2].shape == (52, 68, 3)
+    assert [t for t, _, _ in frames_out] == pytest.approx([t for t, _, _ in frames_in], abs=1e-3)
+    assert [a for a, _, _ in audio_out] == [a for a, _, _ in audio_in]

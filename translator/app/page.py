@@ -219,6 +219,11 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
                 gallery = gr.Gallery(label="Results", format="png", columns=4)
                 results = gr.File(label="Downloads (all in one .zip first)", file_count="multiple", interactive=False)
                 batch_info = gr.Markdown(elem_id="batch-result")
+            with gr.Accordion("Video", open=False):
+                clip = gr.Video(label="Video (.mp4, .mkv, .mov, .webm); its audio is kept as it is", sources=["upload"], format=None)
+                run_video = gr.Button("Translate video")
+                clip_result = gr.Video(label="Result (H.264 .mp4)", format=None, interactive=False)
+                clip_info = gr.Markdown()
         with gr.Column(elem_id="translation-result"):
             # previews near screen size, lossy: the lossless PNG goes only to the download
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="webp", interactive=False)
@@ -264,11 +269,21 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         # every result in one download first, then each on its own
         return note, [str(p) for p in done], [str(studio.zip_results(done))] + [str(p) for p in done]
 
+    @user_errors
+    def video_clicked(request: gr.Request, path, family_name, checkpoint_ref, *values, progress=gr.Progress()):
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="translating", unit="frames")
+
+        with studio.turns.turn(client_of(request)):  # a video is one job: it holds one turn throughout
+            made, line = studio.translate_video(path, family_name, checkpoint_ref, options_of(family_name, values), report)
+        return str(made), line
+
     inputs = [image, family, checkpoint, outscale, tile, kind, quality, *options.components]
     # the form's generated inputs make a poor API; the named endpoints are in _api
     # the page scrolls to the result when it is there: on a phone it is a screen or two below
     run.click(translate_clicked, inputs, [info, result, slider], api_visibility="private", **TRANSLATIONS).success(
         None, js=_scroll_to("translation-result"), api_visibility="private", queue=False)
+    run_video.click(video_clicked, [clip, family, checkpoint, *options.components], [clip_result, clip_info], api_visibility="private", **TRANSLATIONS)
     run_batch.click(batch_clicked, [batch, *inputs[1:]], [batch_info, gallery, results], api_visibility="private", **TRANSLATIONS).success(
         None, js=_scroll_to("batch-result"), api_visibility="private", queue=False)
 
@@ -632,6 +647,15 @@ def _api(studio: Studio, first: Family) -> None:
         return FileData(path=str(path), orig_name=path.name)
 
     @api_endpoint
+    def translate_video(video: FileData, family: str = first.name, checkpoint: str = "", settings: dict | None = None,
+                        request: gr.Request | None = None) -> FileData:
+        """Translate one video into an H.264 .mp4 with its audio copied and its frame times kept;
+        checkpoint and settings as for /translate."""
+        with studio.turns.turn(client_of(request)):
+            path, _ = studio.translate_video(_uploaded(video), family, checkpoint, settings or {})
+        return FileData(path=str(path), orig_name=path.name)
+
+    @api_endpoint
     def train(family: str, dataset: str, run_name: str = "", checkpoint: str = "", settings: dict | None = None) -> dict:
         """Start a training run in the background (one at a time); returns its status.
         settings: family and training-loop settings, as `translator train --set` takes them."""
@@ -702,6 +726,7 @@ def _api(studio: Studio, first: Family) -> None:
         return studio.push(run_name, repo_id, token, private, licence).url
 
     gr.api(translate, api_name="translate", **TRANSLATIONS)
+    gr.api(translate_video, api_name="translate_video", **TRANSLATIONS)
     for fn in (train, resume_training, upload_dataset, delete_dataset, pull, upload_checkpoint, delete_checkpoint, push):
         gr.api(fn, api_name=fn.__name__)
     for fn in (training_status, stop_training, checkpoints):

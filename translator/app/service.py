@@ -143,6 +143,7 @@ class Studio:
         self.max_output_pixels = int(os.environ.get("TRANSLATOR_APP_MAX_OUTPUT_PIXELS") or _output_budget())
         # the compute one translation may take, in seconds of this host's measured speed
         self.max_seconds = float(os.environ.get("TRANSLATOR_APP_MAX_SECONDS") or 60)
+        self.max_video_seconds = float(os.environ.get("TRANSLATOR_APP_MAX_VIDEO_SECONDS") or 300)
         # bytes the datasets and results may take together
         self.quota = parse_size(os.environ.get("TRANSLATOR_QUOTA", "10gb"))
         self._engines: OrderedDict[tuple, object] = OrderedDict()
@@ -204,32 +205,13 @@ class Studio:
             raise TranslatorError(f"quality must be from 1 to 100, not {quality}")
         if not image_path:
             raise TranslatorError("add an image first (upload, paste or webcam)")
-        family = self.registry.family(family_name)
-        checkpoint = checkpoint or self.default_checkpoint(family.name)
-        if not checkpoint:
-            raise TranslatorError(f"{family.name} ships no default model: pick a checkpoint, pull one in the Checkpoints tab, or give hf://ORG/NAME/FILE")
-        ref = self.workspace.pick(checkpoint, family.name)
-        settings = make_settings(family.Settings, {k: v for k, v in (options or {}).items() if v is not None}, family.name)
         tile, outscale = optional_int(tile, "tile"), optional_float(outscale, "outscale")
         started = time.monotonic()
-        with writing_within(self.storage):
-            ref, engine, note = load_or_shipped(ref, family, lambda name: self.engine(name, family.name, settings))
+        ref, engine, note = self._engine_for(family_name, checkpoint, options)
         engine = engine.with_options(tile=tile, outscale=outscale)
         # refused from the header: a small file of zeros may declare a result of gigabytes
         width, height = image_size(image_path)
-        result_pixels = width * height * max(engine.scale, outscale or 0) ** 2
-        if result_pixels > self.max_output_pixels:
-            raise TranslatorError(
-                f"the result would be {result_pixels / 1e6:.0f} MP, over this app's {self.max_output_pixels / 1e6:.0f} MP limit "
-                "(TRANSLATOR_APP_MAX_OUTPUT_PIXELS); use a smaller image or a smaller outscale"
-            )
-        # a small file of zeros may also declare hours of work: the network's cost, from its FLOPs
-        seconds = engine.flops(width, height) / device_speed(engine.device)
-        if seconds > self.max_seconds:
-            raise TranslatorError(
-                f"this image would take this server about {units.duration(seconds)} with {model_name(ref)}, over its limit of "
-                f"{units.duration(self.max_seconds)} an image (TRANSLATOR_APP_MAX_SECONDS); use a smaller image or a lighter model"
-            )
+        self._check_work(engine, ref, width, height, outscale, 1, "image")
         picture = read_image(image_path)
         with DEVICE_LOCK:
             result = _run_engine(engine, picture, progress)
@@ -237,6 +219,59 @@ class Studio:
         model = model_name(ref)
         path = write_image(result, self._result_folder() / f"{stem}-{model}{suffix}", quality)
         return Translation(path, picture, result, model, time.monotonic() - started, note, quality, engine.precision)
+
+    def translate_video(self, video_path: str | None, family_name: str, checkpoint: str, options: dict | None = None,
+                        progress: Progress | None = None) -> tuple[Path, str]:
+        """Translate one uploaded video into an .mp4 (H.264, audio copied); the file and a line
+        saying what it is. The clip's length and size, and the work they make, are checked
+        from its header first."""
+        from .. import video
+
+        if not video_path:
+            raise TranslatorError("add a video first")
+        ref, engine, note = self._engine_for(family_name, checkpoint, options)
+        container, stream = video.probe(Path(video_path))
+        with container:
+            width, height = stream.codec_context.width, stream.codec_context.height
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+            seconds = float(container.duration or 0) / 1e6
+            frames = stream.frames or max(1, round(seconds * rate))
+        self._check_work(engine, ref, width, height, None, frames, "video")
+        target = self._result_folder() / f"{Path(video_path).stem[:80] or 'video'}-{model_name(ref)}.mp4"
+        with writing_within(self.storage), DEVICE_LOCK:
+            line = video.translate_video(engine, Path(video_path), target, video.VideoOptions(), progress)
+        return target, " ".join(part for part in (line.replace(str(target), target.name), note) if part)
+
+    def _engine_for(self, family_name: str, checkpoint: str, options: dict | None):
+        """The engine for a family, a checkpoint (its default when none) and settings: (ref, engine,
+        a note when the shipped model stood in for an unreachable one)."""
+        family = self.registry.family(family_name)
+        checkpoint = checkpoint or self.default_checkpoint(family.name)
+        if not checkpoint:
+            raise TranslatorError(f"{family.name} ships no default model: pick a checkpoint, pull one in the Checkpoints tab, or give hf://ORG/NAME/FILE")
+        ref = self.workspace.pick(checkpoint, family.name)
+        settings = make_settings(family.Settings, {k: v for k, v in (options or {}).items() if v is not None}, family.name)
+        with writing_within(self.storage):
+            return load_or_shipped(ref, family, lambda name: self.engine(name, family.name, settings))
+
+    def _check_work(self, engine, ref: str, width: int, height: int, outscale, frames: int, kind: str) -> None:
+        """Refuse, before any decoding, a result over the size limit or more work than the limit
+        for an image or a video: a small file may declare gigabytes of pixels or hours of work."""
+        result_pixels = width * height * max(engine.scale, outscale or 0) ** 2
+        if result_pixels > self.max_output_pixels:
+            raise TranslatorError(
+                f"the result would be {result_pixels / 1e6:.0f} MP, over this app's {self.max_output_pixels / 1e6:.0f} MP limit "
+                "(TRANSLATOR_APP_MAX_OUTPUT_PIXELS); use a smaller image or a smaller outscale"
+            )
+        # the network's cost, from its FLOPs
+        seconds = frames * engine.flops(width, height) / device_speed(engine.device)
+        limit, variable, smaller = ((self.max_seconds, "TRANSLATOR_APP_MAX_SECONDS", "a smaller image") if kind == "image"
+                                    else (self.max_video_seconds, "TRANSLATOR_APP_MAX_VIDEO_SECONDS", "a smaller or shorter video"))
+        if seconds > limit:
+            raise TranslatorError(
+                f"this {kind} would take this server about {units.duration(seconds)} with {model_name(ref)}, over its limit of "
+                f"{units.duration(limit)} {'an' if kind == 'image' else 'a'} {kind} ({variable}); use {smaller} or a lighter model"
+            )
 
     def zip_results(self, paths: list[Path]) -> Path:
         """The results of a batch in one .zip, stored as they are (images are compressed already)."""
