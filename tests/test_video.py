@@ -158,3 +158,46 @@ def test_the_app_translates_a_clip_through_its_api_with_the_audio_kept(tmp_path,
     assert len(frames_out) == 6 and frames_out[0][2].shape == (52, 68, 3)
     assert [t for t, _, _ in frames_out] == pytest.approx([t for t, _, _ in frames_in], abs=1e-3)
     assert [a for a, _, _ in audio_out] == [a for a, _, _ in audio_in]
+
+
+def jittery_clip(path, frames=12, side=96):
+    """A bright patch along the top of a still, textured scene, short and long in turn (the
+    jitter of real footage, exaggerated): each frame's statistics jump with it, while the bottom
+    of the picture does not change at all."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(40, 120, (side, side, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("ffv1", rate=25)
+        video.width = video.height = side
+        video.pix_fmt = "yuv444p"
+        for number in range(frames):
+            pixels = background.copy()
+            pixels[:16, : 80 if number % 2 else 16] = (250, 230, 40)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = number
+            for packet in video.encode(frame.reformat(format="yuv444p")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return path
+
+
+def test_steady_normalisation_lowers_a_cyclegans_flicker(tmp_path, capsys):
+    from tests.helpers import save_pth
+    from tests.reference_networks import RefResnetGenerator
+    from translator.video import flicker
+
+    generator = save_pth(randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=2)).state_dict(), tmp_path / "latest_net_G.pth")
+    clip = jittery_clip(tmp_path / "jittery.mkv")
+    still = {}
+    for name, extra in (("plain", []), ("steady", ["--steady"])):
+        out = tmp_path / f"{name}.mkv"
+        assert main(["translate", str(clip), "-m", "cyclegan", "-c", str(generator), "-o", str(out), "--codec", "ffv1", *extra]) == 0
+        # the bottom third never changes in the clip: what changes there in the result is flicker
+        still[name] = flicker(f[64:] for _, _, f in read_clip(out)[0])
+    capsys.readouterr()
+    assert still["steady"] < 0.5 * still["plain"], still
+    # a network without instance normalisation has nothing to steady: said, not ignored
+    torch.save(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)).state_dict(), tmp_path / "sr.pth")
+    assert main(["translate", str(clip), "-c", str(tmp_path / "sr.pth"), "-o", str(tmp_path / "sr.mkv"), "--steady"]) == 1
+    assert "--steady applies to networks that normalise each image on its own" in capsys.readouterr().err

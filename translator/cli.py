@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--codec", choices=("h264", "h265", "vp9", "ffv1"), help="video: the encoder (default: h264; vp9 in .webm; ffv1 is lossless)")
     translate.add_argument("--crf", type=int, default=18, help="video: constant quality, lower is better and larger (default 18)")
     translate.add_argument("--frames", metavar="START:END", help="video: only these frames (from 0, END excluded), for a trial")
+    translate.add_argument("--steady", type=float, nargs="?", const=0.9, metavar="KEEP",
+                           help="video: steady tones for networks that normalise each frame on their own (CycleGAN): their statistics "
+                                "averaged over recent frames, KEEP the weight of the frames before (default 0.9)")
     translate.set_defaults(run=_translate)
 
     train = commands.add_parser("train", help="train or fine-tune a family on a folder of images", add_help=False)
@@ -258,7 +261,7 @@ def _translate_video(args) -> int:
     if args.outscale:
         raise TranslatorError("--outscale applies to images; a video keeps the network's scale")
     start, end = parse_frames(args.frames)
-    options = VideoOptions(args.codec, args.crf, start, end)
+    options = VideoOptions(args.codec, args.crf, start, end, args.steady)
     engine = _engine(args)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(target.parent)  # what a killed job left

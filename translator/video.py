@@ -11,6 +11,8 @@ and the result takes its name only once it is complete.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -52,6 +54,9 @@ class VideoOptions:
     # the frames translated, by index from 0, end excluded; None: all
     start: int = 0
     end: int | None = None
+    # instance normalisation from a running average of recent frames' statistics instead of
+    # each frame's own: steady tones from a CycleGAN (None: each frame on its own)
+    steady: float | None = None
 
 
 def parse_frames(text: str | None) -> tuple[int, int | None]:
@@ -133,9 +138,12 @@ def translate_video(engine, source: Path, target: Path, options: VideoOptions | 
     if total is not None:
         total = max(0, min(total, options.end or total) - options.start)
     done = 0
+    steadied = steady_normalisation(engine.module, options.steady) if options.steady else contextlib.nullcontext(0)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target, target.suffix) as temp, av.open(str(temp), mode="w", format=kind) as output:
+        with steadied as layers, atomic_path(target, target.suffix) as temp, av.open(str(temp), mode="w", format=kind) as output:
+            if options.steady and not layers:
+                raise TranslatorError("--steady applies to networks that normalise each image on its own (instance norm, as CycleGAN's); this one does not")
             out_video = output.add_stream(encoder, rate=stream.average_rate or stream.guessed_rate or Fraction(25))
             out_video.width, out_video.height, out_video.pix_fmt = even_w, even_h, pixel_format
             # the source's own clock: each frame keeps its timestamp exactly, gaps and all
@@ -188,6 +196,49 @@ def translate_video(engine, source: Path, target: Path, options: VideoOptions | 
     kept = f"; {len(out_copies)} audio/subtitle stream{'s' if len(out_copies) != 1 else ''} copied as they were" if out_copies else ""
     padded = f"; padded to {even_w}x{even_h} for {codec}" if (even_w, even_h) != (width, height) else ""
     return f"{target} ({done} frames, {width}x{height}, {codec} crf {options.crf}{kept}{padded})"
+
+
+@contextlib.contextmanager
+def steady_normalisation(module, keep: float):
+    """Instance normalisation of ``module`` from an exponential average of the statistics of the
+    frames seen so far (each frame weighs ``1 - keep``) rather than each frame's own, while the
+    block runs: a network that normalises each image on its own changes tone from frame to
+    frame as its content moves (CycleGAN's flicker). Yields how many layers it steadied."""
+    import torch
+
+    if not 0 < keep < 1:
+        raise TranslatorError(f"--steady must be between 0 and 1 (the weight of the frames before), not {keep}")
+    layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.instancenorm._InstanceNorm)]
+    for layer in layers:
+        layer.forward = functools.partial(_steady_forward, layer, keep, {})
+    try:
+        yield len(layers)
+    finally:
+        for layer in layers:
+            del layer.forward
+
+
+def _steady_forward(layer, keep: float, seen: dict, x):
+    import torch
+
+    mean = x.mean((2, 3), keepdim=True)
+    var = x.var((2, 3), keepdim=True, unbiased=False)
+    if "mean" in seen and seen["mean"].shape == mean.shape:
+        mean = seen["mean"] * keep + mean * (1 - keep)
+        var = seen["var"] * keep + var * (1 - keep)
+    seen["mean"], seen["var"] = mean.detach(), var.detach()
+    y = (x - mean) * torch.rsqrt(var + layer.eps)
+    if layer.affine:
+        y = y * layer.weight[None, :, None, None] + layer.bias[None, :, None, None]
+    return y
+
+
+def flicker(frames) -> float:
+    """Mean absolute change between consecutive frames (H x W x 3 arrays), in 8-bit levels."""
+    frames = [np.asarray(f, dtype=np.float32) for f in frames]
+    if len(frames) < 2:
+        return 0.0
+    return float(np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]))
 
 
 def _rotation(source: Path) -> float:
