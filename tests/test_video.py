@@ -201,3 +201,60 @@ def test_steady_normalisation_lowers_a_cyclegans_flicker(tmp_path, capsys):
     torch.save(randomize(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)).state_dict(), tmp_path / "sr.pth")
     assert main(["translate", str(clip), "-c", str(tmp_path / "sr.pth"), "-o", str(tmp_path / "sr.mkv"), "--steady"]) == 1
     assert "--steady applies to networks that normalise each image on its own" in capsys.readouterr().err
+
+
+def test_a_killed_job_resumes_from_its_last_segment_to_the_same_file(tmp_path, upscaler, monkeypatch):
+    from translator.video import VideoOptions, translate_video
+
+    monkeypatch.setenv("TRANSLATOR_VIDEO_SEGMENT_FRAMES", "3")
+    clip = make_clip(tmp_path / "clip.mp4", frames=10)
+    engine = Engine(load_checkpoint(upscaler), options=Options(device="cpu", precision="fp32"))
+    translate_video(engine, clip, tmp_path / "straight.mp4", VideoOptions())
+    assert not (tmp_path / ".straight.mp4.parts").exists()  # segments go once joined
+
+    def killed_at_frame_8(done, total):
+        if done == 8:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        translate_video(engine, clip, tmp_path / "resumed.mp4", VideoOptions(), killed_at_frame_8)
+    parts = tmp_path / ".resumed.mp4.parts"
+    # segments 0-2 and 3-5 are whole; the one being written when it stopped is gone
+    assert sorted(p.name for p in parts.iterdir()) == ["job.json", "part-00000.nut", "part-00001.nut"]
+    assert not (tmp_path / "resumed.mp4").exists()
+    translated = []
+    translate_video(engine, clip, tmp_path / "resumed.mp4", VideoOptions(), lambda done, total: translated.append(done))
+    assert (tmp_path / "resumed.mp4").read_bytes() == (tmp_path / "straight.mp4").read_bytes()
+    assert translated == [7, 8, 9, 10]  # only the frames of the unfinished segments were translated again
+    # segments of another job (another quality) are not mixed in
+    with pytest.raises(KeyboardInterrupt):
+        translate_video(engine, clip, tmp_path / "other.mp4", VideoOptions(crf=30), killed_at_frame_8)
+    translate_video(engine, clip, tmp_path / "other.mp4", VideoOptions(crf=18))
+    assert (tmp_path / "other.mp4").read_bytes() == (tmp_path / "straight.mp4").read_bytes()
+
+
+@pytest.mark.slow
+def test_torchrun_shards_a_video_and_a_folder_across_processes(tmp_path, upscaler, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from tests.helpers import ROOT, photo
+
+    monkeypatch.setenv("TRANSLATOR_VIDEO_SEGMENT_FRAMES", "2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    clip = make_clip(tmp_path / "clip.mp4", frames=9)
+    # fp32 in both: this test's own process sees a CPU without bf16, torchrun's processes the real one
+    assert main(["translate", str(clip), "-c", str(upscaler), "-o", str(tmp_path / "one.mp4"), "--precision", "fp32"]) == 0
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(photo(20, 16, seed=i)).save(folder / f"{i}.png")
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "translator", "translate", "--precision", "fp32"]
+    for args in ([str(clip), "-c", str(upscaler), "-o", str(tmp_path / "two.mp4")], [str(folder), "-c", str(upscaler), "-o", str(tmp_path / "out")]):
+        done = subprocess.run(run + args, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    # two processes, each its own segments, joined by the first: the file one process writes
+    assert (tmp_path / "two.mp4").read_bytes() == (tmp_path / "one.mp4").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i}.png" for i in range(5)]

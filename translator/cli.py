@@ -168,12 +168,17 @@ def _translate(args) -> int:
     from .inputs import collect_inputs, output_paths
     from .video import is_video
 
+    rank, world = _shard(args)
     if any(is_video(path) for path in args.inputs):
-        return _translate_video(args)
+        return _translate_video(args, rank, world)
     if not 1 <= args.quality <= 100:
         raise TranslatorError(f"--quality must be from 1 to 100, not {args.quality}")
     inputs = collect_inputs(args.inputs)
     outputs = output_paths(inputs, Path(args.output), f".{args.format}" if args.format else "")
+    # under torchrun, each process translates every world-th image
+    inputs, outputs = inputs[rank::world], outputs[rank::world]
+    if not inputs:
+        return 0
     for folder in {target.parent for target in outputs}:
         sweep_stale(folder)  # partial results of an earlier run that was killed
     engine = _engine(args)
@@ -243,7 +248,25 @@ def _engine(args):
     return engine
 
 
-def _translate_video(args) -> int:
+def _shard(args) -> tuple[int, int]:
+    """This process's rank and the number of processes, when torchrun started several: each its
+    own GPU (where there are GPUs and none was named), and a process group for their barrier."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if args.device == "auto" and torch.cuda.is_available():
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")  # the processes only wait for each other
+    return dist.get_rank(), world
+
+
+def _translate_video(args, rank: int = 0, world: int = 1) -> int:
     from tqdm import tqdm
 
     from .files import sweep_stale
@@ -264,13 +287,14 @@ def _translate_video(args) -> int:
     options = VideoOptions(args.codec, args.crf, start, end, args.steady)
     engine = _engine(args)
     target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(target.parent)  # what a killed job left
+    if rank == 0:
+        sweep_stale(target.parent)  # what a killed job left
     with tqdm(unit="frame", file=sys.stderr, desc=source.name, disable=None) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        print(translate_video(engine, source, target, options, progress))
+        print(translate_video(engine, source, target, options, progress, rank, world))
     return 0
 
 

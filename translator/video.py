@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
+import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -103,15 +106,57 @@ def probe(path: Path):
     return container, stream
 
 
-def translate_video(engine, source: Path, target: Path, options: VideoOptions | None = None, progress=None) -> str:
+def translate_video(engine, source: Path, target: Path, options: VideoOptions | None = None, progress=None, rank: int = 0, world: int = 1) -> str:
     """Translate ``source`` into ``target`` (a .mp4, .mkv, .mov or .webm); a line saying what was
-    written. ``progress(done, total)`` follows the frames."""
-    import av
+    written. ``progress(done, total)`` follows the frames.
 
-    from .files import atomic_path
-    from .images import Picture
-
+    The frames are encoded in segments of ``segment_frames()``, each a file of its own beside the
+    target, written whole or not at all; the segments are then joined, without re-encoding, with
+    the source's audio. A job killed and started again with the same command keeps the segments
+    it finished, so the result is the same file an uninterrupted job writes. Under torchrun,
+    process ``rank`` of ``world`` encodes every world-th segment and the first process joins them.
+    """
     options = options or VideoOptions()
+    job = _plan(engine, source, target, options)
+    if rank == 0:
+        _keep_parts_of_the_same_job(job, engine, options)
+    _barrier(world)  # no process writes a segment before the folder is known to be this job's
+    try:
+        done = _encode_segments(job, engine, options, progress, rank, world)
+        _barrier(world)
+        if rank != 0:
+            return f"process {rank} of {world}: {done} frames of {source.name} translated"
+        _join(job, options)
+    finally:
+        job.container.close()
+    shutil.rmtree(job.parts, ignore_errors=True)
+    kept = f"; {job.copied} audio/subtitle stream{'s' if job.copied != 1 else ''} copied as they were" if job.copied else ""
+    padded = f"; padded to {job.size[0]}x{job.size[1]} for {job.codec}" if job.size != job.result else ""
+    return f"{target} ({job.frames} frames, {job.result[0]}x{job.result[1]}, {job.codec} crf {options.crf}{kept}{padded})"
+
+
+def segment_frames() -> int:
+    return int(os.environ.get("TRANSLATOR_VIDEO_SEGMENT_FRAMES", 240))
+
+
+@dataclass
+class _Job:
+    source: Path
+    target: Path
+    kind: str
+    codec: str
+    container: object
+    stream: object
+    # the network's result and the encoded size (4:2:0 wants even sides)
+    result: tuple[int, int]
+    size: tuple[int, int]
+    parts: Path
+    crf: int = DEFAULT_CRF
+    copied: int = 0
+    frames: int = 0
+
+
+def _plan(engine, source: Path, target: Path, options: VideoOptions) -> _Job:
     kind = SUFFIXES.get(target.suffix.lower())
     if kind is None:
         raise TranslatorError(f"{target.name}: a video is written as {', '.join(SUFFIXES)}")
@@ -122,80 +167,194 @@ def translate_video(engine, source: Path, target: Path, options: VideoOptions | 
         raise TranslatorError(f"a {target.suffix} file cannot hold {codec} (it holds {', '.join(CONTAINS[kind])})")
     if not 0 <= options.crf <= 63:
         raise TranslatorError(f"--crf must be from 0 to 63, not {options.crf}")
-    container, stream = probe(source)
-    scale = engine.scale
-    width, height = stream.codec_context.width * scale, stream.codec_context.height * scale
     from .inference import MAX_OUTPUT_PIXELS
 
+    container, stream = probe(source)
+    width, height = stream.codec_context.width * engine.scale, stream.codec_context.height * engine.scale
     if width * height > MAX_OUTPUT_PIXELS:
         container.close()
         raise TranslatorError(f"the result's frames would be {width}x{height}, over the {MAX_OUTPUT_PIXELS / 1e6:.0f} MP limit")
-    encoder, pixel_format = CODECS[codec]
     # 4:2:0 needs even sides: an odd one gets one more row or column, a copy of its last
-    even_w, even_h = (width + width % 2, height + height % 2) if pixel_format == "yuv420p" else (width, height)
-    copied = [s for s in container.streams if s.type in ("audio", "subtitle")]
+    size = (width + width % 2, height + height % 2) if CODECS[codec][1] == "yuv420p" else (width, height)
+    return _Job(source, target, kind, codec, container, stream, (width, height), size, target.parent / f".{target.name}.parts", options.crf)
+
+
+def _keep_parts_of_the_same_job(job: _Job, engine, options: VideoOptions) -> None:
+    """Segments left by a killed job are kept only if they were made by this same job."""
+    from .files import sweep_stale
+
+    made_by = {
+        "source": str(job.source.resolve()), "source_size": job.source.stat().st_size, "source_mtime": job.source.stat().st_mtime_ns,
+        "network": str(engine.source), "network_size": Path(engine.source).stat().st_size if engine.source and Path(engine.source).is_file() else None,
+        "architecture": engine.arch.to_json(), "settings": repr(engine.settings), "options": repr(options), "segment": segment_frames(),
+        "precision": str(engine.dtype),
+    }
+    record = job.parts / "job.json"
+    try:
+        same = json.loads(record.read_text()) == made_by
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(job.parts, ignore_errors=True)
+        job.parts.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(made_by))
+    sweep_stale(job.parts)  # a segment a killed process was writing
+
+
+def _part(job: _Job, number: int) -> Path:
+    return job.parts / f"part-{number:05d}.nut"
+
+
+def _encode_segments(job: _Job, engine, options: VideoOptions, progress, rank: int, world: int) -> int:
+    """Translate and encode the segments this process owns that are not on disk yet; the
+    number of frames it translated."""
+    import av
+
+    from .images import Picture
+
+    stream, every = job.stream, segment_frames()
     total = stream.frames or None
     if total is not None:
         total = max(0, min(total, options.end or total) - options.start)
-    done = 0
+    translated, index, writer = 0, 0, None
     steadied = steady_normalisation(engine.module, options.steady) if options.steady else contextlib.nullcontext(0)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with steadied as layers, atomic_path(target, target.suffix) as temp, av.open(str(temp), mode="w", format=kind) as output:
+        with steadied as layers:
             if options.steady and not layers:
                 raise TranslatorError("--steady applies to networks that normalise each image on its own (instance norm, as CycleGAN's); this one does not")
-            out_video = output.add_stream(encoder, rate=stream.average_rate or stream.guessed_rate or Fraction(25))
-            out_video.width, out_video.height, out_video.pix_fmt = even_w, even_h, pixel_format
-            # the source's own clock: each frame keeps its timestamp exactly, gaps and all
-            out_video.time_base = out_video.codec_context.time_base = stream.time_base
-            out_video.codec_context.color_range = stream.codec_context.color_range
-            out_video.codec_context.options = _quality(codec, options.crf)
-            rotation = _rotation(source)
-            if rotation:  # said in the header, so before anything is muxed
-                out_video.set_display_rotation(rotation)
-            out_copies = {}
-            for original in copied:
-                try:
-                    out_copies[original.index] = output.add_stream_from_template(original)
-                except (ValueError, av.error.FFmpegError) as error:  # a subtitle format the container cannot hold
-                    print(f"note: left out {original.type} stream {original.index} ({one_line(error)})", file=sys.stderr)
-            window = _window(stream, options)
-            index = 0
-            for packet in container.demux(stream, *copied):
-                if packet.stream.index in out_copies:
-                    if packet.dts is not None and window.holds(packet):
-                        packet.stream = out_copies[packet.stream.index]
-                        output.mux(packet)
+            for frame in _frames(job):
+                number, index = index - options.start, index + 1
+                if number < 0 or (options.end is not None and index > options.end):
                     continue
-                if packet.stream is not stream:
+                job.frames += 1
+                segment = number // every
+                if writer is not None and writer.segment != segment:
+                    writer = writer.close()
+                if segment % world != rank or _part(job, segment).is_file():
                     continue
-                for frame in _decoded(packet, source):
-                    number, index = index, index + 1
-                    if number < options.start or (options.end is not None and number >= options.end):
-                        continue
-                    result = engine.translate(Picture(frame.to_ndarray(format="rgb24").astype(np.float32) / 255))
-                    pixels = np.round(result.rgb * 255).astype(np.uint8)
-                    if pixels.shape[:2] != (even_h, even_w):
-                        pixels = np.pad(pixels, ((0, even_h - pixels.shape[0]), (0, even_w - pixels.shape[1]), (0, 0)), mode="edge")
-                    made = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                    made.pts, made.time_base = frame.pts, stream.time_base
-                    made.color_range = frame.color_range
-                    for encoded in out_video.encode(made.reformat(format=pixel_format)):
-                        output.mux(encoded)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total or done)
-            for encoded in out_video.encode(None):
-                output.mux(encoded)
-            if not done:
-                raise TranslatorError(f"{source.name} has no frames in {options.start}:{'' if options.end is None else options.end}")
-    except av.error.FFmpegError as error:
-        raise TranslatorError(f"cannot write {target.name} ({one_line(error)})") from None
-    finally:
-        container.close()
-    kept = f"; {len(out_copies)} audio/subtitle stream{'s' if len(out_copies) != 1 else ''} copied as they were" if out_copies else ""
-    padded = f"; padded to {even_w}x{even_h} for {codec}" if (even_w, even_h) != (width, height) else ""
-    return f"{target} ({done} frames, {width}x{height}, {codec} crf {options.crf}{kept}{padded})"
+                if writer is None:
+                    writer = _Segment(job, segment, stream)
+                    if options.steady:  # each segment starts afresh: a resumed job makes the same frames
+                        _restart(engine.module)
+                result = engine.translate(Picture(frame.to_ndarray(format="rgb24").astype(np.float32) / 255))
+                pixels = np.round(result.rgb * 255).astype(np.uint8)
+                width, height = job.size
+                if pixels.shape[:2] != (height, width):
+                    pixels = np.pad(pixels, ((0, height - pixels.shape[0]), (0, width - pixels.shape[1]), (0, 0)), mode="edge")
+                made = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                made.pts, made.time_base, made.color_range = frame.pts, stream.time_base, frame.color_range
+                writer.write(made)
+                translated += 1
+                if progress is not None:
+                    progress(job.frames, total or job.frames)
+            if writer is not None:
+                writer = writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abandon()
+        raise
+    if not job.frames:
+        raise TranslatorError(f"{job.source.name} has no frames in {options.start}:{'' if options.end is None else options.end}")
+    return translated
+
+
+class _Segment:
+    """One segment's file, encoded under a temporary name and renamed once complete."""
+
+    def __init__(self, job: _Job, segment: int, stream):
+        import av
+
+        from .files import atomic_path
+
+        self.segment = segment
+        self._atomic = atomic_path(_part(job, segment), ".nut")
+        temp = self._atomic.__enter__()
+        encoder, pixel_format = CODECS[job.codec]
+        self.output = av.open(str(temp), mode="w", format="nut")
+        video = self.output.add_stream(encoder, rate=stream.average_rate or stream.guessed_rate or Fraction(25))
+        video.width, video.height = job.size
+        video.pix_fmt = pixel_format
+        # the source's own clock: each frame keeps its timestamp exactly, gaps and all
+        video.time_base = video.codec_context.time_base = stream.time_base
+        video.codec_context.color_range = stream.codec_context.color_range
+        video.codec_context.options = _quality(job.codec, job.crf)
+        self.video, self.format = video, pixel_format
+
+    def write(self, frame) -> None:
+        for packet in self.video.encode(frame.reformat(format=self.format)):
+            self.output.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.video.encode(None):
+            self.output.mux(packet)
+        self.output.close()
+        self._atomic.__exit__(None, None, None)
+
+    def abandon(self) -> None:
+        self.output.close()
+        error = RuntimeError("abandoned")
+        self._atomic.__exit__(RuntimeError, error, None)
+
+
+def _restart(module) -> None:
+    for layer in module.modules():
+        forward = getattr(layer, "forward", None)
+        if isinstance(forward, functools.partial) and forward.func is _steady_forward:
+            forward.args[2].clear()
+
+
+def _frames(job: _Job):
+    """Every decoded frame of the source's video, in presentation order."""
+    for packet in job.container.demux(job.stream):
+        yield from _decoded(packet, job.source)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _join(job: _Job, options: VideoOptions) -> None:
+    """The segments' packets, as they are, with the source's audio and subtitles, into the target."""
+    import av
+
+    from .files import atomic_path
+
+    every = segment_frames()
+    parts = [_part(job, n) for n in range(-(-job.frames // every))]
+    missing = [p.name for p in parts if not p.is_file()]
+    if missing:
+        raise TranslatorError(f"segments {', '.join(missing[:3])} of {job.target.name} were not written; run the same command again to finish")
+    window = _window(job.stream, options)
+    with av.open(str(job.source)) as source, atomic_path(job.target, job.target.suffix) as temp:
+        with av.open(str(temp), mode="w", format=job.kind) as output:
+            inputs = [av.open(str(p)) for p in parts]
+            try:
+                video = output.add_stream_from_template(inputs[0].streams.video[0])
+                video.time_base = job.stream.time_base
+                rotation = _rotation(job.source)
+                if rotation:  # said in the header, so before anything is muxed
+                    video.set_display_rotation(rotation)
+                copies = {}
+                for original in source.streams:
+                    if original.type in ("audio", "subtitle"):
+                        try:
+                            copies[original.index] = output.add_stream_from_template(original)
+                        except (ValueError, av.error.FFmpegError) as error:  # a subtitle format the container cannot hold
+                            print(f"note: left out {original.type} stream {original.index} ({one_line(error)})", file=sys.stderr)
+                job.copied = len(copies)
+                videos = (packet for part in inputs for packet in part.demux(video=0) if packet.dts is not None)
+                # demux() of no streams would read them all
+                others = (packet for packet in source.demux(*[source.streams[i] for i in copies]) if packet.dts is not None and window.holds(packet)) if copies else ()
+                # in time order, as a player reads them, so the muxer never holds a stream back
+                for packet in heapq.merge(videos, others, key=lambda p: float(p.dts * p.time_base)):
+                    packet.stream = video if packet.stream.type == "video" else copies[packet.stream.index]
+                    output.mux(packet)
+            finally:
+                for part in inputs:
+                    part.close()
 
 
 @contextlib.contextmanager
@@ -252,11 +411,15 @@ def _rotation(source: Path) -> float:
 
 
 def _quality(codec: str, crf: int) -> dict[str, str]:
+    """Constant quality, and no frame that refers ahead: each segment's timestamps then rise
+    from its first packet, so segments join end to end without re-encoding."""
     if codec == "ffv1":
-        return {}  # lossless
+        return {}  # lossless, every frame on its own
     if codec == "vp9":
-        return {"crf": str(crf), "b": "0"}  # constant quality needs the bit rate unset
-    return {"crf": str(crf)}
+        return {"crf": str(crf), "b": "0", "lag-in-frames": "0", "auto-alt-ref": "0"}
+    if codec == "h265":
+        return {"crf": str(crf), "x265-params": "bframes=0:log-level=error"}
+    return {"crf": str(crf), "bf": "0"}
 
 
 def _decoded(packet, source: Path):
