@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                            help="torch.compile the network: auto (once one input shape has a minute of work), on, or off")
     translate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a family setting (see `translator models`)")
-    translate.add_argument("--codec", choices=("h264", "h265", "vp9", "ffv1"), help="video: the encoder (default: h264; vp9 in .webm; ffv1 is lossless)")
+    translate.add_argument("--codec", choices=("h264", "h265", "vp9", "ffv1", "png"),
+                           help="video: the encoder (default: h264; vp9 in .webm; ffv1 is lossless), or png: a PNG per frame in a folder")
     translate.add_argument("--crf", type=int, default=18, help="video: constant quality, lower is better and larger (default 18)")
     translate.add_argument("--frames", metavar="START:END", help="video: only these frames (from 0, END excluded), for a trial")
     translate.add_argument("--steady", type=float, nargs="?", const=0.9, metavar="KEEP",
@@ -270,7 +271,7 @@ def _translate_video(args, rank: int = 0, world: int = 1) -> int:
     from tqdm import tqdm
 
     from .files import sweep_stale
-    from .video import SUFFIXES, VideoOptions, parse_frames, translate_video
+    from .video import SUFFIXES, VideoOptions, parse_frames, translate_to_frames, translate_video
 
     if len(args.inputs) != 1:
         raise TranslatorError("a video is translated on its own: give one video per command")
@@ -278,13 +279,18 @@ def _translate_video(args, rank: int = 0, world: int = 1) -> int:
     if not source.is_file():
         raise TranslatorError(f"no such video: {source}")
     output = Path(args.output)
-    target = output if output.suffix.lower() in SUFFIXES else output / source.name
+    if args.codec == "png":
+        if output.suffix:
+            raise TranslatorError("--codec png writes a folder of frames: give -o a folder, not a file")
+        target = output / source.stem
+    else:
+        target = output if output.suffix.lower() in SUFFIXES else output / source.name
     if target.resolve() == source.resolve():
         raise TranslatorError(f"{target} is the input itself; choose another output")
     if args.outscale:
         raise TranslatorError("--outscale applies to images; a video keeps the network's scale")
     start, end = parse_frames(args.frames)
-    options = VideoOptions(args.codec, args.crf, start, end, args.steady)
+    options = VideoOptions(None if args.codec == "png" else args.codec, args.crf, start, end, args.steady)
     engine = _engine(args)
     target.parent.mkdir(parents=True, exist_ok=True)
     if rank == 0:
@@ -294,7 +300,10 @@ def _translate_video(args, rank: int = 0, world: int = 1) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        print(translate_video(engine, source, target, options, progress, rank, world))
+        if args.codec == "png":
+            print(translate_to_frames(engine, source, target, options, progress, rank, world))
+        else:
+            print(translate_video(engine, source, target, options, progress, rank, world))
     return 0
 
 

@@ -135,6 +135,41 @@ def translate_video(engine, source: Path, target: Path, options: VideoOptions | 
     return f"{target} ({job.frames} frames, {job.result[0]}x{job.result[1]}, {job.codec} crf {options.crf}{kept}{padded})"
 
 
+def translate_to_frames(engine, source: Path, folder: Path, options: VideoOptions | None = None, progress=None, rank: int = 0, world: int = 1) -> str:
+    """Translate ``source`` into a PNG per frame in ``folder`` (000000.png, ...), for people who
+    edit, with ``timestamps.txt`` giving each frame's time in seconds. A frame already written
+    (by a killed job) is kept; under torchrun, each process writes every world-th frame."""
+    from .images import Picture, write_image
+
+    options = options or VideoOptions()
+    container, stream = probe(source)
+    folder.mkdir(parents=True, exist_ok=True)
+    times, written = [], 0
+    try:
+        for index, frame in enumerate(_frames(container, stream, source)):
+            number = index - options.start
+            if number < 0 or (options.end is not None and index >= options.end):
+                continue
+            times.append(f"{number:06d}.png {float(frame.pts * stream.time_base) if frame.pts is not None else float('nan'):.6f}")
+            path = folder / f"{number:06d}.png"
+            if number % world != rank or path.is_file():
+                continue
+            result = engine.translate(Picture(frame.to_ndarray(format="rgb24").astype(np.float32) / 255))
+            write_image(result, path)
+            written += 1
+            if progress is not None:
+                progress(len(times), stream.frames or len(times))
+    finally:
+        container.close()
+    if not times:
+        raise TranslatorError(f"{source.name} has no frames in {options.start}:{'' if options.end is None else options.end}")
+    if rank == 0:
+        from .files import atomic_write
+
+        atomic_write(folder / "timestamps.txt", ("\n".join(times) + "\n").encode())
+    return f"{folder} ({len(times)} frames as PNG, {written} written now; times in timestamps.txt; the audio stays in {source.name})"
+
+
 def segment_frames() -> int:
     return int(os.environ.get("TRANSLATOR_VIDEO_SEGMENT_FRAMES", 240))
 
@@ -222,7 +257,7 @@ def _encode_segments(job: _Job, engine, options: VideoOptions, progress, rank: i
         with steadied as layers:
             if options.steady and not layers:
                 raise TranslatorError("--steady applies to networks that normalise each image on its own (instance norm, as CycleGAN's); this one does not")
-            for frame in _frames(job):
+            for frame in _frames(job.container, job.stream, job.source):
                 number, index = index - options.start, index + 1
                 if number < 0 or (options.end is not None and index > options.end):
                     continue
@@ -303,10 +338,10 @@ def _restart(module) -> None:
             forward.args[2].clear()
 
 
-def _frames(job: _Job):
-    """Every decoded frame of the source's video, in presentation order."""
-    for packet in job.container.demux(job.stream):
-        yield from _decoded(packet, job.source)
+def _frames(container, stream, source: Path):
+    """Every decoded frame of ``stream``, in presentation order."""
+    for packet in container.demux(stream):
+        yield from _decoded(packet, source)
 
 
 def _barrier(world: int) -> None:
