@@ -437,3 +437,35 @@ def test_on_a_phone_the_button_is_on_the_first_screen_and_the_result_comes_into_
         expect(status).to_be_in_viewport(timeout=WAIT_MS)
     finally:
         page.context.close()
+
+
+def test_a_video_is_translated_in_the_page_and_the_result_plays(app_server, browser, tmp_path):
+    from tests.test_video import make_clip
+
+    url, _ = app_server
+    clip = make_clip(tmp_path / "clip.mp4", frames=8)
+    log = {}
+    page = new_page(browser, url, log)
+    try:
+        page.get_by_role("button", name=re.compile(r"^Video\b")).click()
+        block(page, "Video (.mp4, .mkv, .mov, .webm); its audio is kept as it is").locator("input[type=file]").set_input_files(str(clip))
+        page.get_by_role("button", name="Translate video", exact=True).click()
+        expect(page.get_by_text(re.compile(r"8 frames, 136x104, h264 crf 18; 1 audio/subtitle stream copied"))).to_be_visible()
+        result = block(page, "Result (H.264 .mp4)").locator("video")
+        expect(result).to_be_visible()
+        # the browser itself decodes it: its length is the clip's, and it plays to a later frame
+        page.wait_for_function("v => v.readyState >= 1 && v.duration > 0", arg=result.element_handle())
+        duration = result.evaluate("v => v.duration")
+        assert abs(duration - read_duration(clip)) < 0.1, duration
+        result.evaluate("v => { v.muted = true; return v.play(); }")
+        page.wait_for_function("v => v.currentTime > 0.1", arg=result.element_handle())
+        assert not log["page_errors"], f"the page raised: {log['page_errors']}"
+    finally:
+        page.context.close()
+
+
+def read_duration(path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        return container.duration / av.time_base
