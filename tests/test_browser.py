@@ -439,10 +439,10 @@ def test_on_a_phone_the_button_is_on_the_first_screen_and_the_result_comes_into_
         page.context.close()
 
 
-def test_a_video_is_translated_in_the_page_and_the_result_plays(app_server, browser, tmp_path):
+def test_a_video_is_translated_in_the_page_and_the_result_plays_or_stops(app_server, browser, tmp_path):
     from tests.test_video import make_clip
 
-    url, _ = app_server
+    url, studio = app_server
     clip = make_clip(tmp_path / "clip.mp4", frames=8)
     log = {}
     page = new_page(browser, url, log)
@@ -459,6 +459,17 @@ def test_a_video_is_translated_in_the_page_and_the_result_plays(app_server, brow
         assert abs(duration - read_duration(clip)) < 0.1, duration
         result.evaluate("v => { v.muted = true; return v.play(); }")
         page.wait_for_function("v => v.currentTime > 0.1", arg=result.element_handle())
+        # a long one is stopped between frames, said in one line, and leaves nothing behind
+        long_clip = make_clip(tmp_path / "long.mp4", frames=400, audio=False)
+        before = set(studio.results.iterdir())
+        source = block(page, "Video (.mp4, .mkv, .mov, .webm); its audio is kept as it is")
+        source.get_by_role("button", name="Clear").click()
+        source.locator("input[type=file]").set_input_files(str(long_clip))
+        page.get_by_role("button", name="Translate video", exact=True).click()
+        expect(page.get_by_text(re.compile(r"/400 frames")).first).to_be_visible()  # the progress bar
+        page.get_by_role("button", name="Stop", exact=True).click()
+        expect(page.locator("[data-testid='toast-body']").filter(has_text=re.compile(r"stopped after \d+ of 400 frames; nothing was kept"))).to_be_visible()
+        assert set(studio.results.iterdir()) == before  # its result folder went with its segments
         assert not log["page_errors"], f"the page raised: {log['page_errors']}"
     finally:
         page.context.close()

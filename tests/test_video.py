@@ -22,7 +22,8 @@ def make_clip(path, frames=10, width=34, height=26, codec="libx264", pix_fmt="yu
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=25)
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        video.time_base = video.codec_context.time_base = fractions.Fraction(1, 1000)
+        # the clock the frames are stamped in; the muxer may pick its own for the stream
+        clock = video.time_base = video.codec_context.time_base = fractions.Fraction(1, 1000)
         if rotation:
             video.set_display_rotation(rotation)
         sound = None
@@ -32,10 +33,10 @@ def make_clip(path, frames=10, width=34, height=26, codec="libx264", pix_fmt="yu
         at = 0
         for number in range(frames):
             pixels = np.full((height, width, 3), 40, np.uint8)
-            pixels[..., 0] = 30 + number * 15
+            pixels[..., 0] = (30 + number * 15) % 256
             pixels[height // 3 : 2 * height // 3, : number + 1, 1] = 220
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = at, video.time_base
+            frame.pts, frame.time_base = at, clock
             at += 40 if number % 2 == 0 else 80
             for packet in video.encode(frame.reformat(format=pix_fmt)):
                 container.mux(packet)

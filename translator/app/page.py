@@ -13,6 +13,7 @@ import functools
 import inspect
 import logging
 import os
+import threading
 import types
 import typing
 from importlib.resources import files
@@ -221,7 +222,9 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
                 batch_info = gr.Markdown(elem_id="batch-result")
             with gr.Accordion("Video", open=False):
                 clip = gr.Video(label="Video (.mp4, .mkv, .mov, .webm); its audio is kept as it is", sources=["upload"], format=None)
-                run_video = gr.Button("Translate video")
+                with gr.Row():
+                    run_video = gr.Button("Translate video", scale=3)
+                    stop_video = gr.Button("Stop", variant="stop", scale=1)
                 clip_result = gr.Video(label="Result (H.264 .mp4)", format=None, interactive=False)
                 clip_info = gr.Markdown()
         with gr.Column(elem_id="translation-result"):
@@ -269,14 +272,29 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         # every result in one download first, then each on its own
         return note, [str(p) for p in done], [str(studio.zip_results(done))] + [str(p) for p in done]
 
+    # each client's running video, stopped between frames when it asks
+    stops: dict[str, threading.Event] = {}
+
     @user_errors
     def video_clicked(request: gr.Request, path, family_name, checkpoint_ref, *values, progress=gr.Progress()):
+        client = client_of(request)
+        stop = stops[client] = threading.Event()
+
         def report(done: int, total: int) -> None:
+            if stop.is_set():
+                raise TranslatorError(f"stopped after {done} of {total} frames; nothing was kept")
             progress((done, total), desc="translating", unit="frames")
 
-        with studio.turns.turn(client_of(request)):  # a video is one job: it holds one turn throughout
-            made, line = studio.translate_video(path, family_name, checkpoint_ref, options_of(family_name, values), report)
+        try:
+            with studio.turns.turn(client):  # a video is one job: it holds one turn throughout
+                made, line = studio.translate_video(path, family_name, checkpoint_ref, options_of(family_name, values), report)
+        finally:
+            stops.pop(client, None)
         return str(made), line
+
+    def video_stopped(request: gr.Request):
+        if (stop := stops.get(client_of(request))) is not None:
+            stop.set()
 
     inputs = [image, family, checkpoint, outscale, tile, kind, quality, *options.components]
     # the form's generated inputs make a poor API; the named endpoints are in _api
@@ -284,6 +302,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
     run.click(translate_clicked, inputs, [info, result, slider], api_visibility="private", **TRANSLATIONS).success(
         None, js=_scroll_to("translation-result"), api_visibility="private", queue=False)
     run_video.click(video_clicked, [clip, family, checkpoint, *options.components], [clip_result, clip_info], api_visibility="private", **TRANSLATIONS)
+    stop_video.click(video_stopped, None, None, api_visibility="private", queue=False)
     run_batch.click(batch_clicked, [batch, *inputs[1:]], [batch_info, gallery, results], api_visibility="private", **TRANSLATIONS).success(
         None, js=_scroll_to("batch-result"), api_visibility="private", queue=False)
 

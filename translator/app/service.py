@@ -238,8 +238,13 @@ class Studio:
             frames = stream.frames or max(1, round(seconds * rate))
         self._check_work(engine, ref, width, height, None, frames, "video")
         target = self._result_folder() / f"{Path(video_path).stem[:80] or 'video'}-{model_name(ref)}.mp4"
-        with writing_within(self.storage), DEVICE_LOCK:
-            line = video.translate_video(engine, Path(video_path), target, video.VideoOptions(), progress)
+        try:
+            with writing_within(self.storage), DEVICE_LOCK:
+                line = video.translate_video(engine, Path(video_path), target, video.VideoOptions(), progress)
+        except BaseException:
+            # a page cannot resume a job: its finished segments would only take room
+            shutil.rmtree(target.parent, ignore_errors=True)
+            raise
         return target, " ".join(part for part in (line.replace(str(target), target.name), note) if part)
 
     def _engine_for(self, family_name: str, checkpoint: str, options: dict | None):
