@@ -450,7 +450,7 @@ def test_a_video_is_translated_in_the_page_and_the_result_plays_or_stops(app_ser
         page.get_by_role("button", name=re.compile(r"^Video\b")).click()
         block(page, "Video (.mp4, .mkv, .mov, .webm); its audio is kept as it is").locator("input[type=file]").set_input_files(str(clip))
         page.get_by_role("button", name="Translate video", exact=True).click()
-        expect(page.get_by_text(re.compile(r"8 frames, 136x104, h264 crf 18; 1 audio/subtitle stream copied"))).to_be_visible()
+        expect(page.get_by_text(re.compile(r"8 frames, 136x104, h264 yuv420p crf 18; 1 audio/subtitle stream copied"))).to_be_visible()
         result = block(page, "Result (H.264 .mp4)").locator("video")
         expect(result).to_be_visible()
         # the browser itself decodes it: its length is the clip's, and it plays to a later frame

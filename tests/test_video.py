@@ -77,7 +77,7 @@ def test_a_clip_is_translated_frame_by_frame_with_its_audio_and_times_untouched(
     clip = make_clip(tmp_path / "clip.mp4")
     out = tmp_path / "out.mkv"
     assert main(["translate", str(clip), "-c", str(upscaler), "-o", str(out), "--codec", "ffv1"]) == 0
-    assert capsys.readouterr().out.startswith(f"{out} (10 frames, 68x52, ffv1 crf 18; 1 audio/subtitle stream copied as they were)")
+    assert capsys.readouterr().out.startswith(f"{out} (10 frames, 68x52, ffv1 yuv444p; 1 audio/subtitle stream copied as they were)")
     frames_in, audio_in, starts_in = read_clip(clip)
     frames_out, audio_out, starts_out = read_clip(out)
     # every frame, at its own time (a variable rate), turned as the source says; Matroska holds
@@ -103,9 +103,14 @@ def test_a_trial_of_some_frames_and_odd_sides_for_4_2_0(tmp_path, capsys):
     clip = make_clip(tmp_path / "odd.mkv", width=33, height=25, codec="ffv1", pix_fmt="yuv444p", audio=False, rotation=0)
     out = tmp_path / "trial.mp4"
     assert main(["translate", str(clip), "-c", str(path), "-o", str(out), "--frames", "2:5"]) == 0
-    assert "(3 frames, 33x25, h264 crf 18; padded to 34x26 for h264)" in capsys.readouterr().out
+    assert "(3 frames, 33x25, h264 yuv420p crf 18; padded to 34x26 for yuv420p)" in capsys.readouterr().out
     frames, _, _ = read_clip(out)
     assert [round(t, 3) for t, _, _ in frames] == [0.12, 0.16, 0.24]
+    # full colour needs no even sides; a format the codec is not offered with is one line
+    assert main(["translate", str(clip), "-c", str(path), "-o", str(tmp_path / "full.mp4"), "--frames", "0:2", "--pix-fmt", "yuv444p"]) == 0
+    assert "(2 frames, 33x25, h264 yuv444p crf 18)" in capsys.readouterr().out
+    assert main(["translate", str(clip), "-c", str(path), "-o", str(tmp_path / "x.mp4"), "--pix-fmt", "rgb48"]) == 1
+    assert "h264 is offered with pixel formats yuv420p, yuv444p, not 'rgb48'" in capsys.readouterr().err
 
 
 def test_bad_clips_options_and_limits_are_one_line_before_any_decoding(tmp_path, upscaler, monkeypatch, capsys):

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--codec", choices=("h264", "h265", "vp9", "ffv1", "png"),
                            help="video: the encoder (default: h264; vp9 in .webm; ffv1 is lossless), or png: a PNG per frame in a folder")
     translate.add_argument("--crf", type=int, default=18, help="video: constant quality, lower is better and larger (default 18)")
+    translate.add_argument("--pix-fmt", help="video: pixel format (default yuv420p, which plays everywhere; yuv444p keeps full colour; "
+                                             "h265 also yuv420p10le; ffv1 defaults to yuv444p)")
     translate.add_argument("--frames", metavar="START:END", help="video: only these frames (from 0, END excluded), for a trial")
     translate.add_argument("--steady", type=float, nargs="?", const=0.9, metavar="KEEP",
                            help="video: steady tones for networks that normalise each frame on their own (CycleGAN): their statistics "
@@ -290,7 +292,7 @@ def _translate_video(args, rank: int = 0, world: int = 1) -> int:
     if args.outscale:
         raise TranslatorError("--outscale applies to images; a video keeps the network's scale")
     start, end = parse_frames(args.frames)
-    options = VideoOptions(None if args.codec == "png" else args.codec, args.crf, start, end, args.steady)
+    options = VideoOptions(None if args.codec == "png" else args.codec, args.crf, start, end, args.steady, args.pix_fmt)
     engine = _engine(args)
     target.parent.mkdir(parents=True, exist_ok=True)
     if rank == 0:

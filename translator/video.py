@@ -30,12 +30,12 @@ from . import units
 from .errors import TranslatorError, one_line
 
 SUFFIXES = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
-# codec name -> (FFmpeg encoder, pixel format, how its quality is set)
+# codec name -> (FFmpeg encoder, the pixel formats it is offered with, the default first)
 CODECS = {
-    "h264": ("libx264", "yuv420p"),
-    "h265": ("libx265", "yuv420p"),
-    "vp9": ("libvpx-vp9", "yuv420p"),
-    "ffv1": ("ffv1", "yuv444p"),
+    "h264": ("libx264", ("yuv420p", "yuv444p")),
+    "h265": ("libx265", ("yuv420p", "yuv420p10le", "yuv444p")),
+    "vp9": ("libvpx-vp9", ("yuv420p", "yuv444p")),
+    "ffv1": ("ffv1", ("yuv444p", "yuv420p")),
 }
 # what each container can hold
 CONTAINS = {"mp4": ("h264", "h265", "vp9"), "mov": ("h264", "h265"), "matroska": tuple(CODECS), "webm": ("vp9",)}
@@ -62,6 +62,8 @@ class VideoOptions:
     # instance normalisation from a running average of recent frames' statistics instead of
     # each frame's own: steady tones from a CycleGAN (None: each frame on its own)
     steady: float | None = None
+    # the encoded pixel format (None: the codec's first in CODECS; 4:2:0 plays everywhere)
+    pixel_format: str | None = None
 
 
 def parse_frames(text: str | None) -> tuple[int, int | None]:
@@ -137,8 +139,9 @@ def translate_video(engine, source: Path, target: Path, options: VideoOptions | 
         job.container.close()
     shutil.rmtree(job.parts, ignore_errors=True)
     kept = f"; {job.copied} audio/subtitle stream{'s' if job.copied != 1 else ''} copied as they were" if job.copied else ""
-    padded = f"; padded to {job.size[0]}x{job.size[1]} for {job.codec}" if job.size != job.result else ""
-    return f"{target} ({job.frames} frames, {job.result[0]}x{job.result[1]}, {job.codec} crf {options.crf}{kept}{padded})"
+    padded = f"; padded to {job.size[0]}x{job.size[1]} for {job.pixel_format}" if job.size != job.result else ""
+    quality = "" if job.codec == "ffv1" else f" crf {options.crf}"  # ffv1 is lossless
+    return f"{target} ({job.frames} frames, {job.result[0]}x{job.result[1]}, {job.codec} {job.pixel_format}{quality}{kept}{padded})"
 
 
 def translate_to_frames(engine, source: Path, folder: Path, options: VideoOptions | None = None, progress=None, rank: int = 0, world: int = 1) -> str:
@@ -192,6 +195,7 @@ class _Job:
     result: tuple[int, int]
     size: tuple[int, int]
     parts: Path
+    pixel_format: str
     crf: int = DEFAULT_CRF
     copied: int = 0
     frames: int = 0
@@ -216,8 +220,12 @@ def _plan(engine, source: Path, target: Path, options: VideoOptions) -> _Job:
         container.close()
         raise TranslatorError(f"the result's frames would be {width}x{height}, over the {MAX_OUTPUT_PIXELS / 1e6:.0f} MP limit")
     # 4:2:0 needs even sides: an odd one gets one more row or column, a copy of its last
-    size = (width + width % 2, height + height % 2) if CODECS[codec][1] == "yuv420p" else (width, height)
-    return _Job(source, target, kind, codec, container, stream, (width, height), size, target.parent / f".{target.name}.parts", options.crf)
+    formats = CODECS[codec][1]
+    pixel_format = options.pixel_format or formats[0]
+    if pixel_format not in formats:
+        raise TranslatorError(f"{codec} is offered with pixel formats {', '.join(formats)}, not {pixel_format!r}")
+    size = (width + width % 2, height + height % 2) if "420" in pixel_format else (width, height)
+    return _Job(source, target, kind, codec, container, stream, (width, height), size, target.parent / f".{target.name}.parts", pixel_format, options.crf)
 
 
 def _keep_parts_of_the_same_job(job: _Job, engine, options: VideoOptions) -> None:
@@ -304,7 +312,7 @@ class _Segment:
         self.segment = segment
         self._atomic = atomic_path(_part(job, segment), ".nut")
         temp = self._atomic.__enter__()
-        encoder, pixel_format = CODECS[job.codec]
+        encoder, pixel_format = CODECS[job.codec][0], job.pixel_format
         self.output = av.open(str(temp), mode="w", format="nut")
         video = self.output.add_stream(encoder, rate=stream.average_rate or stream.guessed_rate or Fraction(25))
         video.width, video.height = job.size
