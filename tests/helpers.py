@@ -161,7 +161,8 @@ class Publisher(StandIn):
 def serve(handler) -> tuple[QuietServer, str]:
     """``handler`` answering on a free local port, in a thread: (server, base URL)."""
     server = QuietServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a short poll: shutdown() waits one poll, half a second by default, in every test
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 

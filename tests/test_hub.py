@@ -357,7 +357,7 @@ class FakeHub(StandIn):
 @pytest.fixture
 def fake_hub():
     server = QuietServer(("127.0.0.1", 0), FakeHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -677,7 +677,7 @@ def test_every_catalog_name_pulls_through_the_stand_ins_and_translates(tmp_path,
         names.append(entry.name)
     (tmp_path / "catalog.json").write_text(json.dumps(copy))
     proxy = QuietServer(("127.0.0.1", 0), ProxiedPublisher)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     script = (
         "import sys; from translator.checkpoints import load_checkpoint\n"
         "from translator.images import Picture; from translator.inference import Engine, Options; import numpy as np\n"

@@ -329,7 +329,7 @@ def test_a_dataset_download_is_refused_from_its_declared_size_and_counted_once_w
 
     DatasetHub.files = paired_files()
     server = QuietServer(("127.0.0.1", 0), DatasetHub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setattr(constants, "ENDPOINT", endpoint)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
@@ -354,7 +354,7 @@ def test_a_dataset_download_is_refused_from_its_declared_size_and_counted_once_w
 def test_a_dataset_downloads_through_the_hub_endpoint_and_trains(tmp_path):
     DatasetHub.files = paired_files()
     server = QuietServer(("127.0.0.1", 0), DatasetHub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}", "HF_HUB_CACHE": str(tmp_path / "cache"),
            "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
     sets = [f"--set={k}={v}" for k, v in {**TINY_GAN, "netG": "resnet_6blocks", "load_size": 32, "crop_size": 32}.items()]
