@@ -332,6 +332,14 @@ def test_previews_of_a_large_result_come_from_its_pixels_in_memory(studio, tmp_p
     written = cv2.cvtColor(cv2.imread(str(done.path)), cv2.COLOR_BGR2RGB)
     expected = cv2.resize(written, (after.shape[1], after.shape[0]), interpolation=cv2.INTER_AREA)
     assert np.abs(expected.astype(int) - after.astype(int)).mean() < 1.0
+    # and at 100%: the centre of the written result pixel for pixel, beside bicubic of the same part
+    before, after = done.at_full_size(side=200)
+    assert before.shape == after.shape == (200, 200, 3)
+    top, left = (done.result.height - 200) // 2, (done.result.width - 200) // 2
+    assert np.abs(written[top : top + 200, left : left + 200].astype(int) - after.astype(int)).max() <= 1
+    source_part = np.asarray(Image.open(source))[top // 2 : top // 2 + 100, left // 2 : left // 2 + 100].astype(np.float32)
+    bicubic = cv2.resize(source_part, (200, 200), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(np.clip(bicubic, 0, 255) - before.astype(float)).mean() < 1.5
 
 
 def test_stop_never_overwrites_a_final_status():

@@ -230,6 +230,8 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         with gr.Column(elem_id="translation-result"):
             # previews near screen size, lossy: the lossless PNG goes only to the download
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="webp", interactive=False)
+            # shrunk to fit, every upscale looks sharp: the centre at 100% shows what it really did
+            full_size = gr.ImageSlider(label="At 100%: the centre, beside bicubic", type="numpy", format="webp", interactive=False)
             result = gr.File(label="Result (full size)", interactive=False)
             info = gr.Markdown()
     # the example photo ships inside this package
@@ -251,7 +253,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         with studio.turns.turn(client_of(request)):
             done = studio.translate(image_path, family_name, checkpoint_ref, outscale_value or None, tile_value or None, options_of(family_name, values), report,
                                     kind_value, quality_value)
-        return done.describe(), str(done.path), done.previews()
+        return done.describe(), str(done.path), done.previews(), done.at_full_size()
 
     @user_errors
     def batch_clicked(request: gr.Request, files, family_name, checkpoint_ref, outscale_value, tile_value, kind_value, quality_value, *values,
@@ -299,7 +301,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
     inputs = [image, family, checkpoint, outscale, tile, kind, quality, *options.components]
     # the form's generated inputs make a poor API; the named endpoints are in _api
     # the page scrolls to the result when it is there: on a phone it is a screen or two below
-    run.click(translate_clicked, inputs, [info, result, slider], api_visibility="private", **TRANSLATIONS).success(
+    run.click(translate_clicked, inputs, [info, result, slider, full_size], api_visibility="private", **TRANSLATIONS).success(
         None, js=_scroll_to("translation-result"), api_visibility="private", queue=False)
     run_video.click(video_clicked, [clip, family, checkpoint, *options.components], [clip_result, clip_info], api_visibility="private", **TRANSLATIONS)
     stop_video.click(video_stopped, None, None, api_visibility="private", queue=False)

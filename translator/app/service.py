@@ -39,6 +39,8 @@ from .workspace import Workspace, check_name, folder_bytes
 # The before/after slider shows at most this many pixels; the download is always full size.
 # about a full-HD screen: previews travel to the browser, the full result only on download
 PREVIEW_PIXELS = 2_000_000
+# the side of the 100% comparison: about what a phone shows across, and a laptop's quarter
+FULL_SIZE_SIDE = 384
 # engines (networks on the device) kept between requests, most recently used first
 ENGINES_KEPT = 2
 
@@ -110,6 +112,19 @@ class Translation:
         scale = min(1.0, (PREVIEW_PIXELS / (height * width)) ** 0.5)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         return _displayable(self.source, size), _displayable(self.result, size)
+
+    def at_full_size(self, side: int = FULL_SIZE_SIDE) -> tuple[np.ndarray, np.ndarray]:
+        """The centre of the result at 100% (at most ``side`` pixels a side), and the same part
+        of the input scaled up by bicubic to it: an upscaler is judged at 100%, not shrunk."""
+        width, height = min(side, self.result.width), min(side, self.result.height)
+        left, top = (self.result.width - width) // 2, (self.result.height - height) // 2
+        after = self.result.with_pixels(self.result.rgb[top : top + height, left : left + width],
+                                        None if self.result.alpha is None else self.result.alpha[top : top + height, left : left + width])
+        fx, fy = self.source.width / self.result.width, self.source.height / self.result.height
+        x0, y0 = int(left * fx), int(top * fy)
+        x1, y1 = max(x0 + 1, round((left + width) * fx)), max(y0 + 1, round((top + height) * fy))
+        region = self.source.with_pixels(self.source.rgb[y0:y1, x0:x1], None if self.source.alpha is None else self.source.alpha[y0:y1, x0:x1])
+        return _displayable(region, (width, height)), _displayable(after, (width, height))
 
     def describe(self) -> str:
         from ..images import WRITTEN
