@@ -165,7 +165,7 @@ def test_translate_tabs_and_errors_in_a_real_browser(app_server, browser, tmp_pa
             # previews travel as WebP; the lossless PNG is the download's alone
             assert slider_images.nth(i).get_attribute("src").split("?")[0].endswith(".webp")
         # the whole 192x160 result is smaller than the 100% view's side: shown whole, at 100%
-        full = block(page, "At 100%: the centre, beside bicubic").locator("img[data-testid='imageslider-image']")
+        full = block(page, "The centre, pixel for pixel, beside bicubic").locator("img[data-testid='imageslider-image']")
         expect(full).to_have_count(2)
         assert full.nth(1).evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])") == [192, 160]
         shots.take("translated")

@@ -231,7 +231,7 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
             # previews near screen size, lossy: the lossless PNG goes only to the download
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="webp", interactive=False)
             # shrunk to fit, every upscale looks sharp: the centre at 100% shows what it really did
-            full_size = gr.ImageSlider(label="At 100%: the centre, beside bicubic", type="numpy", format="webp", interactive=False)
+            full_size = gr.ImageSlider(label="The centre, pixel for pixel, beside bicubic", type="numpy", format="webp", interactive=False)
             result = gr.File(label="Result (full size)", interactive=False)
             info = gr.Markdown()
     # the example photo ships inside this package
@@ -573,7 +573,7 @@ def _checkpoints_tab(studio: Studio) -> None:
                          column_widths=["34%", "12%", "12%", "28%", "14%"], max_height=420)
     details = gr.Markdown("Select a row for its description, source and SHA-256.")
     with gr.Row():
-        reference = gr.Textbox(label="Pull from the Hub", placeholder="hf://ORG/NAME[@REVISION]/FILE or a catalog name", scale=4)
+        reference = gr.Textbox(label="Pull from the Hub or OpenModelDB", placeholder="hf://ORG/NAME[@REVISION]/FILE, a catalog name or omdb:ID", scale=4)
         pull = gr.Button("Pull", scale=1)
     with gr.Accordion("OpenModelDB: the community's upscalers and restorers", open=False):
         with gr.Row():
