@@ -2,8 +2,8 @@
 
 Memory is counted without allocating any: the family's networks and one training step run on
 PyTorch's meta device, which computes shapes but holds no data, while a hook adds up what
-autograd keeps for the backward pass. Time comes from one real step at batch 1 after a warm-up
-step, scaled to the run's batch. A run whose estimate does not fit in the device's free memory
+autograd keeps for the backward pass. Time comes from real steps at batch 1 and 2, each after a
+warm-up step, extended to the run's batch. A run whose estimate does not fit in the device's free memory
 is refused before it takes any.
 """
 
@@ -65,7 +65,7 @@ def estimate(trainer, arch, measure: bool = True) -> Estimate:
             f"this run needs about {units.size(memory)} but {device.type} has {units.size(free)} free; "
             "lower batch_size or crop_size, or choose a smaller network"
         )
-    seconds = _measured_step(trainer, arch) * config.batch_size * config.accumulate if measure else 0.0
+    seconds = _step_seconds(trainer, arch) * config.accumulate if measure else 0.0
     if seconds > MAX_STEP_SECONDS:
         raise TranslatorError(
             f"one step of this run would take about {units.duration(seconds)}, over the {MAX_STEP_SECONDS:.0f} s a step may take "
@@ -182,26 +182,36 @@ def _activations(recipe, shapes: dict, batch: int, device: torch.device) -> int:
     return max(peaks, default=0)
 
 
-def _measured_step(trainer, arch) -> float:
-    """Seconds of one real optimizer step at batch 1 on the run's device, with throwaway copies
-    of the networks (the run itself starts from its own)."""
+def _step_seconds(trainer, arch) -> float:
+    """Seconds of one micro-batch of the run's size: real steps at batch 1 and 2 on the run's
+    device, with throwaway copies of the networks (the run starts from its own), give a fixed
+    cost and a cost per image. Batch 1 scaled by the batch size alone overstated a step of 4
+    about three times: the optimizer's update and every launch are paid once a step."""
     from .step import prepare_networks, train_step
 
-    family, device = trainer.family, trainer.device
+    family, device, batch_size = trainer.family, trainer.device, trainer.config.batch_size
     recipe = family.recipe(family.build(arch), arch, trainer.settings, trainer.config, device)
     prepare_networks(recipe, device)
-    batch = {key: family.to_network(torch.rand((1, *shape), device=device)) for key, shape in family.task.batch_shapes(trainer.config, arch).items()}
+    shapes = family.task.batch_shapes(trainer.config, arch)
+    timed = {}
     with _quiet_rng():
-        # the first step pays one-off costs (kernel selection, allocator growth, lazy set-up) that
-        # overstated a step up to 25 times: it is run, not timed
-        train_step(recipe, [batch], 1, trainer.autocast)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        train_step(recipe, [batch], 1, trainer.autocast)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - started
+        for size in (1, 2) if batch_size > 1 else (1,):
+            batch = {key: family.to_network(torch.rand((size, *shape), device=device)) for key, shape in shapes.items()}
+            # the first step of a shape pays one-off costs (kernel selection, allocator growth,
+            # lazy set-up) that overstated a step up to 25 times: it is run, not timed
+            train_step(recipe, [batch], 1, trainer.autocast)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started = time.perf_counter()
+            train_step(recipe, [batch], 1, trainer.autocast)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timed[size] = time.perf_counter() - started
+    if batch_size == 1:
+        return timed[1]
+    per_image = max(0.0, timed[2] - timed[1])
+    # between one image's time and batch-1 scaled up, whatever noise the two steps had
+    return min(max(timed[1] + per_image * (batch_size - 1), timed[1]), timed[1] * batch_size)
 
 
 @contextlib.contextmanager
