@@ -22,7 +22,6 @@ import argparse
 import copy
 import math
 import tempfile
-import time
 import warnings
 from importlib.resources import files
 from pathlib import Path
@@ -30,15 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def best(call, repeats: int = 3) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return min(times)
+from bench.shipped import best_of
 
 
 def judged(reference: np.ndarray, result: np.ndarray) -> str:
@@ -70,11 +61,11 @@ def main() -> None:
     x = torch.rand(1, 3, args.side, args.side, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         reference = network(photo).numpy()
-        fp32 = best(lambda: network(x))
+        fp32 = best_of(lambda: network(x))
         layout = copy.deepcopy(network).to(memory_format=torch.channels_last)
-        fp32_cl = best(lambda: layout(x.contiguous(memory_format=torch.channels_last)))
+        fp32_cl = best_of(lambda: layout(x.contiguous(memory_format=torch.channels_last)))
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            bf16 = best(lambda: layout(x.contiguous(memory_format=torch.channels_last)))
+            bf16 = best_of(lambda: layout(x.contiguous(memory_format=torch.channels_last)))
             bf16_quality = judged(reference, layout(photo.contiguous(memory_format=torch.channels_last)).float().numpy())
     print(f"{args.model}, {args.side}x{args.side} input, {args.threads} threads")
     print(f"  torch fp32: {fp32:.3f} s; channels_last {fp32_cl:.3f} s; bf16 autocast {bf16:.3f} s ({fp32 / bf16:.2f}x; {bf16_quality})")
@@ -88,7 +79,8 @@ def main() -> None:
         for crop in crops(photo):
             prepared(crop)
         fx = convert_fx(prepared)
-        print(f"  torch FX int8: {best(lambda: fx(x)):.3f} s ({fp32 / best(lambda: fx(x)):.2f}x; {judged(reference, fx(photo).numpy())})")
+        fx_s = best_of(lambda: fx(x))
+        print(f"  torch FX int8: {fx_s:.3f} s ({fp32 / fx_s:.2f}x; {judged(reference, fx(photo).numpy())})")
 
     try:
         import onnxruntime
@@ -116,7 +108,7 @@ def main() -> None:
             options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
             sessions = {name: onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
                         for name in ("fp32", "int8")}
-            timed = {name: best(lambda s=session: s.run(None, {"image": x.numpy()})) for name, session in sessions.items()}
+            timed = {name: best_of(lambda s=session: s.run(None, {"image": x.numpy()})) for name, session in sessions.items()}
             quality = judged(sessions["fp32"].run(None, {"image": photo.numpy()})[0], sessions["int8"].run(None, {"image": photo.numpy()})[0])
             print(f"  ONNX Runtime fp32: {timed['fp32']:.3f} s; int8 QDQ: {timed['int8']:.3f} s "
                   f"({timed['fp32'] / timed['int8']:.2f}x its fp32, {fp32 / timed['int8']:.2f}x torch fp32; {quality})")
@@ -136,7 +128,7 @@ def main() -> None:
             prepared(crop)
         compiled = torch.compile(convert_pt2e(prepared))
         compiled_fp32 = torch.compile(copy.deepcopy(network))
-        int8, plain = best(lambda: compiled(x)), best(lambda: compiled_fp32(x))
+        int8, plain = best_of(lambda: compiled(x)), best_of(lambda: compiled_fp32(x))
         print(f"  PT2E int8, compiled: {int8:.3f} s; fp32 compiled {plain:.3f} s ({plain / int8:.2f}x; {judged(reference, compiled(photo).numpy())})")
 
 

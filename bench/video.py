@@ -18,7 +18,6 @@ import argparse
 import json
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -26,37 +25,13 @@ import torch
 
 
 def make_clip(path: Path, frames: int, width: int, height: int, audio: bool = True) -> Path:
-    import av
+    """Blocks of noise sliding sideways, 25 frames a second, with a tone: content an encoder
+    has to work for."""
+    from tests.helpers import write_clip
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)[:height, :width]
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = None
-        if audio:
-            sound = container.add_stream("aac", rate=16000)
-            sound.layout = "mono"
-        for number in range(frames):
-            pixels = np.roll(base, number * 3, axis=1)
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = number
-            frame.time_base = Fraction(1, 25)
-            for packet in video.encode(frame.reformat(format="yuv420p")):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-        if sound is not None:
-            samples = int(16000 * frames / 25)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 16000)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[start : start + 1024][None], format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 16000, start
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-            for packet in sound.encode(None):
-                container.mux(packet)
-    return path
+    return write_clip(path, [(number, np.roll(base, number * 3, axis=1)) for number in range(frames)], tone_seconds=frames / 25 if audio else None)
 
 
 def speed(engine, clip: Path, folder: Path) -> dict:

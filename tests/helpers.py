@@ -175,3 +175,44 @@ def launch(demo) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     demo.launch(prevent_thread_lock=True, quiet=True, server_port=port, **launch_options())
+
+
+def write_clip(path, frames, *, codec="libx264", pix_fmt="yuv420p", clock=None, rotation=0, tone_seconds=None) -> Path:
+    """A video of ``frames``, (pts in ``clock`` units, H x W x 3 uint8 RGB) pairs, encoded with
+    ``codec`` in ``pix_fmt``, with a display ``rotation`` and, for ``tone_seconds``, a 440 Hz
+    tone: the clips the video tests and benchmark translate."""
+    from fractions import Fraction
+
+    import av
+
+    frames = list(frames)
+    height, width = frames[0][1].shape[:2]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=25)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        # the clock the frames are stamped in; the muxer may pick its own for the stream
+        clock = video.time_base = video.codec_context.time_base = clock or Fraction(1, 25)
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = None
+        if tone_seconds:
+            sound = container.add_stream("aac", rate=16000)
+            sound.layout = "mono"
+        for pts, pixels in frames:
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = pts, clock
+            for packet in video.encode(frame.reformat(format=pix_fmt)):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        if sound is not None:
+            samples = int(16000 * tone_seconds)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 16000)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[start : start + 1024][None], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 16000, start
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+            for packet in sound.encode(None):
+                container.mux(packet)
+    return Path(path)

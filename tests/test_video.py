@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import write_clip
 from tests.reference_networks import BasicSRSRVGGNetCompact, randomize
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
@@ -19,40 +20,15 @@ from translator.video import parse_frames
 def make_clip(path, frames=10, width=34, height=26, codec="libx264", pix_fmt="yuv420p", rotation=90, audio=True):
     """A clip whose frames count themselves (a bar as long as the frame's number), at a variable
     rate (40 and 80 ms apart in turn), with a display rotation and a sine tone."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=25)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        # the clock the frames are stamped in; the muxer may pick its own for the stream
-        clock = video.time_base = video.codec_context.time_base = fractions.Fraction(1, 1000)
-        if rotation:
-            video.set_display_rotation(rotation)
-        sound = None
-        if audio:
-            sound = container.add_stream("aac", rate=16000)
-            sound.layout = "mono"
-        at = 0
-        for number in range(frames):
-            pixels = np.full((height, width, 3), 40, np.uint8)
-            pixels[..., 0] = (30 + number * 15) % 256
-            pixels[height // 3 : 2 * height // 3, : number + 1, 1] = 220
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = at, clock
-            at += 40 if number % 2 == 0 else 80
-            for packet in video.encode(frame.reformat(format=pix_fmt)):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-        if sound is not None:
-            samples = int(16000 * at / 1000)
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 16000)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[start : start + 1024][None], format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 16000, start
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-            for packet in sound.encode(None):
-                container.mux(packet)
-    return path
+    made, at = [], 0
+    for number in range(frames):
+        pixels = np.full((height, width, 3), 40, np.uint8)
+        pixels[..., 0] = (30 + number * 15) % 256
+        pixels[height // 3 : 2 * height // 3, : number + 1, 1] = 220
+        made.append((at, pixels))
+        at += 40 if number % 2 == 0 else 80
+    return write_clip(path, made, codec=codec, pix_fmt=pix_fmt, clock=fractions.Fraction(1, 1000), rotation=rotation,
+                      tone_seconds=at / 1000 if audio else None)
 
 
 def read_clip(path):
@@ -172,20 +148,12 @@ def jittery_clip(path, frames=12, side=96):
     of the picture does not change at all."""
     rng = np.random.default_rng(0)
     background = rng.integers(40, 120, (side, side, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("ffv1", rate=25)
-        video.width = video.height = side
-        video.pix_fmt = "yuv444p"
-        for number in range(frames):
-            pixels = background.copy()
-            pixels[:16, : 80 if number % 2 else 16] = (250, 230, 40)
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = number
-            for packet in video.encode(frame.reformat(format="yuv444p")):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-    return path
+    made = []
+    for number in range(frames):
+        pixels = background.copy()
+        pixels[:16, : 80 if number % 2 else 16] = (250, 230, 40)
+        made.append((number, pixels))
+    return write_clip(path, made, codec="ffv1", pix_fmt="yuv444p")
 
 
 def test_steady_normalisation_lowers_a_cyclegans_flicker(tmp_path, capsys):
