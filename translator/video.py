@@ -148,30 +148,24 @@ def translate_to_frames(engine, source: Path, folder: Path, options: VideoOption
     """Translate ``source`` into a PNG per frame in ``folder`` (000000.png, ...), for people who
     edit, with ``timestamps.txt`` giving each frame's time in seconds. A frame already written
     (by a killed job) is kept; under torchrun, each process writes every world-th frame."""
-    from .images import Picture, write_image
+    from .images import write_image
 
     options = options or VideoOptions()
     container, stream = probe(source)
     folder.mkdir(parents=True, exist_ok=True)
     times, written = [], 0
     try:
-        for index, frame in enumerate(_frames(container, stream, source)):
-            number = index - options.start
-            if number < 0 or (options.end is not None and index >= options.end):
-                continue
+        for number, frame in _chosen(container, stream, source, options):
             times.append(f"{number:06d}.png {float(frame.pts * stream.time_base) if frame.pts is not None else float('nan'):.6f}")
             path = folder / f"{number:06d}.png"
             if number % world != rank or path.is_file():
                 continue
-            result = engine.translate(Picture(frame.to_ndarray(format="rgb24").astype(np.float32) / 255))
-            write_image(result, path)
+            write_image(engine.translate(_picture(frame)), path)
             written += 1
             if progress is not None:
                 progress(len(times), stream.frames or len(times))
     finally:
         container.close()
-    if not times:
-        raise TranslatorError(f"{source.name} has no frames in {options.start}:{'' if options.end is None else options.end}")
     if rank == 0:
         from .files import atomic_write
 
@@ -212,6 +206,10 @@ def _plan(engine, source: Path, target: Path, options: VideoOptions) -> _Job:
         raise TranslatorError(f"a {target.suffix} file cannot hold {codec} (it holds {', '.join(CONTAINS[kind])})")
     if not 0 <= options.crf <= 63:
         raise TranslatorError(f"--crf must be from 0 to 63, not {options.crf}")
+    formats = CODECS[codec][1]
+    pixel_format = options.pixel_format or formats[0]
+    if pixel_format not in formats:
+        raise TranslatorError(f"{codec} is offered with pixel formats {', '.join(formats)}, not {pixel_format!r}")
     from .inference import MAX_OUTPUT_PIXELS
 
     container, stream = probe(source)
@@ -220,10 +218,6 @@ def _plan(engine, source: Path, target: Path, options: VideoOptions) -> _Job:
         container.close()
         raise TranslatorError(f"the result's frames would be {width}x{height}, over the {MAX_OUTPUT_PIXELS / 1e6:.0f} MP limit")
     # 4:2:0 needs even sides: an odd one gets one more row or column, a copy of its last
-    formats = CODECS[codec][1]
-    pixel_format = options.pixel_format or formats[0]
-    if pixel_format not in formats:
-        raise TranslatorError(f"{codec} is offered with pixel formats {', '.join(formats)}, not {pixel_format!r}")
     size = (width + width % 2, height + height % 2) if "420" in pixel_format else (width, height)
     return _Job(source, target, kind, codec, container, stream, (width, height), size, target.parent / f".{target.name}.parts", pixel_format, options.crf)
 
@@ -257,22 +251,17 @@ def _part(job: _Job, number: int) -> Path:
 def _encode_segments(job: _Job, engine, options: VideoOptions, progress, rank: int, world: int) -> int:
     """Translate and encode the segments this process owns that are not on disk yet; the
     number of frames it translated."""
-    from .images import Picture
-
     stream, every = job.stream, segment_frames()
     total = stream.frames or None
     if total is not None:
         total = max(0, min(total, options.end or total) - options.start)
-    translated, index, writer = 0, 0, None
-    steadied = steady_normalisation(engine.module, options.steady) if options.steady else contextlib.nullcontext(0)
+    translated, writer = 0, None
+    steadied = steady_normalisation(engine.module, options.steady) if options.steady else contextlib.nullcontext([])
     try:
-        with steadied as layers:
-            if options.steady and not layers:
+        with steadied as averages:
+            if options.steady and not averages:
                 raise TranslatorError("--steady applies to networks that normalise each image on its own (instance norm, as CycleGAN's); this one does not")
-            for frame in _frames(job.container, job.stream, job.source):
-                number, index = index - options.start, index + 1
-                if number < 0 or (options.end is not None and index > options.end):
-                    continue
+            for number, frame in _chosen(job.container, stream, job.source, options):
                 job.frames += 1
                 segment = number // every
                 if writer is not None and writer.segment != segment:
@@ -281,10 +270,9 @@ def _encode_segments(job: _Job, engine, options: VideoOptions, progress, rank: i
                     continue
                 if writer is None:
                     writer = _Segment(job, segment, stream)
-                    if options.steady:  # each segment starts afresh: a resumed job makes the same frames
-                        _restart(engine.module)
-                result = engine.translate(Picture(frame.to_ndarray(format="rgb24").astype(np.float32) / 255))
-                writer.write(result.rgb, frame.pts, frame.color_range)
+                    for average in averages:  # each segment starts afresh: a resumed job makes the same frames
+                        average.clear()
+                writer.write(engine.translate(_picture(frame)).rgb, frame.pts, frame.color_range)
                 translated += 1
                 if progress is not None:
                     progress(job.frames, total or job.frames)
@@ -294,8 +282,6 @@ def _encode_segments(job: _Job, engine, options: VideoOptions, progress, rank: i
         if writer is not None:
             writer.abandon()
         raise
-    if not job.frames:
-        raise TranslatorError(f"{job.source.name} has no frames in {options.start}:{'' if options.end is None else options.end}")
     return translated
 
 
@@ -376,17 +362,31 @@ class _Segment:
         self._atomic.__exit__(RuntimeError, error, None)
 
 
-def _restart(module) -> None:
-    for layer in module.modules():
-        forward = getattr(layer, "forward", None)
-        if isinstance(forward, functools.partial) and forward.func is _steady_forward:
-            forward.args[2].clear()
+def _chosen(container, stream, source: Path, options: VideoOptions):
+    """The frames ``options`` chose (``--frames``), decoded in presentation order, with their
+    numbers counted from the first chosen; a one-line error when there are none. Decoding stops
+    at the last one."""
+    count = 0
+    for index, frame in enumerate(_frames(container, stream, source)):
+        if options.end is not None and index >= options.end:
+            break
+        if index >= options.start:
+            count += 1
+            yield index - options.start, frame
+    if not count:
+        raise TranslatorError(f"{source.name} has no frames in {options.start}:{'' if options.end is None else options.end}")
 
 
 def _frames(container, stream, source: Path):
     """Every decoded frame of ``stream``, in presentation order."""
     for packet in container.demux(stream):
         yield from _decoded(packet, source)
+
+
+def _picture(frame):
+    from .images import Picture
+
+    return Picture(frame.to_ndarray(format="rgb24").astype(np.float32) / 255)
 
 
 def _barrier(world: int) -> None:
@@ -442,16 +442,18 @@ def steady_normalisation(module, keep: float):
     """Instance normalisation of ``module`` from an exponential average of the statistics of the
     frames seen so far (each frame weighs ``1 - keep``) rather than each frame's own, while the
     block runs: a network that normalises each image on its own changes tone from frame to
-    frame as its content moves (CycleGAN's flicker). Yields how many layers it steadied."""
+    frame as its content moves (CycleGAN's flicker). Yields each steadied layer's averages (a
+    dict); clearing them starts afresh."""
     import torch
 
     if not 0 < keep < 1:
         raise TranslatorError(f"--steady must be between 0 and 1 (the weight of the frames before), not {keep}")
     layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.instancenorm._InstanceNorm)]
-    for layer in layers:
-        layer.forward = functools.partial(_steady_forward, layer, keep, {})
+    averages = [{} for _ in layers]
+    for layer, seen in zip(layers, averages):
+        layer.forward = functools.partial(_steady_forward, layer, keep, seen)
     try:
-        yield len(layers)
+        yield averages
     finally:
         for layer in layers:
             del layer.forward
