@@ -592,6 +592,9 @@ def test_realesrgan_degradation_shapes_and_range():
     torch.manual_seed(1)
     noisy = degrade(hr, 4, "realesrgan")
     assert (noisy - degrade(hr, 4, "bicubic")).abs().mean() > 0.005
+    clean = degrade(hr, 4, "bicubic")
+    draws = [torch.equal(degrade(hr, 4, "mixed", share), clean) for share in (1.0, 0.0) for _ in range(8)]
+    assert all(draws[:8]) and not any(draws[8:])  # clean_share chooses the kind of each batch
 
 
 def test_gan_objectives_on_known_scores():

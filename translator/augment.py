@@ -30,17 +30,17 @@ def augmentation(crop_size: int | None, flip: bool, color_jitter: float, inputs:
     return K.AugmentationSequential(*steps, data_keys=["input"] * inputs)
 
 
-def degrade(hr: torch.Tensor, scale: int, kind: str = "bicubic") -> torch.Tensor:
+def degrade(hr: torch.Tensor, scale: int, kind: str = "bicubic", clean_share: float = 0.5) -> torch.Tensor:
     """Low-resolution versions of ``hr`` (N x 3 x H x W in [0, 1]), H and W divisible by ``scale``.
 
     "bicubic" is the classic antialiased downscale. "realesrgan" follows Real-ESRGAN's recipe in
     one stage: random Gaussian blur, a random intermediate resize, Gaussian noise, the final
     resize, and JPEG compression, so that real photos, not only downscaled ones, improve.
-    "mixed" picks one of the two for each batch.
+    "mixed" picks one of the two for each batch, "bicubic" for ``clean_share`` of them.
     """
     size = (hr.shape[2] // scale, hr.shape[3] // scale)
-    if kind == "mixed":  # half the batches each way: robust to real photos, still sharp on clean ones
-        kind = "bicubic" if torch.rand(()) < 0.5 else "realesrgan"
+    if kind == "mixed":  # both kinds of batch: robust to real photos, still sharp on clean ones
+        kind = "bicubic" if torch.rand(()) < clean_share else "realesrgan"
     if kind == "bicubic":
         return _resize(hr, size, "bicubic")
     n = hr.shape[0]

@@ -273,7 +273,7 @@ class SuperResolution(Task):
             if config.flip:
                 turns = torch.randint(4, (hr.shape[0],)).tolist()
                 hr = torch.stack([torch.rot90(x, k, (1, 2)) for x, k in zip(hr, turns)])
-            return {"lr": degrade(hr, scale, config.degradation), "hr": hr}
+            return {"lr": degrade(hr, scale, config.degradation, config.clean_share), "hr": hr}
 
         return augment
 

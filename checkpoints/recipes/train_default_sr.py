@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--halve-every", type=int, help="steps between learning-rate halvings (default: steps/2)")
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--degradation", choices=("bicubic", "mixed"), default="bicubic")
+    parser.add_argument("--clean-share", type=float, default=0.5, help="with --degradation mixed: the share of clean batches")
+    parser.add_argument("--lr", default="5e-4")
+    parser.add_argument("--start", help="fine-tune these weights (a project checkpoint of the same size) instead of starting afresh")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     # a GPU wants larger batches and more loader processes than the CPU runs that made the shipped models
@@ -98,8 +101,8 @@ def main() -> None:
         run = Path(args.keep) if args.keep else Path(tmp) / "run"
         settings = {
             "arch": "srvgg", **SIZES[args.size], "scale": str(args.scale), "steps": str(args.steps),
-            "batch_size": str(args.batch_size), "crop_size": str(24 * args.scale), "lr": "5e-4", "lr_halve_every": str(args.halve_every or max(1, args.steps // 2)),
-            "degradation": args.degradation, "ema_decay": "0.999", "workers": str(args.workers), "cache_images": "64", "log_every": "100",
+            "batch_size": str(args.batch_size), "crop_size": str(24 * args.scale), "lr": args.lr, "lr_halve_every": str(args.halve_every or max(1, args.steps // 2)),
+            "degradation": args.degradation, "clean_share": str(args.clean_share), "ema_decay": "0.999", "workers": str(args.workers), "cache_images": "64", "log_every": "100",
             "sample_every": "2000", "val_every": "0", "checkpoint_every": "500",
         }
 
@@ -111,7 +114,7 @@ def main() -> None:
         if args.resume:
             Trainer(None, None, run, {"steps": str(args.steps)}, device=args.device, on_event=progress, resume=True).run()
         else:
-            Trainer(family, data, run, settings, device=args.device, on_event=progress).run()
+            Trainer(family, data, run, settings, checkpoint=args.start, device=args.device, on_event=progress).run()
         minutes = sum(r.get("minutes", 0) for r in _sessions(run)) + (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60
         _log_session(run, minutes - sum(r.get("minutes", 0) for r in _sessions(run)))
 
@@ -124,7 +127,8 @@ def main() -> None:
         trained = load_checkpoint(generator)
         extra = {
             "description": f"x{args.scale} photo upscaler (compact, trained by this project)",
-            "recipe": f"checkpoints/recipes/train_default_sr.py --scale {args.scale} --steps {args.steps} --size {args.size} --degradation {args.degradation}",
+            "recipe": f"checkpoints/recipes/train_default_sr.py --scale {args.scale} --steps {args.steps} --size {args.size} --degradation {args.degradation}"
+            + (f" --clean-share {args.clean_share}" if args.degradation == "mixed" else "") + (f" --lr {args.lr} --start {Path(args.start).name}" if args.start else ""),
             "data": wallpapers.DATA,
             "held_out": ", ".join(names),
             "steps": str(args.steps),
