@@ -362,7 +362,7 @@ def test_a_painting_style_is_picked_by_what_it_does_downloaded_and_applied(style
         upload(page, "Image", source)
         choose(page, "What to do", "Paint in a style")
         monet = next(label for label, name in studio.tasks()["Paint in a style"] if name == "cyclegan-style_monet")
-        assert monet == "Photo to Monet painting (downloads on first use, about 45 MB)"
+        assert monet == "Photo to Monet painting (about 45 MB download)"
         choose(page, "Model", monet)
         shots.take("style-chosen")
         page.get_by_role("button", name="Paint", exact=True).click()
@@ -418,6 +418,15 @@ def test_a_run_started_in_the_page_draws_its_curve_and_shows_samples(app_server,
     expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(f"run {run}")
 
 
+# the visible texts and text boxes wider than their box, and so cut or clipped
+CUT_SHORT = """() => [...document.querySelectorAll('body *')].filter(e => {
+  if (!e.offsetParent) return false;
+  if (e.tagName === 'INPUT') return e.type === 'text' && e.value && e.scrollWidth > e.clientWidth + 1;
+  const style = getComputedStyle(e), clips = style.textOverflow === 'ellipsis' || style.overflowX === 'hidden';
+  return e.childElementCount === 0 && clips && e.innerText.trim() && e.scrollWidth > e.clientWidth + 1;
+}).map(e => (e.value || e.innerText).trim())"""
+
+
 def test_on_a_phone_the_button_is_on_the_first_screen_and_the_result_comes_into_view(app_server, browser, tmp_path):
     url, studio = app_server
     source = tmp_path / "photo.png"
@@ -434,6 +443,9 @@ def test_on_a_phone_the_button_is_on_the_first_screen_and_the_result_comes_into_
         # the page scrolls down to the result, a screen or two below on a phone
         expect(page.get_by_text(re.compile(r"compact-sr-x4, [\d.]+ s: 192x160 PNG"))).to_be_visible()
         expect(block(page, "Before / after").locator("img").first).to_be_in_viewport(timeout=WAIT_MS)
+        # nothing on the tab is cut short: the Model picker's choice, the result's file name
+        expect(page.get_by_text("x4 photo upscaler (compact, trained by this project; works offline)", exact=True)).to_be_visible()
+        assert not page.evaluate(CUT_SHORT), page.evaluate(CUT_SHORT)
         # the training status is above the form there, not after it and the plots
         page.get_by_role("tab", name="Train", exact=True).click()
         status = page.locator("#training-status")

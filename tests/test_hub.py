@@ -198,7 +198,7 @@ def test_offline_is_known_at_once_with_a_refused_endpoint(tmp_path, monkeypatch)
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
     listed = studio.tasks()["Upscale photos"]
     assert [name for _, name in listed] == ["local-x2", "remote-x4", "publisher-x4"]
-    assert listed[1][0] == "Remote x4 (needs internet (offline now), 5 MB)" and listed[0][0] == "Shipped x2 (on disk)"
+    assert listed[1][0] == "Remote x4 (needs internet, offline now)" and listed[0][0] == "Shipped x2 (on disk)"
     Image.fromarray(photo(8, 8)).save(tmp_path / "in.png")
     with pytest.raises(TranslatorError) as caught:
         studio.translate(str(tmp_path / "in.png"), "esrgan", "remote-x4")

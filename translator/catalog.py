@@ -51,6 +51,8 @@ class CatalogEntry:
     # the verb its group's work is named by on a button ("Upscale"), and an upscaler's factor
     verb: str = "Translate"
     scale: int = 0
+    # a name short enough for a picker on a phone (the description when that is short already)
+    title: str = ""
 
     @property
     def action(self) -> str:
@@ -87,7 +89,7 @@ def entries() -> list[CatalogEntry]:
             CatalogEntry(
                 item["name"], item["family"], item["description"], tuple(item.get("sources", ())), item.get("sha256"), item.get("origin"), path.parent,
                 item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), item.get("size", ""), bool(item.get("recommended", False)),
-                str(verbs.get(item.get("group"), "Translate")), int(item.get("scale", 0)),
+                str(verbs.get(item.get("group"), "Translate")), int(item.get("scale", 0)), item.get("title") or item["description"],
             )
             for item in items
         ]

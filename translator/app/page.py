@@ -167,6 +167,10 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
     return demo
 
 
+# a result's file name wraps instead of being cut short on a phone (gradio cuts it with an ellipsis)
+CSS = ".filename { display: block; overflow-wrap: anywhere; } .filename .stem { white-space: normal; }"
+
+
 def launch_options() -> dict:
     """Arguments of ``launch``: the upload limit (bigger uploads are refused before any handler
     runs), a bound on the sessions gradio remembers (its default of 10,000 grew the server by
@@ -177,6 +181,7 @@ def launch_options() -> dict:
         "state_session_capacity": int(os.environ.get("TRANSLATOR_SESSIONS", "200")),
         "show_error": True,
         "footer_links": ["api", "gradio"],
+        "css": CSS,
     }
 
 
@@ -190,8 +195,8 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
             tasks = studio.tasks()
             start = next((group for group, models in tasks.items() if any(name == default for _, name in models)), next(iter(tasks), None))
             task = gr.Dropdown(list(tasks), value=start, label="What to do", visible=bool(tasks))
-            model = gr.Dropdown(tasks.get(start, []), value=default if start and any(n == default for _, n in tasks[start]) else None,
-                                label="Model", info="from the catalog; one that is not on disk downloads on first use", visible=bool(tasks))
+            chosen = default if start and any(n == default for _, n in tasks[start]) else None
+            model = gr.Dropdown(tasks.get(start, []), value=chosen, label="Model", info=_model_info(chosen), visible=bool(tasks))
             # named for the work (_action); above the accordions, so that on a phone it is on the first screen
             run = gr.Button(_action(default), variant="primary")
             with gr.Accordion("Any family and checkpoint (hf://, uploads, trained runs)", open=not tasks):
@@ -325,10 +330,10 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
     def model_chosen(name):
         entry = catalog.find(name) if name else None
         if entry is None:
-            return [gr.update()] * (3 + len(groups))
+            return [gr.Dropdown(info=_model_info(name))] + [gr.update()] * (3 + len(groups))
         fam = studio.registry.family(entry.family)
         picker = gr.Dropdown(choices=studio.checkpoint_choices(fam.name), value=entry.name, info=_checkpoint_info(fam, entry.name))
-        return [gr.Dropdown(value=fam.name, info=fam.description), picker, gr.Button(_action(entry.name))] + [
+        return [gr.Dropdown(info=_model_info(name)), gr.Dropdown(value=fam.name, info=fam.description), picker, gr.Button(_action(entry.name))] + [
             gr.Group(visible=f.name == fam.name and has_options[f.name]) for f in families]
 
     def checkpoint_chosen(ref, group, family_name):
@@ -341,9 +346,19 @@ def _translate_tab(studio: Studio, families: list[Family], first: Family) -> tup
         return gr.Dropdown(choices=models + [(f"custom: {label}", ref)], value=ref), gr.Button(_action(ref))
 
     task.input(task_chosen, task, model, api_visibility="private", queue=False)
-    model.change(model_chosen, model, [family, checkpoint, run, *groups], api_visibility="private", queue=False)
+    model.change(model_chosen, model, [model, family, checkpoint, run, *groups], api_visibility="private", queue=False)
     checkpoint.input(checkpoint_chosen, [checkpoint, task, family], [model, run], api_visibility="private", queue=False)
     return family, checkpoint
+
+
+def _model_info(name: str | None) -> str:
+    """What the Model picker says below it: the chosen catalog model's whole description."""
+    entry = catalog.find(name) if name else None
+    if entry is not None:
+        return entry.description
+    if name:
+        return "chosen under \"Any family and checkpoint\""
+    return "from the catalog; one that is not on disk downloads on first use"
 
 
 def _action(ref: str | None) -> str:

@@ -180,7 +180,7 @@ class Studio:
 
     def tasks(self) -> dict[str, list[tuple[str, str]]]:
         """The catalog's models this app can run, by what they do, as (label, catalog name); the
-        label says whether the model is on disk or downloads on first use, and how large it is."""
+        label says whether the model is on disk, or how large its download is."""
         from .. import catalog
         from ..hub import can_download, is_downloaded
 
@@ -189,14 +189,14 @@ class Studio:
             listed = []
             for entry in entries:
                 if entry.sources and entry.family in self.registry.families:
-                    size = entry.size or "size unknown"
+                    # short, so that a phone shows it whole; the description is the picker's info
                     if is_downloaded(entry):
                         rank, where = 0, "on disk"
                     elif can_download(entry):
-                        rank, where = 1, f"downloads on first use, {size}"
+                        rank, where = 1, f"{entry.size} download" if entry.size else "download"
                     else:
-                        rank, where = 2, f"needs internet (offline now), {size}"
-                    listed.append((rank, f"{entry.description} ({where})", entry.name))
+                        rank, where = 2, "needs internet, offline now"
+                    listed.append((rank, f"{entry.title} ({where})", entry.name))
             if listed:  # what works now first, the catalog's order kept within each kind
                 groups[group] = [(label, name) for _, label, name in sorted(listed, key=lambda item: item[0])]
         return groups
