@@ -55,6 +55,24 @@ def test_evaluate_compares_against_bicubic(tmp_path, capsys):
     assert len(saved["scores"]["nearest.pth"]["psnr"]) == 3
 
 
+def test_evaluate_on_damaged_inputs_repeats_its_draws(tmp_path, capsys):
+    photos = tmp_path / "held-out"
+    write_images(photos, [photo(64, 64, seed) for seed in range(2)])
+    nearest = save_pth(zero_body(4), tmp_path / "nearest.pth")
+    clean = evaluate([nearest], photos)[1]
+    torch.manual_seed(123)
+    first = evaluate([nearest], photos, degradation="realesrgan")[1]
+    torch.manual_seed(7)
+    again = evaluate([nearest], photos, degradation="realesrgan")[1]
+    # blur, noise and JPEG cost bicubic, the same draws whatever the caller's seed
+    assert first["bicubic"].psnr == again["bicubic"].psnr and first["nearest.pth"].psnr == again["nearest.pth"].psnr
+    assert all(d < c for d, c in zip(first["bicubic"].psnr, clean["bicubic"].psnr))
+    with pytest.raises(TranslatorError, match="unknown degradation"):
+        evaluate([nearest], photos, degradation="jpeg")
+    assert main(["evaluate", str(nearest), "--data", str(photos), "--degradation", "realesrgan"]) == 0
+    assert f"{first['bicubic'].mean()[0]:.2f}" in capsys.readouterr().out
+
+
 def cyclegan_checkpoint(path):
     family = registry().family("cyclegan")
     g = RefResnetGenerator(3, 3, ngf=4, n_blocks=1)

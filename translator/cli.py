@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoints to compare (one kind; super-resolution: one scale)")
     evaluate.add_argument("--data", required=True, help="held-out images the models never saw: high-resolution photos, or A/ and B/ (testA/ and testB/) folders of inputs and real targets")
     evaluate.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    evaluate.add_argument("--degradation", choices=("bicubic", "realesrgan"), default="bicubic",
+                          help="super-resolution inputs: clean bicubic downscales, or Real-ESRGAN-style blur, noise, resize and JPEG (a fixed seed per photo)")
     evaluate.add_argument("--json", help="also write per-photo scores to this JSON file")
     evaluate.set_defaults(run=_evaluate)
 
@@ -473,7 +475,7 @@ def _evaluate(args) -> None:
 
     from .evaluate import evaluate, report
 
-    names, scores = evaluate(args.checkpoints, args.data, args.device)
+    names, scores = evaluate(args.checkpoints, args.data, args.device, args.degradation)
     print(report(names, scores))
     if args.json:
         rows = {name: score.as_dict() for name, score in scores.items()}

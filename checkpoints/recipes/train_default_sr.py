@@ -25,15 +25,12 @@ from pathlib import Path
 import torch
 
 import wallpapers
-from translator.augment import degrade
 from translator.acceleration import describe_device
 from translator.checkpoints import load_checkpoint, save_checkpoint
-from translator.data import Report, scan_images
 from translator.evaluate import evaluate, report
 from translator.events import Step
-from translator.images import Picture, read_image
+from translator.images import Picture
 from translator.inference import Engine, Options
-from translator.metrics import bicubic, psnr_y
 from translator.plugins import registry
 from translator.training import Trainer
 
@@ -42,21 +39,6 @@ from translator.training import Trainer
 SIZES = {"small": {"nf": "32", "num_conv": "8"}, "medium": {"nf": "48", "num_conv": "12"}, "large": {"nf": "64", "num_conv": "32"}}
 ROOT = Path(__file__).resolve().parents[2]
 
-
-
-def degraded_scores(checkpoint: Path, held_out: Path, scale: int, device: str) -> dict[str, tuple[float, float]]:
-    """PSNR-Y of the model and of bicubic per held-out photo, on inputs degraded the Real-ESRGAN
-    way (blur, resize, noise, JPEG) with a fixed seed, against the clean original."""
-    engine = Engine(load_checkpoint(checkpoint), options=Options(device=device))
-    scores = {}
-    for index, photo in enumerate(scan_images(held_out, Report())):
-        hr = torch.from_numpy(read_image(photo).rgb).permute(2, 0, 1)[None]
-        hr = hr[:, :, : hr.shape[2] // scale * scale, : hr.shape[3] // scale * scale]
-        torch.manual_seed(index)
-        lr = degrade(hr, scale, "realesrgan")
-        sr = torch.from_numpy(engine.translate(Picture(lr[0].permute(1, 2, 0).numpy())).rgb).permute(2, 0, 1)[None]
-        scores[photo.stem] = (psnr_y(sr, hr, scale), psnr_y(bicubic(lr, scale), hr, scale))
-    return scores
 
 
 def upscale_seconds(checkpoint: Path, device: str) -> float:
@@ -121,7 +103,8 @@ def main() -> None:
         generator = run / "generator.safetensors"
         names, scores = evaluate([generator], held_out, args.device)
         print(report(names, scores))
-        degraded = degraded_scores(generator, held_out, args.scale, args.device)
+        _, damaged = evaluate([generator], held_out, args.device, "realesrgan")
+        degraded = {Path(n).stem: (a, b) for n, a, b in zip(names, damaged["generator.safetensors"].psnr, damaged["bicubic"].psnr)}
         seconds = upscale_seconds(generator, args.device)
         ours, bicubic = scores["generator.safetensors"], scores["bicubic"]
         trained = load_checkpoint(generator)
