@@ -1,16 +1,17 @@
-"""Time of the shipped models on a 1 MP photo, beside the published network their size is set against.
+"""Time of the shipped models on a photo with a 1 MP result, beside the published networks their size is set against.
 
     python -m bench.shipped              # two CPU threads, as the models' cards state
     python -m bench.shipped --threads 1
 
 Each shipped model (the catalog's entries that ship with the package) translates the app's
-example photo scaled to 1000 x 1000 through the engine, as `translator translate` does, without
-the PNG decode and encode, in fp32 (the reference path) and in the precision `--precision auto`
-picks on this CPU, side by side, with the reason it gave. The reference row is
-realesr-general-x4v3's network (SRVGGNetCompact, 64 features, 32 convolutions; random weights,
-its compute is the point) on the same input; ``--more`` adds RealESRGAN_x4plus's RRDBNet (on a
-250 x 250 crop) and CycleGAN's default generator, random weights too. Each time is the best of
-three after a warm-up.
+example photo, scaled so that the result is 1000 x 1000 (250 x 250 in for x4), through the
+engine, as `translator translate` does, without the PNG decode and encode, in fp32 (the
+reference path) and in the precision `--precision auto` picks on this CPU, side by side, with
+the reason it gave. The reference row is realesr-general-x4v3's network (SRVGGNetCompact, 64
+features, 32 convolutions; random weights, its compute is the point) on the same input;
+``--more`` adds RealESRGAN_x4plus's RRDBNet and CycleGAN's default generator, random weights
+too. Each time is the best of three after a warm-up. Beside each: its FLOPs and the floor they
+set, the time at this CPU's measured fp32, bf16 and int8 peaks (a large matrix product).
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ def best_of(fn, runs: int = 3) -> float:
     return min(times)
 
 
+def peaks(side: int = 2048) -> dict[str, float]:
+    """This CPU's measured peak of a large matrix product, in operations a second, per number
+    type: the floor a network's FLOPs cannot go under (int8 is what a quantized network would
+    run; no route to it passed the quality gate here, see bench.int8)."""
+    operands = {
+        "fp32": (torch.randn(side, side), torch.randn(side, side), torch.matmul),
+        "bf16": (torch.randn(side, side).bfloat16(), torch.randn(side, side).bfloat16(), torch.matmul),
+        "int8": (torch.randint(-100, 100, (side, side), dtype=torch.int8), torch.randint(-100, 100, (side, side), dtype=torch.int8), torch._int_mm),
+    }
+    return {name: 2 * side**3 / best_of(lambda: product(a, b)) for name, (a, b, product) in operands.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -54,11 +67,20 @@ def main() -> None:
     with Image.open(files("translator.app") / "chelsea.png") as image:
         photo = Picture(np.asarray(image.convert("RGB").resize((1000, 1000), Image.BICUBIC), dtype=np.float32) / 255)
     rows = {}
+    peak_ops = peaks()
 
-    def both(make, picture=photo) -> dict:
+    def sized(scale: int) -> Picture:
+        """The photo's centre, cut so that an x``scale`` result is 1000 x 1000."""
+        side, start = 1000 // scale, (1000 - 1000 // scale) // 2
+        return photo.with_pixels(photo.rgb[start : start + side, start : start + side], None)
+
+    def both(make) -> dict:
         fp32, auto = make("fp32"), make("auto")
+        picture = sized(fp32.scale)
         fp32_s, auto_s = best_of(lambda: fp32.translate(picture)), best_of(lambda: auto.translate(picture))
-        return {"fp32": round(fp32_s, 2), "auto": round(auto_s, 2), "speedup": round(fp32_s / auto_s, 2), "auto_precision": auto.precision}
+        flops = fp32.flops(picture.width, picture.height)
+        floors = {f"floor_{name}": round(flops / peak, 3) for name, peak in peak_ops.items()}
+        return {"fp32": round(fp32_s, 3), "auto": round(auto_s, 3), "speedup": round(fp32_s / auto_s, 2), "auto_precision": auto.precision, "gflop": round(flops / 1e9, 1), **floors}
 
     def reference(name: str, overrides: dict[str, str]):
         """A published network's size with random weights: its compute is the point."""
@@ -73,11 +95,9 @@ def main() -> None:
         rows[entry.name] = both(lambda precision: Engine(load_checkpoint(entry.shipped), options=Options(device="cpu", precision=precision)))
     rows["realesr-general-x4v3 size (reference)"] = both(reference("esrgan", {"arch": "srvgg", "nf": "64", "num_conv": "32", "scale": "4"}))
     if args.more:
-        # RRDBNet on a 250 x 250 crop (1 MP out: 16 MP would take minutes a run)
-        crop = photo.with_pixels(photo.rgb[375:625, 375:625], None)
-        rows["RealESRGAN_x4plus size, 250x250 in"] = both(reference("esrgan", {"arch": "rrdbnet", "nf": "64", "nb": "23", "scale": "4"}), crop)
+        rows["RealESRGAN_x4plus size"] = both(reference("esrgan", {"arch": "rrdbnet", "nf": "64", "nb": "23", "scale": "4"}))
         rows["CycleGAN resnet_9blocks (original default)"] = both(reference("cyclegan", {}))
-    print(json.dumps({"threads": args.threads, "photo": "1000x1000", "seconds": rows}, indent=1))
+    print(json.dumps({"threads": args.threads, "result": "1000x1000", "peak_gops": {k: round(v / 1e9) for k, v in peak_ops.items()}, "seconds": rows}, indent=1))
 
 
 if __name__ == "__main__":
