@@ -1,4 +1,4 @@
-"""int8 on the CPU, three routes, against fp32 and the bf16 the engine already uses.
+"""int8 on the CPU, four routes, against fp32 and the bf16 the engine already uses.
 
     python -m bench.int8                   # compact-sr-x4 on a 250 x 250 input, 2 threads
 
@@ -10,6 +10,9 @@ largest difference in 8-bit levels):
   kernels);
 - ONNX Runtime static quantization, QDQ, int8 weights per channel, min-max calibration, run by
   ONNX Runtime (against ONNX Runtime's own fp32);
+- OpenVINO's bf16, and NNCF's int8 of the same graph (mixed preset, min-max calibration), run
+  by OpenVINO (needs openvino and nncf; skipped without them); ``--held-out DIR`` also judges
+  them on other photos, since a gate on one photo can pass a network that fails others;
 - torchao's PT2E with the X86 Inductor quantizer, compiled by torch.compile (needs torchao and
   a C++ compiler; skipped without them).
 
@@ -45,11 +48,45 @@ def crops(photo: torch.Tensor, side: int = 64, step: int = 32):
             yield photo[:, :, top : top + side, left : left + side]
 
 
+def openvino_routes(network, photo, x, reference, fp32: float, args) -> None:
+    """OpenVINO's bf16 (what the engine uses where OpenVINO is installed) and NNCF's int8 of the
+    same graph, calibrated on the same crops; judged on the example photo and, with
+    ``--held-out``, on each held-out photo downscaled x4."""
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError:
+        print("  OpenVINO int8: needs openvino and nncf (pip install openvino nncf)")
+        return
+    from translator.images import read_image
+
+    held_out = []
+    for path in sorted(Path(args.held_out).glob("*.png")) if args.held_out else []:
+        hr = torch.from_numpy(read_image(path).rgb).permute(2, 0, 1)[None].float()
+        held_out.append(torch.nn.functional.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True).clamp(0, 1))
+    with torch.inference_mode():
+        references = [network(lr).numpy() for lr in held_out]
+    graph = ov.convert_model(network, example_input=x, input=[-1, 3, -1, -1])
+    samples = [crop.numpy() for crop in crops(photo)]
+    int8 = nncf.quantize(graph, nncf.Dataset(samples), preset=nncf.QuantizationPreset.MIXED, subset_size=len(samples))
+    core = ov.Core()
+    for name, model in (("bf16", graph), ("int8 (NNCF, bf16 elsewhere)", int8)):
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": args.threads, "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        seconds = best_of(lambda: request.infer({0: x.numpy()}))
+        quality = judged(reference, np.array(request.infer({0: photo.numpy()})[0]))
+        if held_out:
+            worst = [judged(ref, np.array(request.infer({0: lr.numpy()})[0])) for ref, lr in zip(references, held_out)]
+            quality += f"; held-out photos: {', '.join(worst)}"
+        print(f"  OpenVINO {name}: {seconds:.3f} s ({fp32 / seconds:.2f}x torch fp32; {quality})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="compact-sr-x4")
     parser.add_argument("--side", type=int, default=250)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--held-out", help="also judge OpenVINO's routes on these photos (a folder of PNGs), downscaled x4")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
@@ -112,6 +149,8 @@ def main() -> None:
             quality = judged(sessions["fp32"].run(None, {"image": photo.numpy()})[0], sessions["int8"].run(None, {"image": photo.numpy()})[0])
             print(f"  ONNX Runtime fp32: {timed['fp32']:.3f} s; int8 QDQ: {timed['int8']:.3f} s "
                   f"({timed['fp32'] / timed['int8']:.2f}x its fp32, {fp32 / timed['int8']:.2f}x torch fp32; {quality})")
+
+    openvino_routes(network, photo, x, reference, fp32, args)
 
     try:
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86

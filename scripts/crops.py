@@ -1,0 +1,73 @@
+"""The README's 100% crops of x4 upscalers beside bicubic, on held-out photos made as people's
+photos are: downscaled x4 and saved as JPEG at quality 50.
+
+    .venv/bin/python scripts/crops.py --corpus CORPUS -o docs/images/x4-jpeg.png \\
+        checkpoints/compact-sr-x4.safetensors checkpoints/compact-sr-x4-real.safetensors
+
+CORPUS is a corpus `checkpoints/recipes/wallpapers.py` built (its held-out/ photos are used).
+Each row is one crop, at 100%: bicubic, each model, and the original.
+"""
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from translator.checkpoints import load_checkpoint  # noqa: E402
+from translator.images import Picture  # noqa: E402
+from translator.inference import Engine, Options  # noqa: E402
+
+# (held-out photo, left and top of the crop in the original's pixels): texture, and a smooth edge
+CROPS = (("Path", 520, 260), ("LadyBird", 600, 330))
+SIDE = 256, 192
+QUALITY = 50
+
+
+def labelled(image: Image.Image, text: str) -> Image.Image:
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 7 * len(text) + 8, 16), fill=(0, 0, 0))
+    draw.text((4, 2), text, fill=(255, 255, 255))
+    return image
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("-o", "--output", required=True)
+    args = parser.parse_args()
+    engines = [(Path(c).name.removesuffix(".safetensors"), Engine(load_checkpoint(c), options=Options(device="cpu", precision="fp32"))) for c in args.checkpoints]
+    rows = []
+    for name, left, top in CROPS:
+        with Image.open(Path(args.corpus) / "held-out" / f"{name}.png") as photo:
+            original = photo.convert("RGB")
+        small = original.resize((original.width // 4, original.height // 4), Image.BICUBIC, reducing_gap=None)
+        buffer = io.BytesIO()
+        small.save(buffer, "JPEG", quality=QUALITY)
+        damaged = Image.open(buffer).convert("RGB")
+        box = (left, top, left + SIDE[0], top + SIDE[1])
+        columns = [labelled(damaged.resize(original.size, Image.BICUBIC).crop(box), "bicubic")]
+        for label, engine in engines:
+            result = engine.translate(Picture(np.asarray(damaged, dtype=np.float32) / 255)).rgb
+            upscaled = Image.fromarray((np.clip(result, 0, 1) * 255 + 0.5).astype(np.uint8))
+            columns.append(labelled(upscaled.crop(box), label))
+        columns.append(labelled(original.crop(box), "original"))
+        rows.append(columns)
+    sheet = Image.new("RGB", (SIDE[0] * len(rows[0]), SIDE[1] * len(rows)))
+    for r, columns in enumerate(rows):
+        for c, tile in enumerate(columns):
+            sheet.paste(tile, (c * SIDE[0], r * SIDE[1]))
+    sheet.save(args.output, optimize=True)
+    print(f"wrote {args.output}: {sheet.width}x{sheet.height}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
