@@ -20,7 +20,6 @@ import time
 from importlib.resources import files
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 

@@ -7,7 +7,7 @@ Each shipped model (the catalog's entries that ship with the package) translates
 example photo, scaled so that the result is 1000 x 1000 (250 x 250 in for x4), through the
 engine, as `translator translate` does, without the PNG decode and encode, in fp32 (the
 reference path) and in the precision `--precision auto` picks on this CPU, side by side, with
-the reason it gave (and auto without OpenVINO, as it was before: torch's bf16). The reference row is realesr-general-x4v3's network (SRVGGNetCompact, 64
+the reason it gave. The reference row is realesr-general-x4v3's network (SRVGGNetCompact, 64
 features, 32 convolutions; random weights, its compute is the point) on the same input;
 ``--more`` adds RealESRGAN_x4plus's RRDBNet and CycleGAN's default generator, random weights
 too. Each time is the best of three after a warm-up. Beside each: its FLOPs and the floor they
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def main() -> None:
 
     from importlib.resources import files
 
-    from translator import catalog, openvino_cpu
+    from translator import catalog
     from translator.checkpoints import Checkpoint, load_checkpoint
     from translator.family import make_settings
     from translator.images import Picture
@@ -77,17 +76,13 @@ def main() -> None:
 
     def both(make) -> dict:
         fp32, auto = make("fp32"), make("auto")
-        os.environ[openvino_cpu.SWITCH] = "0"  # auto as it was before OpenVINO: torch's bf16
-        torch_auto = make("auto")
-        del os.environ[openvino_cpu.SWITCH]
         picture = sized(fp32.scale)
         fp32_s, auto_s = best_of(lambda: fp32.translate(picture)), best_of(lambda: auto.translate(picture))
-        torch_s = best_of(lambda: torch_auto.translate(picture))
         flops = fp32.flops(picture.width, picture.height)
         floors = {f"floor_{name}": round(flops / peak, 3) for name, peak in peak_ops.items()}
         return {
             "fp32": round(fp32_s, 3), "auto": round(auto_s, 3), "speedup": round(fp32_s / auto_s, 2), "auto_precision": auto.precision,
-            "auto_without_openvino": round(torch_s, 3), "its_precision": torch_auto.precision, "gflop": round(flops / 1e9, 1), **floors,
+            "gflop": round(flops / 1e9, 1), **floors,
         }
 
     def reference(name: str, overrides: dict[str, str]):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.helpers import MODEL
-from translator import openvino_cpu, precision
+from translator import precision
 from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.family import make_settings
 from translator.images import Picture
@@ -17,18 +17,8 @@ from translator.plugins import registry
 
 @pytest.fixture
 def bf16_cpu(monkeypatch, tmp_path):
-    """A CPU with native bf16, and torch running it (OpenVINO's turn is below)."""
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     monkeypatch.setenv("TRANSLATOR_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv(openvino_cpu.SWITCH, "0")
-
-
-@pytest.fixture
-def openvino_bf16(bf16_cpu, monkeypatch):
-    """... with OpenVINO running it, where OpenVINO finds bf16 in this machine's CPU."""
-    monkeypatch.setenv(openvino_cpu.SWITCH, "1")
-    if not openvino_cpu.computes_bf16():
-        pytest.skip("OpenVINO finds no bf16 in this CPU")
 
 
 def loud_network(path):
@@ -114,63 +104,7 @@ def test_translator_models_says_which_precision_the_cpu_runs(bf16_cpu, capsys, m
     from translator.cli import main
 
     assert main(["models"]) == 0
-    assert "CPU precision (--precision auto): bf16 (torch's), for each model whose bf16 result is within 45 dB" in capsys.readouterr().out
+    assert "CPU precision (--precision auto): bf16, for each model whose bf16 result is within 45 dB" in capsys.readouterr().out
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())
     assert main(["models"]) == 0
     assert "CPU precision (--precision auto): fp32, since this CPU has no native bf16" in capsys.readouterr().out
-
-
-def test_openvino_runs_bf16_where_it_passes_the_gate_with_every_engine_feature(openvino_bf16, tmp_path, monkeypatch):
-    engine = Engine(load_checkpoint(MODEL), options=Options(device="cpu"))
-    reference = Engine(load_checkpoint(MODEL), options=Options(device="cpu", precision="fp32"))
-    assert engine.fast is not None and engine.precision.startswith("bf16 (OpenVINO): ")
-    from tests.helpers import photo
-
-    rgb = photo(40, 36).astype(np.float32) / 255  # a photo's smoothness: on noise bf16 strays further
-    picture = Picture(rgb, rgb[:, :, 1].copy())
-    ours, theirs = engine.translate(picture), reference.translate(picture)
-    assert np.abs(ours.rgb - theirs.rgb).max() < 8 / 255 and np.abs(ours.alpha - theirs.alpha).max() < 8 / 255
-    assert not np.array_equal(ours.rgb, theirs.rgb)  # OpenVINO's bf16 ran, not the reference
-    # tiles of any size go through the one converted network, and blend as in torch
-    tiled = engine.with_options(tile=16, overlap=4).translate(picture)
-    assert np.abs(tiled.rgb - theirs.rgb).max() < 8 / 255
-    # 16 bits keep the fp32 path exactly
-    deep = Picture(picture.rgb, None, bits=16)
-    assert np.array_equal(engine.translate(deep).rgb, reference.translate(deep).rgb)
-    # converted once per weights, measured once per file: a second engine does neither
-    monkeypatch.setattr("openvino.convert_model", lambda *a, **k: pytest.fail("converted again"))
-    monkeypatch.setattr(precision, "measure", lambda *args: pytest.fail("measured again"))
-    assert Engine(load_checkpoint(MODEL), options=Options(device="cpu")).precision == engine.precision
-    # asked for bf16 it runs there without the gate; asked for fp32, the reference path
-    assert Engine(load_checkpoint(MODEL), options=Options(device="cpu", precision="bf16")).precision == "bf16 (OpenVINO): as asked"
-    assert reference.fast is None
-
-
-def test_new_weights_are_converted_anew(openvino_bf16, tmp_path):
-    Engine(load_checkpoint(MODEL), options=Options(device="cpu"))
-    kept = set((tmp_path / "cache" / openvino_cpu.CACHE_FOLDER).iterdir())
-    checkpoint = load_checkpoint(MODEL)
-    with torch.no_grad():
-        next(checkpoint.module.parameters()).add_(0.01)
-    save_checkpoint(tmp_path / "changed.safetensors", checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {})
-    Engine(load_checkpoint(tmp_path / "changed.safetensors"), options=Options(device="cpu"))
-    folders = set((tmp_path / "cache" / openvino_cpu.CACHE_FOLDER).iterdir())
-    assert len(kept) == 1 and len(folders) == 2 and all((f / "network.xml").is_file() for f in folders)
-    assert not [p for p in folders if p.name.startswith(".")]  # no half-made conversion left
-
-
-def test_openvino_failing_the_gate_gives_way_to_torch_then_fp32(openvino_bf16, tmp_path):
-    engine = Engine(load_checkpoint(loud_network(tmp_path / "loud.safetensors")), options=Options(device="cpu"))
-    assert engine.dtype == torch.float32 and engine.fast is None
-    assert engine.precision.startswith("fp32: bf16 (OpenVINO) was ") and "; bf16 was " in engine.precision
-
-
-def test_a_network_openvino_cannot_take_runs_in_torch(openvino_bf16, monkeypatch, caplog):
-    def refuse(*args):
-        raise RuntimeError("Unsupported operation: aten::made_up")
-
-    monkeypatch.setattr(openvino_cpu, "_converted", refuse)
-    with caplog.at_level("INFO", logger="translator.openvino_cpu"):
-        engine = Engine(load_checkpoint(MODEL), options=Options(device="cpu"))
-    assert engine.fast is None and engine.precision.startswith("bf16: ")
-    assert "OpenVINO cannot run this network (Unsupported operation: aten::made_up); it runs in torch" in caplog.text

@@ -156,12 +156,10 @@ def _models(args) -> None:
                 print(f"    --set {field.name}={field.default}{shown}  {field.metadata.get('help', '')}")
     for failure in reg.failures:
         print(f"failed to load {failure.name}: {failure.error}")
-    from . import openvino_cpu
     from .precision import GATE_MAX_LEVELS, GATE_PSNR_DB, native_bf16
 
     if native_bf16():
-        runner = "OpenVINO's" if openvino_cpu.computes_bf16() else "torch's"
-        print(f"CPU precision (--precision auto): bf16 ({runner}), for each model whose bf16 result is within {GATE_PSNR_DB:.0f} dB and "
+        print(f"CPU precision (--precision auto): bf16, for each model whose bf16 result is within {GATE_PSNR_DB:.0f} dB and "
               f"{GATE_MAX_LEVELS} levels of fp32 on the gate's photo (`translator translate` says which); fp32 for the rest")
     else:
         print("CPU precision (--precision auto): fp32, since this CPU has no native bf16")

@@ -94,8 +94,6 @@ class Engine:
             isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) or (isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training)
             for m in module.modules()
         )
-        # OpenVINO's network, where it runs the reduced precision on the CPU (translator.precision)
-        self.fast = None
         self.precision = f"{self.options.precision}: as asked" if self.options.precision != "auto" else f"{_dtype_name(self.dtype)}: this device's default"
         if self.dtype != torch.float32 and _dtype_name(self.dtype) not in self.arch.precisions:
             if self.options.precision != "auto":
@@ -107,12 +105,6 @@ class Engine:
 
             choice = choose(self)
             self.dtype, self.precision = choice.dtype, choice.reason
-        elif self.device.type == "cpu" and self.options.precision == "bf16":
-            from .precision import forced_bf16
-
-            self.fast = forced_bf16(self)
-            if self.fast is not None:
-                self.precision = "bf16 (OpenVINO): as asked"
 
     def flops(self, width: int, height: int) -> float:
         """What translating a ``width`` x ``height`` picture costs in FLOPs: counted once per
@@ -269,11 +261,8 @@ class Engine:
         # a network that needs larger or square inputs sees them padded, and its result cropped
         side = max(height, width) if self.arch.square else 0
         batch = pad_to(batch, max(height, self.arch.minimum, side), max(width, self.arch.minimum, side))
-        if self.fast is not None and self.dtype == torch.bfloat16:
-            y = self.fast(batch)
-        else:
-            with autocast(self.device, self.dtype):
-                y = self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
+        with autocast(self.device, self.dtype):
+            y = self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
         return y[:, :, : height * self.scale, : width * self.scale]
 
     def _whole(self, x: torch.Tensor, dtype: torch.dtype, gray: bool) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 bf16 where the CPU computes it natively (AVX512_BF16 or AMX: read from the CPU's flags, never
 assumed) and the model's output stays within a quality gate of its fp32 output on a fixed
-photo (in OpenVINO where it is installed, else in torch); fp32 otherwise. The gate's verdict is kept per checkpoint file (by its SHA-256), so it
+photo; fp32 otherwise. The gate's verdict is kept per checkpoint file (by its SHA-256), so it
 is paid once. ``--precision fp32`` always takes the reference path.
 """
 
@@ -50,64 +50,23 @@ class Choice:
 
 
 def choose(engine) -> Choice:
-    """The precision ``engine`` (an fp32 CPU engine) runs in under ``--precision auto``: where
-    this CPU computes bf16 natively, bf16 in OpenVINO (where it is installed) or else in torch,
-    the first that passes the gate; else fp32. Sets ``engine.fast`` to the OpenVINO network
-    chosen."""
-    tried = []
-    for label, fast in _candidates(engine):
-        engine.fast = fast
-        verdict = _verdict(engine, label)
-        levels = verdict["levels"]
-        shown = f"{verdict['psnr']:.1f} dB and at most {levels} level{'' if levels == 1 else 's'} off fp32 on the gate's photo"
-        if verdict["passed"]:
-            return Choice(torch.bfloat16, f"{label}: {shown}")
-        tried.append(f"{label} was {shown}")
-    engine.fast = None
-    if not tried:
+    """The precision ``engine`` (an fp32 CPU engine) runs in under ``--precision auto``."""
+    if not native_bf16():
         return Choice(torch.float32, "fp32: this CPU has no native bf16")
-    return Choice(torch.float32, f"fp32: {'; '.join(tried)}, outside the gate ({GATE_PSNR_DB:.0f} dB, {GATE_MAX_LEVELS} levels)")
+    verdict = _verdict(engine)
+    levels = verdict["levels"]
+    shown = f"{verdict['psnr']:.1f} dB and at most {levels} level{'' if levels == 1 else 's'} off fp32 on the gate's photo"
+    if verdict["passed"]:
+        return Choice(torch.bfloat16, f"bf16: {shown}")
+    return Choice(torch.float32, f"fp32: bf16 was {shown}, outside the gate ({GATE_PSNR_DB:.0f} dB, {GATE_MAX_LEVELS} levels)")
 
 
-def forced_bf16(engine):
-    """The OpenVINO network of an engine asked for bf16 on the CPU (no gate: as asked), or None
-    where OpenVINO cannot, and torch computes it."""
-    from . import openvino_cpu
-
-    return openvino_cpu.network(*_network_args(engine)) if openvino_cpu.computes_bf16() else None
-
-
-def _candidates(engine):
-    """(label, OpenVINO network or None for torch) of each way to run bf16, fastest first; the
-    second is made only when the first failed."""
-    from . import openvino_cpu
-
-    if native_bf16():
-        fast = openvino_cpu.network(*_network_args(engine)) if openvino_cpu.computes_bf16() else None
-        if fast is not None:
-            yield "bf16 (OpenVINO)", fast
-        yield "bf16", None
-
-
-def _network_args(engine) -> tuple:
-    return engine.module, engine.arch.channels[0], engine.arch.multiple, engine.arch.minimum
-
-
-def _photo():
-    from importlib.resources import files
-
-    from .images import read_image
-
-    return read_image(Path(str(files("translator.app") / "chelsea.png")))
-
-
-def _verdict(engine, label: str) -> dict:
+def _verdict(engine) -> dict:
     from .catalog import cache_folder, file_sha256
     from .files import atomic_write
 
     path = Path(engine.source) if engine.source else None
-    # torch's bf16 verdict is kept under the file's hash alone, as before OpenVINO was tried
-    key = file_sha256(path) + ("" if label == "bf16" else f" {label}") if path is not None and path.is_file() else None
+    key = file_sha256(path) if path is not None and path.is_file() else None
     cache = cache_folder() / GATE_FILE
     known = _read(cache)
     if key in known:
@@ -129,7 +88,11 @@ def _read(cache: Path) -> dict:
 
 def measure(engine, dtype: torch.dtype) -> dict:
     """The gate's figures for ``engine`` run in ``dtype`` against fp32, on its photo."""
-    photo = _photo()
+    from importlib.resources import files
+
+    from .images import read_image
+
+    photo = read_image(Path(str(files("translator.app") / "chelsea.png")))
     top, left = (photo.height - GATE_SIDE) // 2, (photo.width - GATE_SIDE) // 2
     crop = photo.with_pixels(photo.rgb[top : top + GATE_SIDE, left : left + GATE_SIDE], None)
     results = []
