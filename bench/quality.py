@@ -43,7 +43,7 @@ def table(name: str, photos: list[str], clean: dict, damaged: dict) -> tuple[str
     below = {kind: sum(g < 0 for g in gains[kind]) for kind in gains}
     met = all(means[k] >= GOAL_DB and below[k] == 0 for k in gains)
     verdict = (
-        f"{name}: clean {means['clean']:+.2f} dB ({below['clean']} photos below bicubic), damaged {means['damaged']:+.2f} dB "
+        f"{name}: clean {means['clean']:+.2f} dB ({below['clean']} of {len(photos)} photos below bicubic), damaged {means['damaged']:+.2f} dB "
         f"({below['damaged']} below): {'meets' if met else 'misses'} the goal (+{GOAL_DB} dB both ways, none below)"
     )
     return "\n".join(rows) + "\n\n" + verdict, met
@@ -59,7 +59,7 @@ def main() -> None:
     from translator.evaluate import evaluate
 
     shipped = ROOT / "checkpoints"
-    checkpoints = args.checkpoints or [str(p) for p in (shipped / "compact-sr-x4.safetensors", shipped / "compact-sr-x4-real.safetensors") if p.is_file()]
+    checkpoints = args.checkpoints or [str(p) for p in (shipped / "compact-sr-x4.safetensors", shipped / "compact-sr-x4-clean.safetensors") if p.is_file()]
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(args.corpus) if args.corpus else Path(tmp) / "corpus"
         if not args.corpus:

@@ -1,8 +1,11 @@
 """The README's 100% crops of x4 upscalers beside bicubic, on held-out photos made as people's
-photos are: downscaled x4 and saved as JPEG at quality 50.
+photos are: downscaled x4 and saved as JPEG at quality 50; or, with --clean, one photo
+downscaled cleanly, its small input shown too (the quick start's picture).
 
     .venv/bin/python scripts/crops.py --corpus CORPUS -o docs/images/x4-jpeg.png \\
-        checkpoints/compact-sr-x4.safetensors checkpoints/compact-sr-x4-real.safetensors
+        checkpoints/compact-sr-x4.safetensors checkpoints/compact-sr-x4-clean.safetensors
+    .venv/bin/python scripts/crops.py --corpus CORPUS --clean -o docs/images/x4-before-after.png \\
+        checkpoints/compact-sr-x4.safetensors
 
 CORPUS is a corpus `checkpoints/recipes/wallpapers.py` built (its held-out/ photos are used).
 Each row is one crop, at 100%: bicubic, each model, and the original.
@@ -26,6 +29,7 @@ from translator.inference import Engine, Options  # noqa: E402
 
 # (held-out photo, left and top of the crop in the original's pixels): texture, and a smooth edge
 CROPS = (("Path", 520, 260), ("LadyBird", 600, 330))
+CLEAN_CROP = ("TwoWings", 560, 300)
 SIDE = 256, 192
 QUALITY = 50
 
@@ -42,18 +46,20 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--corpus", required=True)
     parser.add_argument("-o", "--output", required=True)
+    parser.add_argument("--clean", action="store_true", help="one photo downscaled cleanly, beside its small input")
     args = parser.parse_args()
     engines = [(Path(c).name.removesuffix(".safetensors"), Engine(load_checkpoint(c), options=Options(device="cpu", precision="fp32"))) for c in args.checkpoints]
     rows = []
-    for name, left, top in CROPS:
+    for name, left, top in (CLEAN_CROP,) if args.clean else CROPS:
         with Image.open(Path(args.corpus) / "held-out" / f"{name}.png") as photo:
             original = photo.convert("RGB")
         small = original.resize((original.width // 4, original.height // 4), Image.BICUBIC, reducing_gap=None)
         buffer = io.BytesIO()
-        small.save(buffer, "JPEG", quality=QUALITY)
+        small.save(buffer, "PNG" if args.clean else "JPEG", quality=QUALITY)
         damaged = Image.open(buffer).convert("RGB")
         box = (left, top, left + SIDE[0], top + SIDE[1])
-        columns = [labelled(damaged.resize(original.size, Image.BICUBIC).crop(box), "bicubic")]
+        columns = [labelled(damaged.resize(original.size, Image.NEAREST).crop(box), "input (x4 smaller)")] if args.clean else []
+        columns.append(labelled(damaged.resize(original.size, Image.BICUBIC).crop(box), "bicubic"))
         for label, engine in engines:
             result = engine.translate(Picture(np.asarray(damaged, dtype=np.float32) / 255)).rgb
             upscaled = Image.fromarray((np.clip(result, 0, 1) * 255 + 0.5).astype(np.uint8))

@@ -49,7 +49,7 @@ def main() -> None:
                     shot(page, name)
                     if name == "app-translate.webp":
                         page.get_by_role("tab", name="Checkpoints", exact=True).click()
-                        page.get_by_role("grid", name="Checkpoints", exact=True).get_by_text("compact-sr-x4-real", exact=True).click()
+                        page.get_by_role("grid", name="Checkpoints", exact=True).get_by_text("compact-sr-x4-clean", exact=True).click()
                         page.wait_for_timeout(500)
                         shot(page, "app-checkpoints.webp")
                     page.context.close()

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import photo
+from translator import catalog
 
 try:
     from playwright.sync_api import Error as PlaywrightError
@@ -330,7 +331,6 @@ def style_from_a_stand_in(tmp_path, monkeypatch):
 
     from tests.helpers import Publisher, serve
     from tests.reference_networks import RefResnetGenerator, randomize
-    from translator import catalog
 
     generator = randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=2))
     buffer = io.BytesIO()
@@ -444,7 +444,7 @@ def test_on_a_phone_the_button_is_on_the_first_screen_and_the_result_comes_into_
         expect(page.get_by_text(re.compile(r"compact-sr-x4, [\d.]+ s: 192x160 PNG"))).to_be_visible()
         expect(block(page, "Before / after").locator("img").first).to_be_in_viewport(timeout=WAIT_MS)
         # nothing on the tab is cut short: the Model picker's choice, the result's file name
-        expect(page.get_by_text("x4 photo upscaler (compact, trained by this project; works offline)", exact=True)).to_be_visible()
+        expect(page.get_by_text(catalog.find("compact-sr-x4").description, exact=True)).to_be_visible()
         assert not page.evaluate(CUT_SHORT), page.evaluate(CUT_SHORT)
         # the training status is above the form there, not after it and the plots
         page.get_by_role("tab", name="Train", exact=True).click()

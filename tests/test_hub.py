@@ -437,7 +437,7 @@ def test_the_catalog_is_listed_by_what_each_model_does(capsys):
     painting = out.split("Paint in a style:")[1].split("\n\n")[0]
     assert "cyclegan-style_monet" in painting and "Photo to Monet painting" in painting
     assert "downloads on first use from hf://huggan/pix2pix-night2day@" in out
-    assert "ships with the package (works offline)" in out.split("compact-sr-x4")[1].split("compact-sr-x2")[0]
+    assert "ships with the package (works offline)" in out.split("  compact-sr-x4  ")[1].split("  compact-sr-x4-clean  ")[0]
 
 
 def test_catalog_names_work_as_checkpoints(tmp_path, capsys):
