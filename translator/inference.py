@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout
+from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout, fast_activations
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
 from .images import Picture
@@ -79,7 +79,7 @@ class Engine:
         if tuple(self.arch.channels) not in ((3, 3), (1, 3)):
             raise TranslatorError(f"this {self.family.name} network maps {self.arch.channels[0]}-channel images to {self.arch.channels[1]}; only RGB results can be made")
         self.channels_last = channels_last(checkpoint.module, self.device)
-        module = device_layout(checkpoint.module, self.device, self.channels_last)
+        module = fast_activations(device_layout(checkpoint.module, self.device, self.channels_last))
         module = self.family.prepare(module, self.settings)
         compile_mode = self.options.compile
         if compile_mode == "auto" and self.device.type == "cpu" and self.channels_last:
