@@ -108,3 +108,12 @@ def test_translator_models_says_which_precision_the_cpu_runs(bf16_cpu, capsys, m
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())
     assert main(["models"]) == 0
     assert "CPU precision (--precision auto): fp32, since this CPU has no native bf16" in capsys.readouterr().out
+
+
+def test_the_gate_judges_four_crops_across_the_photo():
+    corners = precision._gate_corners(150, 225)
+    side = precision.GATE_SIDE
+    assert len(set(corners)) == 4
+    assert all(0 <= top <= 150 - side and 0 <= left <= 225 - side for top, left in corners)
+    # spread over the photo, not stacked on the centre: between them they cover most of its width
+    assert max(left for _, left in corners) - min(left for _, left in corners) >= 225 // 2 - side // 2
