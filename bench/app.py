@@ -16,22 +16,17 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from importlib.resources import files
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from bench.shipped import times_of
+
 
 def median_of(fn, runs: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times_of(fn, runs))
 
 
 def main() -> None:

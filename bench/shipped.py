@@ -26,14 +26,19 @@ import torch
 from PIL import Image
 
 
-def best_of(fn, runs: int = 3) -> float:
+def times_of(fn, runs: int) -> list[float]:
+    """Seconds of ``runs`` calls of ``fn``, after one call to warm up."""
     fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best_of(fn, runs: int = 3) -> float:
+    return min(times_of(fn, runs))
 
 
 def peaks(side: int = 2048) -> dict[str, float]:
