@@ -79,8 +79,10 @@ class Engine:
         if tuple(self.arch.channels) not in ((3, 3), (1, 3)):
             raise TranslatorError(f"this {self.family.name} network maps {self.arch.channels[0]}-channel images to {self.arch.channels[1]}; only RGB results can be made")
         self.channels_last = channels_last(checkpoint.module, self.device)
-        module = fast_activations(device_layout(checkpoint.module, self.device, self.channels_last))
-        module = self.family.prepare(module, self.settings)
+        module = device_layout(checkpoint.module, self.device, self.channels_last)
+        # after prepare: it may set the weights (realesr-general's denoise blends two models'),
+        # and the fast PReLU holds only for the slopes it sees
+        module = fast_activations(self.family.prepare(module, self.settings))
         compile_mode = self.options.compile
         if compile_mode == "auto" and self.device.type == "cpu" and self.channels_last:
             # on the CPU, compiling gained only what channels_last already gives (0.96x and 1.04x
