@@ -8,7 +8,9 @@ upscaling of the same input.
 
 The goal of the family's default x4 model (the first-impressions issue): at least +1.0 dB PSNR-Y
 over bicubic on average both ways, and no photo below bicubic on either. Prints one markdown
-table per model, as BENCHMARKS.md has them, and the verdict.
+table per model, as BENCHMARKS.md has them, and the verdict; then one table of damage those two
+sets leave out (noise alone, JPEG alone, a JPEG resized), where a model of two networks (the
+default's restorer and sharpener) is also shown with each network alone.
 """
 
 from __future__ import annotations
@@ -49,6 +51,66 @@ def table(name: str, photos: list[str], clean: dict, damaged: dict) -> tuple[str
     return "\n".join(rows) + "\n\n" + verdict, met
 
 
+def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return torch.from_numpy(np.asarray(Image.open(buffer).convert("RGB")).copy()).permute(2, 0, 1)[None].float() / 255
+
+
+def _resized(x: torch.Tensor, size) -> torch.Tensor:
+    return torch.nn.functional.interpolate(x, size=size, mode="bicubic", antialias=True).clamp(0, 1)
+
+
+# damage the goal's two sets do not cover, one kind at a time, as files often have it: a noisy
+# PNG, a JPEG as saved, and a JPEG resized afterwards (its blocks no longer on the grid)
+OTHER = {
+    "noise of sigma 5 levels": lambda hr, lr: (lr + torch.randn(lr.shape, generator=torch.Generator().manual_seed(0)) * 5 / 255).clamp(0, 1),
+    "JPEG quality 90": lambda hr, lr: _jpeg(lr, 90),
+    "JPEG quality 70": lambda hr, lr: _jpeg(lr, 70),
+    "JPEG quality 60, then resized x0.8": lambda hr, lr: _resized(_jpeg(_resized(hr, (lr.shape[2] * 5 // 4, lr.shape[3] * 5 // 4)), 60), lr.shape[2:]),
+}
+
+
+def other_damage(checkpoints: list[str], folder: Path) -> str:
+    """A markdown table: each model's PSNR-Y gain over bicubic (mean, and the worst photo) for
+    each kind of damage in ``OTHER``; a model of two networks also with each one alone."""
+    from translator import metrics
+    from translator.augment import degrade
+    from translator.checkpoints import load_checkpoint
+    from translator.family import make_settings
+    from translator.images import Picture, read_image
+    from translator.inference import Engine, Options
+
+    engines = {}
+    for path in checkpoints:
+        loaded = load_checkpoint(path)
+        choices = ("auto", "always", "never") if loaded.arch.params.get("pair") else ("auto",)
+        for choice in choices:
+            settings = make_settings(loaded.family.Settings, {"restore": choice}, loaded.family.name)
+            name = Path(path).stem + ("" if choice == "auto" else f" restore={choice}")
+            engines[name] = Engine(load_checkpoint(path), settings, Options(device="cpu"))
+    gains = {kind: {name: [] for name in engines} for kind in OTHER}
+    for photo in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")):
+        hr = torch.from_numpy(read_image(photo).rgb).permute(2, 0, 1)[None]
+        hr = hr[:, :, : hr.shape[2] // 4 * 4, : hr.shape[3] // 4 * 4]
+        lr = degrade(hr, 4, "bicubic")
+        for kind, damage in OTHER.items():
+            damaged = damage(hr, lr)
+            base = metrics.psnr_y(metrics.bicubic(damaged, 4), hr, 4)
+            for name, engine in engines.items():
+                sr = engine.translate(Picture(damaged[0].permute(1, 2, 0).numpy().copy())).rgb
+                gains[kind][name].append(metrics.psnr_y(torch.from_numpy(sr).permute(2, 0, 1)[None], hr, 4) - base)
+    rows = ["| damage | " + " | ".join(engines) + " |", "|---" * (len(engines) + 1) + "|"]
+    for kind, by_model in gains.items():
+        rows.append(f"| {kind} | " + " | ".join(f"{sum(g) / len(g):+.2f} dB (worst {min(g):+.2f})" for g in by_model.values()) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="*", help="x4 checkpoints (default: the shipped ones)")
@@ -69,9 +131,10 @@ def main() -> None:
             wallpapers.build(corpus)
         photos, clean = evaluate(checkpoints, corpus / "held-out")
         _, damaged = evaluate(checkpoints, corpus / "held-out", degradation="realesrgan")
-    for path in checkpoints:
-        text, _ = table(Path(path).name, photos, clean, damaged)
-        print(f"### {Path(path).name}\n\n{text}\n")
+        for path in checkpoints:
+            text, _ = table(Path(path).name, photos, clean, damaged)
+            print(f"### {Path(path).name}\n\n{text}\n", flush=True)
+        print(f"### Other damage, one kind at a time (gain over bicubic of the same input)\n\n{other_damage(checkpoints, corpus / 'held-out')}")
 
 
 if __name__ == "__main__":

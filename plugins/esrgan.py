@@ -45,6 +45,12 @@ class ESRGANSettings:
         "whose weights are blended in, as Real-ESRGAN's --denoise_strength does)",
         low=0.0, high=1.0, translate=True,
     )
+    restore: str = setting(
+        "auto",
+        "compact-sr-x4 only: its restoring network, which smooths JPEG blocks and noise, for pictures that show JPEG's "
+        "8x8 blocks (auto), for every picture (always), or never (its sharpening network, for clean pictures)",
+        choices=sr_networks.SRVGGPair.CHOICES, translate=True,
+    )
 
 
 class ESRGAN(Family):
@@ -71,14 +77,18 @@ class ESRGAN(Family):
 
     def recognise(self, state_dict):
         # this project's networks first: they train, and its shipped models are theirs
-        found = sr_networks.recognise_rrdbnet(state_dict) or sr_networks.recognise_srvgg(state_dict)
+        found = sr_networks.recognise_rrdbnet(state_dict) or sr_networks.recognise_srvgg(state_dict) or sr_networks.recognise_srvgg_pair(state_dict)
         return found or spandrel_networks.recognise(state_dict)
 
     def prepare(self, module, settings):
         module.eval()
         if settings.denoise < 1:
             _blend_weak_denoise(module, settings.denoise)
-        return module if isinstance(module, (sr_networks.RRDBNet, sr_networks.SRVGGNetCompact)) else spandrel_networks.Called(module)
+        if isinstance(module, sr_networks.SRVGGPair):
+            module.choice = settings.restore
+        elif settings.restore != "auto":
+            raise TranslatorError("restore applies only to models with a restoring and a sharpening network (compact-sr-x4)")
+        return module if isinstance(module, (sr_networks.RRDBNet, sr_networks.SRVGGNetCompact, sr_networks.SRVGGPair)) else spandrel_networks.Called(module)
 
     def canonical_state_dict(self, state_dict, arch):
         return sr_networks.basicsr_keys(state_dict) if arch.name == "rrdbnet" else state_dict
@@ -87,7 +97,8 @@ class ESRGAN(Family):
         if arch.name == "rrdbnet":
             return sr_networks.RRDBNet(**arch.params)
         if arch.name == "srvgg":
-            return sr_networks.SRVGGNetCompact(**arch.params)
+            params = {k: v for k, v in arch.params.items() if k != "pair"}
+            return sr_networks.SRVGGPair(**params) if arch.params.get("pair") else sr_networks.SRVGGNetCompact(**params)
         return spandrel_networks.build(arch)
 
     def load(self, state_dict, arch, what):

@@ -215,7 +215,11 @@ def _translate(args) -> int:
                 bar.update(done - bar.n)
 
             try:
-                result = engine.translate(read_image(source), progress)
+                picture = read_image(source)
+                chosen = engine.for_picture(picture)
+                result = chosen.translate(picture, progress)
+                if chosen.route and len(inputs) == 1:
+                    print(f"{source.name}: {chosen.route}", file=sys.stderr)
             except TranslatorError as error:
                 if len(inputs) == 1:
                     raise

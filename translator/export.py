@@ -44,6 +44,8 @@ def export(source: str | os.PathLike, output: str | os.PathLike, family: str | N
     if kind == "safetensors":
         save_checkpoint(output, checkpoint.family, checkpoint.arch, checkpoint.module.state_dict(), {"source": checkpoint.path.name})
         return f"{output} ({what})"
+    if hasattr(checkpoint.module, "branch_for"):
+        raise TranslatorError(f"{checkpoint.path.name} picks one of its networks per picture, which an ONNX file cannot; export it as .safetensors")
     difference = _onnx(checkpoint, output, opset)
     return f"{output} (ONNX opset {opset}, {what}; ONNX Runtime matches PyTorch within {difference:.1e}; {sizes(checkpoint.arch)})"
 

@@ -66,6 +66,9 @@ class Options:
 class Engine:
     """A loaded network on a device, ready to translate pictures."""
 
+    # for a network of branches, the one picked in words (for_picture)
+    route = ""
+
     def __init__(self, checkpoint: Checkpoint, settings=None, options: Options | None = None):
         self.family = checkpoint.family
         self.arch = checkpoint.arch
@@ -89,6 +92,8 @@ class Engine:
             # over it for compact SR and RRDBNet), after warm-ups of up to a minute
             compile_mode = "off"
         self.runner = HotCompiler(module, compile_mode)
+        # the runners of a network's branches, for one that picks a branch per picture
+        self._branches: dict[torch.nn.Module, HotCompiler] = {}
         # Normalisation over the whole image (instance norm, batch statistics) differs per tile,
         # as does what a network that says so looks at, so such networks only tile when asked
         # to or when memory runs out.
@@ -166,16 +171,34 @@ class Engine:
         with self._in(torch.float32) if deep else contextlib.nullcontext():
             return self._translate(picture, progress, dtype)
 
+    def for_picture(self, picture: Picture) -> Engine:
+        """The engine that ``picture``, and pictures like it, go through: this one, or for a
+        network of branches for different pictures (a restorer beside a sharpener), one that
+        shares the branch ``picture`` calls for. A video takes its first frame's, so that its
+        frames do not flicker between the two."""
+        return self._for(self._network_input(_to_tensor(picture.rgb)))
+
+    def _for(self, x: torch.Tensor) -> Engine:
+        # picked from the whole picture, so that all its tiles go through one branch
+        pick = getattr(self.runner.module, "branch_for", None)
+        if pick is None:
+            return self
+        other = copy.copy(self)
+        branch, other.route = pick(x)
+        other.runner = self._branches.setdefault(branch, HotCompiler(branch, self.runner.mode))
+        return other
+
     def _translate(self, picture: Picture, progress: Progress | None, dtype: torch.dtype) -> Picture:
         x = self._network_input(_to_tensor(picture.rgb))
-        rgb = self._run_unit(x, progress, dtype)
+        engine = self._for(x)
+        rgb = engine._run_unit(x, progress, dtype)
         if x.shape[1] == 1:
             for top in range(0, rgb.shape[2], 256):  # in bands: no full-size temporaries
                 band = rgb[:, :, top : top + 256]
                 band.copy_(self.arch.with_input_luma(band, x[:, :, top : top + 256]))
         alpha = None
         if picture.alpha is not None:
-            alpha = self._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress, dtype)
+            alpha = engine._upscale_alpha(torch.from_numpy(picture.alpha)[None, None], progress, dtype)
         if self.options.outscale and self.options.outscale != self.scale:
             size = (round(picture.height * self.options.outscale), round(picture.width * self.options.outscale))
             rgb = _resize(rgb, size)

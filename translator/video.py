@@ -156,6 +156,8 @@ def translate_to_frames(engine, source: Path, folder: Path, options: VideoOption
     times, written = [], 0
     try:
         for number, frame in _chosen(container, stream, source, options):
+            if number == 0:  # every rank and resumed job picks from the same frame
+                engine = engine.for_picture(_picture(frame))
             times.append(f"{number:06d}.png {float(frame.pts * stream.time_base) if frame.pts is not None else float('nan'):.6f}")
             path = folder / f"{number:06d}.png"
             if number % world != rank or path.is_file():
@@ -262,6 +264,8 @@ def _encode_segments(job: _Job, engine, options: VideoOptions, progress, rank: i
             if options.steady and not averages:
                 raise TranslatorError("--steady applies to networks that normalise each image on its own (instance norm, as CycleGAN's); this one does not")
             for number, frame in _chosen(job.container, stream, job.source, options):
+                if number == 0:  # every rank and resumed job picks from the same frame
+                    engine = engine.for_picture(_picture(frame))
                 job.frames += 1
                 segment = number // every
                 if writer is not None and writer.segment != segment:

@@ -228,11 +228,13 @@ class Studio:
         width, height = image_size(image_path)
         self._check_work(engine, ref, width, height, outscale, 1, "image")
         picture = read_image(image_path)
+        engine = engine.for_picture(picture)
         with DEVICE_LOCK:
             result = _run_engine(engine, picture, progress)
         stem = Path(image_path).stem[:80] or "image"
         model = model_name(ref)
         path = write_image(result, self._result_folder() / f"{stem}-{model}{suffix}", quality)
+        note = "; ".join(n for n in (engine.route, note) if n)
         return Translation(path, picture, result, model, time.monotonic() - started, note, quality, engine.precision)
 
     def translate_video(self, video_path: str | None, family_name: str, checkpoint: str, options: dict | None = None,
