@@ -99,10 +99,8 @@ class SRVGGNetCompact(nn.Module):
 
 # Above this, a picture shows JPEG's 8x8 blocks: just above every clean photo. On the 32 training
 # photos downscaled x4, clean ones scored -0.12 to -0.01; saved as JPEG at quality 90, -0.11 to
-# 0.32 (median 0.09); at quality 75, -0.02 to 0.61 (median 0.22). On them, 0.05 did as well for
-# the default x4 (sums of gains within 0.04 dB), but on the held-out photos it sent a damaged
-# one to the sharpener (BENCHMARKS.md). A hard edge that happens to lie on the grid barely moves
-# the score: it counts every block edge once.
+# 0.32 (median 0.09); at quality 75, -0.02 to 0.61 (median 0.22). A hard edge that happens to
+# lie on the grid barely moves the score: it counts every block edge once.
 BLOCKY = 0.02
 
 

@@ -27,8 +27,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("restorer", help="a compact model trained on damaged inputs (--degradation mixed)")
     parser.add_argument("sharpener", help="a compact model of the same size trained on clean downscales")
-    parser.add_argument("--average-with", help="a model of the same size whose weights are averaged half and half with the restorer's: "
-                        "the checkpoint it was fine-tuned from, so that it smooths mild JPEGs less")
     parser.add_argument("--output", required=True)
     parser.add_argument("--corpus", help="a corpus wallpapers.py built already (default: build one)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -38,18 +36,11 @@ def main() -> None:
     restorer, sharpener = load_checkpoint(args.restorer, "esrgan"), load_checkpoint(args.sharpener, "esrgan")
     if restorer.arch != sharpener.arch or restorer.arch.name != "srvgg" or restorer.arch.params.get("pair"):
         raise SystemExit("the two models must be single compact (srvgg) networks of the same size")
-    if args.average_with:
-        other = load_checkpoint(args.average_with, "esrgan")
-        if other.arch != restorer.arch:
-            raise SystemExit(f"{args.average_with} is not a network of the restorer's size")
-        theirs = other.module.state_dict()
-        restorer.module.load_state_dict({k: (v + theirs[k]) / 2 for k, v in restorer.module.state_dict().items()})
     state = {f"{branch}.{k}": v for branch, half in (("restore", restorer), ("sharpen", sharpener)) for k, v in half.module.state_dict().items()}
     arch = family.recognise(state)
     extra = {
         "description": f"x{arch.scale} photo upscaler (compact, trained by this project): restores JPEG-blocky pictures, sharpens the rest",
-        "recipe": f"checkpoints/recipes/pair_sr.py {Path(args.restorer).name} {Path(args.sharpener).name}"
-        + (f" --average-with {Path(args.average_with).name}" if args.average_with else ""),
+        "recipe": f"checkpoints/recipes/pair_sr.py {Path(args.restorer).name} {Path(args.sharpener).name}",
         "data": wallpapers.DATA,
         "date": datetime.date.today().isoformat(),
         "restore_card": _card(restorer.metadata),
