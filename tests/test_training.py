@@ -595,6 +595,17 @@ def test_realesrgan_degradation_shapes_and_range():
     clean = degrade(hr, 4, "bicubic")
     draws = [torch.equal(degrade(hr, 4, "mixed", share), clean) for share in (1.0, 0.0) for _ in range(8)]
     assert all(draws[:8]) and not any(draws[8:])  # clean_share chooses the kind of each batch
+    # jpeg_share: the clean downscale, only compressed; within a few levels of it, where the
+    # Real-ESRGAN kind is blurred and noisy as well
+    photo_like = torch.nn.functional.interpolate(torch.rand(3, 3, 4, 3), size=(64, 48), mode="bilinear")
+    clean = degrade(photo_like, 4, "bicubic")
+    compressed = degrade(photo_like, 4, "mixed", 0.0, 1.0)
+    assert not torch.equal(compressed, clean) and (compressed - clean).abs().mean() < 0.03
+    from translator.tasks import Task
+    from translator.training.config import TrainConfig
+
+    with pytest.raises(TranslatorError, match="add up to more than 1"):
+        Task.SUPER_RESOLUTION.check_config(TrainConfig(degradation="mixed", clean_share=0.8, jpeg_share=0.3))
 
 
 def test_gan_objectives_on_known_scores():

@@ -30,19 +30,24 @@ def augmentation(crop_size: int | None, flip: bool, color_jitter: float, inputs:
     return K.AugmentationSequential(*steps, data_keys=["input"] * inputs)
 
 
-def degrade(hr: torch.Tensor, scale: int, kind: str = "bicubic", clean_share: float = 0.5) -> torch.Tensor:
+def degrade(hr: torch.Tensor, scale: int, kind: str = "bicubic", clean_share: float = 0.5, jpeg_share: float = 0.0) -> torch.Tensor:
     """Low-resolution versions of ``hr`` (N x 3 x H x W in [0, 1]), H and W divisible by ``scale``.
 
     "bicubic" is the classic antialiased downscale. "realesrgan" follows Real-ESRGAN's recipe in
     one stage: random Gaussian blur, a random intermediate resize, Gaussian noise, the final
     resize, and JPEG compression, so that real photos, not only downscaled ones, improve.
-    "mixed" picks one of the two for each batch, "bicubic" for ``clean_share`` of them.
+    "mixed" picks one of the two for each batch, "bicubic" for ``clean_share`` of them, and for
+    ``jpeg_share`` of them "jpeg": the bicubic downscale saved as JPEG and nothing else, as most
+    files people upload are.
     """
     size = (hr.shape[2] // scale, hr.shape[3] // scale)
     if kind == "mixed":  # both kinds of batch: robust to real photos, still sharp on clean ones
-        kind = "bicubic" if torch.rand(()) < clean_share else "realesrgan"
+        draw = float(torch.rand(()))
+        kind = "bicubic" if draw < clean_share else "jpeg" if draw < clean_share + jpeg_share else "realesrgan"
     if kind == "bicubic":
         return _resize(hr, size, "bicubic")
+    if kind == "jpeg":
+        return _jpeg(_resize(hr, size, "bicubic"))
     n = hr.shape[0]
     x = kornia.filters.gaussian_blur2d(hr, 21, (torch.rand(n, 1, device=hr.device) * 2.8 + 0.2).expand(n, 2))
     factor = float(torch.empty(()).uniform_(0.3, 1.2))
@@ -51,6 +56,10 @@ def degrade(hr: torch.Tensor, scale: int, kind: str = "bicubic", clean_share: fl
     sigma = torch.rand(n, 1, 1, 1, device=hr.device) * (25 / 255) + 1 / 255
     x = (x + torch.randn_like(x) * sigma).clamp(0, 1)
     x = _resize(x, size, ("area", "bilinear", "bicubic")[int(torch.randint(3, ()))])
+    return _jpeg(x)
+
+
+def _jpeg(x: torch.Tensor) -> torch.Tensor:
     return K.RandomJPEG(jpeg_quality=(30.0, 95.0), p=1.0)(x).clamp(0, 1)
 
 

@@ -273,12 +273,14 @@ class SuperResolution(Task):
             if config.flip:
                 turns = torch.randint(4, (hr.shape[0],)).tolist()
                 hr = torch.stack([torch.rot90(x, k, (1, 2)) for x, k in zip(hr, turns)])
-            return {"lr": degrade(hr, scale, config.degradation, config.clean_share), "hr": hr}
+            return {"lr": degrade(hr, scale, config.degradation, config.clean_share, config.jpeg_share), "hr": hr}
 
         return augment
 
     def check_config(self, config):
-        pass  # crops are cut at full resolution; load_size does not apply
+        # crops are cut at full resolution; load_size does not apply
+        if config.clean_share + config.jpeg_share > 1:
+            raise TranslatorError(f"clean_share {config.clean_share:g} and jpeg_share {config.jpeg_share:g} add up to more than 1")
 
     def loaded_side(self, config):
         return config.crop_size

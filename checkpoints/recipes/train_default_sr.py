@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--degradation", choices=("bicubic", "mixed"), default="bicubic")
     parser.add_argument("--clean-share", type=float, default=0.5, help="with --degradation mixed: the share of clean batches")
+    parser.add_argument("--jpeg-share", type=float, default=0.0, help="with --degradation mixed: the share of batches only saved as JPEG")
     parser.add_argument("--lr", default="5e-4")
     parser.add_argument("--start", help="fine-tune these weights (a project checkpoint of the same size) instead of starting afresh")
     parser.add_argument("--device", default="cpu")
@@ -104,7 +105,7 @@ def main() -> None:
         settings = {
             "arch": "srvgg", **SIZES[args.size], "scale": str(args.scale), "steps": str(args.steps),
             "batch_size": str(args.batch_size), "crop_size": str(24 * args.scale), "lr": args.lr, "lr_halve_every": str(args.halve_every or max(1, args.steps // 2)),
-            "degradation": args.degradation, "clean_share": str(args.clean_share), "ema_decay": "0.999", "workers": str(args.workers), "cache_images": "64", "log_every": "100",
+            "degradation": args.degradation, "clean_share": str(args.clean_share), "jpeg_share": str(args.jpeg_share), "ema_decay": "0.999", "workers": str(args.workers), "cache_images": "64", "log_every": "100",
             "sample_every": "2000", "val_every": "0", "checkpoint_every": "500",
         }
 
@@ -125,7 +126,7 @@ def main() -> None:
         extra = {
             "description": f"x{args.scale} photo upscaler (compact, trained by this project)",
             "recipe": f"checkpoints/recipes/train_default_sr.py --scale {args.scale} --steps {args.steps} --size {args.size} --degradation {args.degradation}"
-            + (f" --clean-share {args.clean_share}" if args.degradation == "mixed" else "") + (f" --lr {args.lr} --start {Path(args.start).name}" if args.start else ""),
+            + (f" --clean-share {args.clean_share} --jpeg-share {args.jpeg_share}" if args.degradation == "mixed" else "") + (f" --lr {args.lr} --start {Path(args.start).name}" if args.start else ""),
             "data": wallpapers.DATA,
             "steps": str(args.steps),
             "hardware": describe_device(args.device),

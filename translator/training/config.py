@@ -34,6 +34,7 @@ class TrainConfig:
     color_jitter: float = setting(0.0, "strength of random brightness/contrast/saturation changes (0: none)", low=0.0, high=1.0)
     degradation: str = setting("bicubic", "how super-resolution inputs are made", choices=DEGRADATIONS)
     clean_share: float = setting(0.5, "with degradation mixed: the share of batches downscaled cleanly", low=0.0, high=1.0)
+    jpeg_share: float = setting(0.0, "with degradation mixed: the share of batches downscaled cleanly, then saved as JPEG (quality 30 to 95)", low=0.0, high=1.0)
     workers: int = setting(2, "data loader processes (0: load in the training process)", low=0)
     cache_images: int = setting(0, "decoded super-resolution images kept in memory by each loader process (0: none)", low=0)
     log_every: int = setting(10, "steps between metric log lines", low=1)
