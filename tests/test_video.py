@@ -89,7 +89,7 @@ def test_a_trial_of_some_frames_and_odd_sides_for_4_2_0(tmp_path, capsys):
     assert "h264 is offered with pixel formats yuv420p, yuv444p, not 'rgb48'" in capsys.readouterr().err
 
 
-def test_bad_clips_options_and_limits_are_one_line_before_any_decoding(tmp_path, upscaler, monkeypatch, capsys):
+def test_bad_clips_options_and_limits_are_one_line_and_leave_nothing(tmp_path, upscaler, monkeypatch, capsys):
     clip = make_clip(tmp_path / "clip.mp4")
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(clip.read_bytes()[:300])
@@ -98,6 +98,8 @@ def test_bad_clips_options_and_limits_are_one_line_before_any_decoding(tmp_path,
         ([str(clip), "--frames", "5:2"], "--frames takes START:END frame numbers"),
         ([str(clip), "-o", str(tmp_path / "x.webm"), "--codec", "h264"], "a .webm file cannot hold h264"),
         ([str(clip), str(clip)], "a video is translated on its own"),
+        # found only while decoding, and the job's folder goes with it
+        ([str(clip), "--frames", "50:60"], "clip.mp4 has no frames in 50:60"),
     ]
     for args, message in cases:
         assert main(["translate", *args, "-c", str(upscaler), "-o", str(tmp_path / "o.mp4")] if "-o" not in args else ["translate", *args, "-c", str(upscaler)]) == 1
@@ -106,7 +108,7 @@ def test_bad_clips_options_and_limits_are_one_line_before_any_decoding(tmp_path,
     monkeypatch.setenv("TRANSLATOR_MAX_VIDEO_SECONDS", "0.5")
     assert main(["translate", str(clip), "-c", str(upscaler), "-o", str(tmp_path / "long.mp4")]) == 1
     assert "over the 0.5 s limit (TRANSLATOR_MAX_VIDEO_SECONDS)" in capsys.readouterr().err
-    assert not list(tmp_path.glob("*long.mp4*")) and not list(tmp_path.glob("o.mp4*"))
+    assert not list(tmp_path.glob("*long.mp4*")) and not list(tmp_path.glob("*o.mp4*"))
     assert parse_frames("10:") == (10, None) and parse_frames(":4") == (0, 4)
     with pytest.raises(TranslatorError):
         parse_frames("a:b")

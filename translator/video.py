@@ -125,16 +125,21 @@ def translate_video(engine, source: Path, target: Path, options: VideoOptions | 
     options = options or VideoOptions()
     job = _plan(engine, source, target, options)
     try:
-        if rank == 0:
-            _keep_parts_of_the_same_job(job, engine, options)
-        _barrier(world)  # no process writes a segment before the folder is known to be this job's
-        done = _encode_segments(job, engine, options, progress, rank, world)
-        _barrier(world)
-        if rank != 0:
-            return f"process {rank} of {world}: {done} frames of {source.name} translated"
-        _join(job, options)
-    except av.error.FFmpegError as error:  # what FFmpeg refuses to write, said in one line
-        raise TranslatorError(f"cannot write {target.name} ({one_line(error)})") from None
+        try:
+            if rank == 0:
+                _keep_parts_of_the_same_job(job, engine, options)
+            _barrier(world)  # no process writes a segment before the folder is known to be this job's
+            done = _encode_segments(job, engine, options, progress, rank, world)
+            _barrier(world)
+            if rank != 0:
+                return f"process {rank} of {world}: {done} frames of {source.name} translated"
+            _join(job, options)
+        except av.error.FFmpegError as error:  # what FFmpeg refuses to write, said in one line
+            raise TranslatorError(f"cannot write {target.name} ({one_line(error)})") from None
+    except BaseException:
+        if rank == 0 and not any(job.parts.glob("part-*")):
+            shutil.rmtree(job.parts, ignore_errors=True)  # no finished segment a rerun could keep
+        raise
     finally:
         job.container.close()
     shutil.rmtree(job.parts, ignore_errors=True)
