@@ -140,6 +140,9 @@ class SRVGGPair(nn.Module):
     def forward(self, x):
         return self.restore(x)
 
+    def branches(self) -> tuple[nn.Module, ...]:
+        return self.restore, self.sharpen
+
     def branch_for(self, x: torch.Tensor) -> tuple[nn.Module, str]:
         """The network for the whole picture ``x`` (chosen once, before it is cut into tiles),
         and the choice in words."""

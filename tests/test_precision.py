@@ -21,14 +21,15 @@ def bf16_cpu(monkeypatch, tmp_path):
     monkeypatch.setenv("TRANSLATOR_CACHE", str(tmp_path / "cache"))
 
 
-def loud_network(path):
-    """A network whose large weights turn bf16's rounding into visible errors."""
+def loud_network(path, gain=8):
+    """A network whose large weights (``gain`` times torch's initial ones) turn bf16's rounding
+    into visible errors."""
     family = registry().family("esrgan")
     arch = family.architecture(make_settings(family.Settings, {"arch": "srvgg", "nf": "16", "num_conv": "4", "scale": "2"}))
     net = family.build(arch)
     with torch.no_grad():
         for parameter in net.parameters():
-            parameter.mul_(8)
+            parameter.mul_(gain)
     save_checkpoint(path, family, arch, net.state_dict(), {})
     return path
 
@@ -57,6 +58,17 @@ def test_a_model_whose_bf16_output_is_off_fails_the_gate_and_runs_fp32(bf16_cpu,
     good = tmp_path / "loud.safetensors"
     good.write_bytes(MODEL.read_bytes())
     assert Engine(load_checkpoint(good), options=Options(device="cpu")).dtype == torch.bfloat16
+
+
+def test_the_gate_judges_every_branch_of_a_network_that_picks_per_picture(bf16_cpu, tmp_path):
+    """The gate's photo is clean, so the default x4 takes its sharpener there; a restorer that
+    is off in bf16 must still fail it."""
+    family = registry().family("esrgan")
+    loud, quiet = (load_checkpoint(loud_network(tmp_path / f"{gain}.safetensors", gain)).module.state_dict() for gain in (8, 1))
+    state = {f"{branch}.{k}": v for branch, half in (("restore", loud), ("sharpen", quiet)) for k, v in half.items()}
+    pair = save_checkpoint(tmp_path / "pair.safetensors", family, family.recognise(state), state, {})
+    assert Engine(load_checkpoint(tmp_path / "1.safetensors"), options=Options(device="cpu")).dtype == torch.bfloat16
+    assert Engine(load_checkpoint(pair), options=Options(device="cpu")).dtype == torch.float32
 
 
 def test_16_bit_pictures_and_alpha_keep_the_fp32_path_under_bf16(bf16_cpu):

@@ -183,8 +183,17 @@ class Engine:
         pick = getattr(self.runner.module, "branch_for", None)
         if pick is None:
             return self
+        return self._through(*pick(x))
+
+    def each_branch(self) -> list[Engine]:
+        """One engine per network a picture may go through: this one, or one per branch of a
+        network that picks per picture (what a quality gate must judge)."""
+        branches = getattr(self.runner.module, "branches", None)
+        return [self._through(branch, "") for branch in branches()] if branches else [self]
+
+    def _through(self, branch: torch.nn.Module, route: str) -> Engine:
         other = copy.copy(self)
-        branch, other.route = pick(x)
+        other.route = route
         other.runner = self._branches.setdefault(branch, HotCompiler(branch, self.runner.mode))
         return other
 

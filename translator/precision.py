@@ -22,8 +22,9 @@ GATE_PSNR_DB = 45.0
 GATE_MAX_LEVELS = 8
 # the CPU flags that mean bf16 arithmetic in hardware
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-# named for the gate's photo set: verdicts of the earlier one-crop gate are not reused
-GATE_FILE = "precision-gate-4-crops.json"
+# named for what the gate judges: verdicts of the earlier gates (one crop; four crops through
+# only the branch a clean photo picks) are not reused
+GATE_FILE = "precision-gate-4-crops-each-branch.json"
 # the gate's photo: crops of the app's example (never trained on by the shipped models)
 GATE_SIDE = 64
 
@@ -88,19 +89,21 @@ def _read(cache: Path) -> dict:
 
 
 def measure(engine, dtype: torch.dtype) -> dict:
-    """The gate's figures for ``engine`` run in ``dtype`` against fp32, over its crops."""
+    """The gate's figures for ``engine`` run in ``dtype`` against fp32, over its crops, through
+    each network a picture may go through."""
     from importlib.resources import files
 
     from .images import read_image
 
     photo = read_image(Path(str(files("translator.app") / "chelsea.png")))
     references, reduced = [], []
-    for top, left in _gate_corners(photo.height, photo.width):
-        crop = photo.with_pixels(photo.rgb[top : top + GATE_SIDE, left : left + GATE_SIDE], None)
-        for run_in, results in ((torch.float32, references), (dtype, reduced)):
-            torch.manual_seed(0)  # a network that samples (pix2pix's dropout) samples alike both times
-            with engine._in(run_in):
-                results.append(engine.translate(crop).rgb)
+    for branch in engine.each_branch():
+        for top, left in _gate_corners(photo.height, photo.width):
+            crop = photo.with_pixels(photo.rgb[top : top + GATE_SIDE, left : left + GATE_SIDE], None)
+            for run_in, results in ((torch.float32, references), (dtype, reduced)):
+                torch.manual_seed(0)  # a network that samples (pix2pix's dropout) samples alike both times
+                with branch._in(run_in):
+                    results.append(branch.translate(crop).rgb)
     reference, result = np.stack(references), np.stack(reduced)
     levels = np.abs(np.round(reference * 255) - np.round(result * 255))
     mse = float(np.mean((reference - result) ** 2))
