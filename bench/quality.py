@@ -82,6 +82,7 @@ def other_damage(checkpoints: list[str], folder: Path) -> str:
     from translator import metrics
     from translator.augment import degrade
     from translator.checkpoints import load_checkpoint
+    from translator.data import Report, scan_images
     from translator.family import make_settings
     from translator.images import Picture, read_image
     from translator.inference import Engine, Options
@@ -95,7 +96,7 @@ def other_damage(checkpoints: list[str], folder: Path) -> str:
             name = Path(path).stem + ("" if choice == "auto" else f" restore={choice}")
             engines[name] = Engine(load_checkpoint(path), settings, Options(device="cpu"))
     gains = {kind: {name: [] for name in engines} for kind in OTHER}
-    for photo in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")):
+    for photo in scan_images(folder, Report()):
         hr = torch.from_numpy(read_image(photo).rgb).permute(2, 0, 1)[None]
         hr = hr[:, :, : hr.shape[2] // 4 * 4, : hr.shape[3] // 4 * 4]
         lr = degrade(hr, 4, "bicubic")

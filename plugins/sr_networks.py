@@ -134,7 +134,6 @@ class SRVGGPair(nn.Module):
     def __init__(self, **params):
         super().__init__()
         self.restore, self.sharpen = SRVGGNetCompact(**params), SRVGGNetCompact(**params)
-        self.upscale = params.get("upscale", 4)
         self.choice = "auto"
 
     def forward(self, x):

@@ -176,6 +176,8 @@ class Engine:
         network of branches for different pictures (a restorer beside a sharpener), one that
         shares the branch ``picture`` calls for. A video takes its first frame's, so that its
         frames do not flicker between the two."""
+        if not hasattr(self.runner.module, "branch_for"):
+            return self  # one network: no copy of the picture to look at
         return self._for(self._network_input(_to_tensor(picture.rgb)))
 
     def _for(self, x: torch.Tensor) -> Engine:

@@ -278,7 +278,8 @@ class SuperResolution(Task):
         return augment
 
     def check_config(self, config):
-        # crops are cut at full resolution; load_size does not apply
+        # load_size does not apply (crops are cut at full resolution); the shares of the kinds of
+        # batch must fit in one
         if config.clean_share + config.jpeg_share > 1:
             raise TranslatorError(f"clean_share {config.clean_share:g} and jpeg_share {config.jpeg_share:g} add up to more than 1")
 
