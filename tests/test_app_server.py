@@ -367,7 +367,7 @@ def test_datasets_and_results_stay_within_the_quota_and_datasets_can_be_deleted(
     try:
         # a small zip that unpacks to far more: refused from what it declares, nothing written
         bomb = error_of(lambda: client.predict(handle_file(str(archive("bomb", 10))), api_name="/upload_dataset"))
-        assert "unpacks to 678 kB, more than the 300 kB left of the workspace's 300 kB quota" in bomb
+        assert "unpacks to 662 KB, more than the 300 KB left of the workspace's 300 KB quota" in bomb
         assert studio.workspace.dataset_names() == []
         assert client.predict(handle_file(str(archive("few", 2))), api_name="/upload_dataset") == "few"
         assert "left of the workspace's" in error_of(lambda: client.predict(handle_file(str(archive("more", 3))), api_name="/upload_dataset"))

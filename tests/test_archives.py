@@ -202,10 +202,10 @@ def test_zip_bomb_lying_about_its_size_is_refused(tmp_path, root):
     assert archive.stat().st_size < 64 * 1024
     patch_single_member(archive, file_size=100)
     assert zipfile.ZipFile(archive).infolist()[0].file_size == 100  # passes the up-front check
-    message = refused(tmp_path, archive, root, max_bytes=1000)
+    message = refused(tmp_path, archive, root, max_bytes=1024)
     # zipfile stops at the declared size and the CRC then fails; a reader that went on would
     # be stopped by the byte count
-    assert message == "bomb.zip is damaged: bomb.png cannot be read" or "more than the 1000 bytes" in message
+    assert message == "bomb.zip is damaged: bomb.png cannot be read" or "more than the 1 KB" in message
 
 
 def test_bytes_really_written_are_counted(tmp_path, root, monkeypatch):
@@ -213,8 +213,8 @@ def test_bytes_really_written_are_counted(tmp_path, root, monkeypatch):
     # while streaming must stop it, not the declared sizes
     archive = make_zip(tmp_path / "horses.zip", [("a.png", PNG), ("b.png", PNG)])
     monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, member, *a, **k: io.BytesIO(bytes(600)))
-    message = refused(tmp_path, archive, root, max_bytes=1000)
-    assert "more than the 1 kB allowed" in message and "TRANSLATOR_MAX_ZIP_BYTES" in message
+    message = refused(tmp_path, archive, root, max_bytes=1024)
+    assert "more than the 1 KB allowed" in message and "TRANSLATOR_MAX_ZIP_BYTES" in message
 
 
 def test_declared_sizes_are_checked_before_anything_is_read(tmp_path, root, monkeypatch):
@@ -224,13 +224,13 @@ def test_declared_sizes_are_checked_before_anything_is_read(tmp_path, root, monk
         raise AssertionError("a member was read")
 
     monkeypatch.setattr(zipfile.ZipFile, "open", never)
-    message = refused(tmp_path, archive, root, max_bytes=1000)
-    assert "more than the 1 kB allowed" in message
+    message = refused(tmp_path, archive, root, max_bytes=1024)
+    assert "more than the 1 KB allowed" in message
 
 
 def test_only_the_files_kept_count_towards_the_size_limit(tmp_path, root):
     archive = make_zip(tmp_path / "horses.zip", [("a.png", bytes(600)), ("video.mp4", bytes(5000))])
-    result = unpack_zip(archive, root, max_bytes=1000)
+    result = unpack_zip(archive, root, max_bytes=1024)
     assert result.images == 1 and result.skipped == ["video.mp4"]
 
 
@@ -250,8 +250,8 @@ def test_limits_are_read_from_the_environment_at_call_time(tmp_path, root, monke
     monkeypatch.setenv("TRANSLATOR_MAX_ZIP_FILES", "lots")
     assert "TRANSLATOR_MAX_ZIP_FILES must be a positive whole number" in refused(tmp_path, archive, root)
     monkeypatch.delenv("TRANSLATOR_MAX_ZIP_FILES")
-    monkeypatch.setenv("TRANSLATOR_MAX_ZIP_BYTES", "1000")
-    assert "more than the 1 kB allowed" in refused(tmp_path, archive, root)
+    monkeypatch.setenv("TRANSLATOR_MAX_ZIP_BYTES", "1024")
+    assert "more than the 1 KB allowed" in refused(tmp_path, archive, root)
     # an explicit argument wins over the environment
     assert unpack_zip(archive, root, max_bytes=2000).images == 2
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 
+# 1024-based, as gradio's file boxes count beside our lines: a page shows one unit, not 564 kB
+# in a status line over 550.4 KB in the download box
+KB = 1024
+
+
 def size(count: float) -> str:
-    """Bytes in decimal units, to three figures: "512 bytes", "4.88 MB", "2.15 GB"."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    """Bytes in 1024-based units, to three figures: "512 bytes", "4.65 MB", "2 GB"."""
+    for unit, scale in (("TB", KB**4), ("GB", KB**3), ("MB", KB**2), ("KB", KB)):
         if count >= scale:
             return f"{count / scale:.3g} {unit}"
     return f"{count:.0f} bytes"

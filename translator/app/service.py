@@ -645,12 +645,12 @@ def _output_budget() -> int:
 
 
 def parse_size(text: str) -> int:
-    """Bytes from ``10gb``, ``500mb``, ``300kb`` or a plain number."""
-    units = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+    """Bytes from ``10gb``, ``500mb``, ``300kb`` or a plain number, in the units ``units.size`` writes."""
+    factors = {"kb": units.KB, "mb": units.KB**2, "gb": units.KB**3, "tb": units.KB**4}
     cleaned = text.strip().lower()
-    unit = next((u for u in units if cleaned.endswith(u)), "")
+    unit = next((u for u in factors if cleaned.endswith(u)), "")
     try:
-        return int(float(cleaned.removesuffix(unit) if unit else cleaned) * units.get(unit, 1))
+        return int(float(cleaned.removesuffix(unit) if unit else cleaned) * factors.get(unit, 1))
     except ValueError:
         raise TranslatorError(f"not a size: {text!r} (e.g. 10gb, 500mb)") from None
 
