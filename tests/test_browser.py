@@ -437,6 +437,9 @@ def test_on_a_phone_the_button_is_on_the_first_screen_and_the_result_comes_into_
         page.goto(url)
         button = page.get_by_role("button", name="Upscale x4", exact=True)
         expect(button).to_be_in_viewport(timeout=WAIT_MS)
+        # every tab is in the row, none folded into gradio's "..." menu
+        for name in ("Translate", "Train", "Checkpoints", "Plugins"):
+            expect(page.get_by_role("tab", name=name, exact=True)).to_be_in_viewport()
         upload(page, "Image", source)
         button.scroll_into_view_if_needed()
         button.click()

@@ -167,8 +167,13 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
     return demo
 
 
-# a result's file name wraps instead of being cut short on a phone (gradio cuts it with an ellipsis)
-CSS = ".filename { display: block; overflow-wrap: anywhere; } .filename .stem { white-space: normal; }"
+# a result's file name wraps instead of being cut short on a phone (gradio cuts it with an
+# ellipsis); on a phone the tabs' padding narrows so all four fit in a row (gradio folds tabs that
+# do not fit into a "..." menu, where nobody finds Checkpoints)
+CSS = (
+    ".filename { display: block; overflow-wrap: anywhere; } .filename .stem { white-space: normal; } "
+    "@media (max-width: 480px) { .tab-container button { padding: 0 8px !important; } }"
+)
 
 
 def launch_options() -> dict:
