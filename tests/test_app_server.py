@@ -381,7 +381,7 @@ def test_datasets_and_results_stay_within_the_quota_and_datasets_can_be_deleted(
         Image.fromarray(photo(8, 8)).save(small)
         stale = studio.results / "old"
         stale.mkdir(parents=True)
-        (stale / "x.png").write_bytes(b"0" * 100_000)
+        (stale / "x.png").write_bytes(b"0" * 120_000)
         assert client.predict(handle_file(str(small)), api_name="/translate").endswith(".png")
         assert not stale.exists()
     finally:
@@ -459,9 +459,9 @@ def test_a_deflated_checkpoint_bomb_is_refused_at_upload(client, tmp_path, monke
     import translator.checkpoints
 
     client, studio = client
-    monkeypatch.setattr(translator.checkpoints, "MAX_BYTES", 4_000_000)
+    monkeypatch.setattr(translator.checkpoints, "MAX_BYTES", 4 * 1024**2)
     plain, bomb = tmp_path / "plain.pth", tmp_path / "bomb.pth"
-    __import__("torch").save({"w": __import__("torch").zeros(2_000_000)}, plain)
+    __import__("torch").save({"w": __import__("torch").zeros(2 * 1024**2)}, plain)
     with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as packed:
         for member in source.infolist():
             packed.writestr(member.filename, source.read(member.filename))

@@ -230,13 +230,13 @@ def test_a_deflated_archive_that_unpacks_past_the_limit_is_refused_before_loadin
     import translator.checkpoints as checkpoints
 
     plain = tmp_path / "plain.pth"
-    torch.save({"w": torch.zeros(2_000_000)}, plain)  # 8 MB of zeros
+    torch.save({"w": torch.zeros(2 * 1024**2)}, plain)  # 8 MB of zeros
     bomb = tmp_path / "bomb.pth"
     with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as packed:
         for member in source.infolist():
             packed.writestr(member.filename, source.read(member.filename))
     assert bomb.stat().st_size < 100_000
-    monkeypatch.setattr(checkpoints, "MAX_BYTES", 4_000_000)  # the file itself is far under it
+    monkeypatch.setattr(checkpoints, "MAX_BYTES", 4 * 1024**2)  # the file itself is far under it
     with pytest.raises(TranslatorError, match=r"bomb.pth unpacks to 8 MB, over the 4 MB limit") as error:
         load_checkpoint(bomb, "esrgan")
     _one_line(error)

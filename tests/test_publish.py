@@ -268,7 +268,7 @@ def test_a_download_over_the_checkpoint_limit_is_refused_before_it_starts(tmp_pa
 
     monkeypatch.setattr(checkpoints, "MAX_BYTES", MODEL.stat().st_size - 1)
     assert main(["pull", "hf://org/big/model.safetensors"]) == 1
-    assert re.fullmatch(r"error: hf://org/big/model\.safetensors is [\d.]+ MB, over the [\d.]+ MB limit for a checkpoint "
+    assert re.fullmatch(r"error: hf://org/big/model\.safetensors is [\d.]+ [KM]B, over the [\d.]+ [KM]B limit for a checkpoint "
                         r"\(TRANSLATOR_MAX_CHECKPOINT_BYTES\); not downloaded", capsys.readouterr().err.strip())
     assert not list((tmp_path / "hub-cache").rglob("model.safetensors"))
     monkeypatch.setattr(checkpoints, "MAX_BYTES", MODEL.stat().st_size)
@@ -287,7 +287,7 @@ def test_the_apps_downloads_stay_within_its_storage_quota(tmp_path, hub, monkeyp
     studio.quota = MODEL.stat().st_size + 1000
     (studio.workspace.runs / "old").mkdir()
     (studio.workspace.runs / "old" / "weights.bin").write_bytes(bytes(2000))  # a run's files count
-    with pytest.raises(TranslatorError, match=r"storage quota has [\d.]+ MB left \(TRANSLATOR_QUOTA\); delete datasets, runs or checkpoints first$"):
+    with pytest.raises(TranslatorError, match=r"storage quota has [\d.]+ [KM]B left \(TRANSLATOR_QUOTA\); delete datasets, runs or checkpoints first$"):
         studio.pull("hf://org/quota/model.safetensors")
     assert not list((tmp_path / "hub-cache").rglob("model.safetensors"))
     shutil.rmtree(studio.workspace.runs / "old")

@@ -12,7 +12,8 @@ def size(count: float) -> str:
     """Bytes in 1024-based units, to three figures: "512 bytes", "4.65 MB", "2 GB"."""
     for unit, scale in (("TB", KB**4), ("GB", KB**3), ("MB", KB**2), ("KB", KB)):
         if count >= scale:
-            return f"{count / scale:.3g} {unit}"
+            value = count / scale  # up to 1023.9, which .3g would write as 1.02e+03
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:.0f} {unit}"
     return f"{count:.0f} bytes"
 
 
