@@ -97,10 +97,14 @@ class SRVGGNetCompact(nn.Module):
         return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
 
 
-# Above this, a picture shows JPEG's 8x8 blocks: just above every clean photo. On the 32 training
+# Above BLOCKY, a picture shows JPEG's 8x8 blocks: just above every clean photo. On the 32 training
 # photos downscaled x4, clean ones scored -0.12 to -0.01; saved as JPEG at quality 90, -0.11 to
 # 0.32 (median 0.09); at quality 75, -0.02 to 0.61 (median 0.22). A hard edge that happens to
-# lie on the grid barely moves the score: it counts every block edge once.
+# lie on the grid barely moves the score: it counts every block edge once. Between 0 (no sign of
+# blocks either way) and BLOCKY, the sign is faint, and the two networks' results are averaged:
+# on the training photos that band raised the Real-ESRGAN-damaged set's mean from +1.14 to
+# +1.18 dB over bicubic, and a wider one (to 0.04) gained no more there (BENCHMARKS.md).
+FAINT = 0.0
 BLOCKY = 0.02
 
 
@@ -121,13 +125,26 @@ def jpeg_blockiness(x: torch.Tensor) -> float:
     return float(sum(scores) / len(scores)) if scores else 0.0
 
 
+class Halves(nn.Module):
+    """The mean of two networks' results, for a picture neither suits alone."""
+
+    def __init__(self, first: nn.Module, second: nn.Module):
+        super().__init__()
+        self.first, self.second = first, second
+
+    def forward(self, x):
+        # each clipped as its own result would be, so the mean lies between the two results
+        return (self.first(x).clamp(0, 1) + self.second(x).clamp(0, 1)) / 2
+
+
 class SRVGGPair(nn.Module):
     """Two compact networks of one size, each picture upscaled by one: ``restore``, trained on
     damaged inputs, for pictures that show JPEG's blocks (it smooths blocks and noise), and
     ``sharpen``, trained on clean downscales, for the rest (it keeps fine texture that the
-    restorer flattens). Noise alone does not pick the restorer: told apart from fine texture in
-    a downscaled photo by a blind estimate, it sent textured clean photos to the restorer, which
-    flattens them. Run as a single network (exported, timed), it is its restorer."""
+    restorer flattens); a picture with faint blocks gets the mean of both. Noise alone does not
+    pick the restorer: told apart from fine texture in a downscaled photo by a blind estimate, it
+    sent textured clean photos to the restorer, which flattens them. Run as a single network
+    (exported, timed), it is its restorer."""
 
     CHOICES = ("auto", "always", "never")
 
@@ -135,6 +152,8 @@ class SRVGGPair(nn.Module):
         super().__init__()
         self.restore, self.sharpen = SRVGGNetCompact(**params), SRVGGNetCompact(**params)
         self.choice = "auto"
+        # kept out of the module tree (a plain list), so its weights are not saved twice
+        self._halves = [Halves(self.restore, self.sharpen)]
 
     def forward(self, x):
         return self.restore(x)
@@ -146,8 +165,11 @@ class SRVGGPair(nn.Module):
         """The network for the whole picture ``x`` (chosen once, before it is cut into tiles),
         and the choice in words."""
         if self.choice == "auto":
-            if jpeg_blockiness(x) > BLOCKY:
+            blockiness = jpeg_blockiness(x)
+            if blockiness > BLOCKY:
                 return self.restore, "restored: it shows JPEG blocks"
+            if blockiness > FAINT:
+                return self._halves[0], "half restored, half sharpened: faint JPEG blocks"
             return self.sharpen, "sharpened: no JPEG blocks"
         return (self.restore, "restored, as asked") if self.choice == "always" else (self.sharpen, "sharpened, as asked")
 

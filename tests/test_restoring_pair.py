@@ -84,6 +84,24 @@ def test_each_picture_goes_whole_through_the_branch_it_calls_for(pair, real_phot
     np.testing.assert_allclose(engine(pair["pair"], restore="never").translate(blocky).rgb, sharpener.translate(blocky).rgb, atol=2e-5)
 
 
+def test_a_picture_with_faint_blocks_gets_the_mean_of_both(pair, real_photo, monkeypatch):
+    """Between no sign of blocks (0) and BLOCKY, each network alone does worse than their mean
+    on damaged photos; a score there is rare in real pictures, so it is set here."""
+    import sys
+
+    from translator.default_plugins.sr_networks import FAINT, SRVGGPair
+
+    assert FAINT < BLOCKY
+    picture = Picture(real_photo.astype(np.float32) / 255)
+    restored, sharpened = (engine(pair[name], tile=0).translate(picture).rgb for name in ("restore", "sharpen"))
+    monkeypatch.setattr(sys.modules[SRVGGPair.__module__], "jpeg_blockiness", lambda x: (FAINT + BLOCKY) / 2)
+    tiled = engine(pair["pair"], tile=64)
+    np.testing.assert_allclose(tiled.translate(picture).rgb, (restored + sharpened) / 2, atol=2e-5)
+    assert tiled.for_picture(picture).route == "half restored, half sharpened: faint JPEG blocks"
+    # the file still holds each network's weights once
+    assert not any(key.startswith("_halves") for key in load_checkpoint(pair["pair"]).module.state_dict())
+
+
 def test_the_pair_round_trips_and_refuses_what_it_cannot_do(pair, tmp_path, capsys):
     loaded = load_checkpoint(pair["pair"])
     assert loaded.arch.params["pair"] and set(loaded.module.state_dict()) == set(load_checkpoint(pair["pair"]).module.state_dict())
