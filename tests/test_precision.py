@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.helpers import MODEL
-from translator import precision
+from translator import int8, precision
 from translator.checkpoints import load_checkpoint, save_checkpoint
 from translator.family import make_settings
 from translator.images import Picture
@@ -116,10 +116,15 @@ def test_translator_models_says_which_precision_the_cpu_runs(bf16_cpu, capsys, m
     from translator.cli import main
 
     assert main(["models"]) == 0
-    assert "CPU precision (--precision auto): bf16, for each model whose bf16 result is within 45 dB" in capsys.readouterr().out
+    assert ("CPU precision (--precision auto): bf16 for each model whose bf16 result is within 45 dB and 8 levels of fp32 on the "
+            "gate's photos, fp32 for the rest; no int8: this CPU has no int8 dot products") in capsys.readouterr().out
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())
     assert main(["models"]) == 0
-    assert "CPU precision (--precision auto): fp32, since this CPU has no native bf16" in capsys.readouterr().out
+    assert "CPU precision (--precision auto): fp32 (this CPU has no native bf16); no int8" in capsys.readouterr().out
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16"}))
+    if int8.unavailable() is None:  # openvino and nncf are there (the test extras)
+        assert main(["models"]) == 0
+        assert "CPU precision (--precision auto): int8 for each network whose int8 result is within 45 dB" in capsys.readouterr().out
 
 
 def test_the_gate_judges_four_crops_across_the_photo():

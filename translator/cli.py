@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--outscale", type=float, help="final size relative to the input (default: the network's scale)")
     translate.add_argument("--alpha", choices=("network", "bicubic"), default="network", help="how alpha is upscaled")
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    translate.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    translate.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"))
     translate.add_argument("--seed", type=int, help="seed for train-mode sampling")
     translate.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                            help="torch.compile the network: auto (once one input shape has a minute of work), on, or off")
@@ -156,13 +156,17 @@ def _models(args) -> None:
                 print(f"    --set {field.name}={field.default}{shown}  {field.metadata.get('help', '')}")
     for failure in reg.failures:
         print(f"failed to load {failure.name}: {failure.error}")
+    from .int8 import unavailable
     from .precision import GATE_MAX_LEVELS, GATE_PSNR_DB, native_bf16
 
-    if native_bf16():
-        print(f"CPU precision (--precision auto): bf16, for each model whose bf16 result is within {GATE_PSNR_DB:.0f} dB and "
-              f"{GATE_MAX_LEVELS} levels of fp32 on the gate's photo (`translator translate` says which); fp32 for the rest")
+    gate = f"within {GATE_PSNR_DB:.0f} dB and {GATE_MAX_LEVELS} levels of fp32 on the gate's photos"
+    floating = f"bf16 for each model whose bf16 result is {gate}, fp32 for the rest" if native_bf16() else "fp32 (this CPU has no native bf16)"
+    why_not = unavailable()
+    if why_not is None:
+        print(f"CPU precision (--precision auto): int8 for each network whose int8 result is {gate}; else {floating} "
+              "(`translator translate` says which)")
     else:
-        print("CPU precision (--precision auto): fp32, since this CPU has no native bf16")
+        print(f"CPU precision (--precision auto): {floating}; no int8: {why_not}")
 
 
 def _translate(args) -> int:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import logging
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from collections.abc import Callable
 
 import numpy as np
@@ -102,7 +104,21 @@ class Engine:
             for m in module.modules()
         )
         self.precision = f"{self.options.precision}: as asked" if self.options.precision != "auto" else f"{_dtype_name(self.dtype)}: this device's default"
-        if self.dtype != torch.float32 and _dtype_name(self.dtype) not in self.arch.precisions:
+        # int8 (OpenVINO's) per network a picture may go through, with why: where it passed
+        # the gate, or everywhere when asked; the others run in self.floating
+        self.int8 = None
+        self._int8: dict[torch.nn.Module, tuple[object, str]] = {}
+        self.floating = (self.dtype, self.precision)
+        if self.dtype == torch.int8:
+            from .int8 import network
+
+            if any(m.training for m in module.modules()):
+                raise TranslatorError(f"this {self.arch.name} network samples as it runs (dropout), which int8 cannot keep; use fp32 or bf16")
+            self.floating = (torch.float32, "fp32: as asked for what int8 leaves")
+            for branch in self._networks():
+                self._int8[branch] = (network(branch, self.arch.channels[0], self._int8_key(branch)), "int8: as asked")
+            self._pick(self.runner.module)
+        elif self.dtype != torch.float32 and _dtype_name(self.dtype) not in self.arch.precisions:
             if self.options.precision != "auto":
                 computes = ", ".join(("fp32", *self.arch.precisions))
                 raise TranslatorError(f"this {self.arch.name} network does not compute in {self.options.precision} (it does in {computes})")
@@ -112,6 +128,52 @@ class Engine:
 
             choice = choose(self)
             self.dtype, self.precision = choice.dtype, choice.reason
+            self.floating = (self.dtype, self.precision)
+            self._choose_int8()
+
+    def _networks(self) -> list[torch.nn.Module]:
+        """The networks a picture may go through: this one, or a network's branches."""
+        branches = getattr(self.runner.module, "branches", None)
+        return list(branches()) if branches else [self.runner.module]
+
+    def _int8_key(self, branch: torch.nn.Module) -> str | None:
+        """What the int8 cache keeps ``branch``'s int8 under: its checkpoint file's SHA-256 and
+        its place among the branches, and the settings that change its weights; None for a
+        network from no file."""
+        from .catalog import file_sha256
+
+        if not self.source or not Path(self.source).is_file():
+            return None
+        # settings may change the weights (realesr-general's denoise strength blends two models')
+        settings = repr(sorted(dataclasses.asdict(self.settings).items())) if dataclasses.is_dataclass(self.settings) else ""
+        digest = hashlib.sha256(f"{file_sha256(Path(self.source))}/{self._networks().index(branch)}/{settings}".encode()).hexdigest()
+        return digest[:32]
+
+    def _choose_int8(self) -> None:
+        """int8 for each network whose int8 result passes the gate, where int8 can run here."""
+        from .int8 import unavailable
+        from .precision import choose_int8
+
+        if unavailable() or any(m.training for m in self.runner.module.modules()):
+            return
+        self._int8 = choose_int8(self)
+        if self._int8:
+            self.dtype = torch.int8
+            self._pick(self.runner.module)
+
+    def _pick(self, network: torch.nn.Module) -> None:
+        """This engine set to run ``network``: in int8 where it runs int8 and ``network`` has an
+        int8 form, else in the engine's floating precision."""
+        if self.dtype != torch.int8:
+            return
+        networks = self._networks()
+        if network in self._int8:
+            self.int8, self.precision = self._int8[network]
+        elif network in networks:
+            self.int8 = None
+            self.dtype, self.precision = self.floating
+        else:  # a network of branches: each picks when a picture chooses it
+            self.precision = f"int8 for {len(self._int8)} of its {len(networks)} networks, {self.floating[1]} for the rest"
 
     def flops(self, width: int, height: int) -> float:
         """What translating a ``width`` x ``height`` picture costs in FLOPs: counted once per
@@ -167,7 +229,7 @@ class Engine:
         large = out_pixels > AUTO_TILE_OUTPUT_PIXELS and picture.bits == 8 and not self.options.outscale
         dtype = torch.float16 if large else torch.float32
         # bf16 resolves about 8 bits: a 16-bit picture keeps its depth through fp32
-        deep = picture.bits == 16 and self.dtype == torch.bfloat16 and self.options.precision == "auto"
+        deep = picture.bits == 16 and self.dtype in (torch.bfloat16, torch.int8) and self.options.precision == "auto"
         with self._in(torch.float32) if deep else contextlib.nullcontext():
             return self._translate(picture, progress, dtype)
 
@@ -197,6 +259,7 @@ class Engine:
         other = copy.copy(self)
         other.route = route
         other.runner = self._branches.setdefault(branch, HotCompiler(branch, self.runner.mode))
+        other._pick(branch)
         return other
 
     def _translate(self, picture: Picture, progress: Progress | None, dtype: torch.dtype) -> Picture:
@@ -297,8 +360,11 @@ class Engine:
         # a network that needs larger or square inputs sees them padded, and its result cropped
         side = max(height, width) if self.arch.square else 0
         batch = pad_to(batch, max(height, self.arch.minimum, side), max(width, self.arch.minimum, side))
-        with autocast(self.device, self.dtype):
-            y = self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
+        if self.dtype == torch.int8:
+            y = self.int8(batch)
+        else:
+            with autocast(self.device, self.dtype):
+                y = self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
         return y[:, :, : height * self.scale, : width * self.scale]
 
     def _whole(self, x: torch.Tensor, dtype: torch.dtype, gray: bool) -> torch.Tensor:
@@ -430,11 +496,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
-    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int8: "int8"}[dtype]
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    choices = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    choices = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.int8}
     if name == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -446,7 +512,14 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16 if native_bf16() else torch.float32
         return torch.float32
     if name not in choices:
-        raise TranslatorError(f"unknown precision {name!r} (use auto, fp32, bf16 or fp16)")
+        raise TranslatorError(f"unknown precision {name!r} (use auto, fp32, bf16, fp16 or int8)")
+    if name == "int8":
+        from .int8 import unavailable
+
+        if device.type != "cpu":
+            raise TranslatorError("--precision int8 runs on the CPU (OpenVINO's); on a GPU use bf16 or fp16")
+        if (why := unavailable()) is not None:
+            raise TranslatorError(f"--precision int8: {why}")
     return choices[name]
 
 
