@@ -81,10 +81,12 @@ def test_a_network_int8_cannot_keep_stays_in_its_float_precision_and_is_not_quan
     picture = photo_picture()
     np.testing.assert_allclose(spread.translate(picture).rgb, fine.translate(picture).rgb, atol=1e-4)  # the same function in fp32
     engine = Engine(load_checkpoint(path), options=Options(device="cpu"))
-    assert engine.dtype == torch.float32 and engine.precision == "fp32: this CPU has no native bf16"
-    # the verdict is kept: the next engine neither quantizes nor judges it again
+    assert engine.dtype == torch.float32 and engine.precision.startswith("fp32: this CPU has no native bf16; int8 was ")
+    assert engine.precision.endswith("off fp32 on the gate's photo, outside the gate")
+    # the verdict is kept: the next engine neither quantizes nor judges it again, and says why
     monkeypatch.setattr(int8, "_quantized", lambda *args: pytest.fail("quantized again"))
-    assert Engine(load_checkpoint(path), options=Options(device="cpu")).dtype == torch.float32
+    again = Engine(load_checkpoint(path), options=Options(device="cpu"))
+    assert again.dtype == torch.float32 and again.precision == engine.precision
     # asked for, int8 runs without the gate, as bf16 does
     monkeypatch.undo()
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
@@ -137,3 +139,16 @@ def test_each_network_of_a_pair_gets_its_own_verdict(vnni_cpu, tmp_path):
     clean = photo_picture()
     chosen = pair.for_picture(clean)
     assert chosen.route == "sharpened: no JPEG blocks" and chosen.precision.startswith("int8: ")
+
+
+def test_a_network_openvino_cannot_take_runs_as_before_and_says_why(vnni_cpu, tmp_path, monkeypatch):
+    def refuse(*args):
+        raise RuntimeError("Couldn't get TorchScript module by tracing.\nException: kernel larger than input")
+
+    monkeypatch.setattr(int8, "_quantized", refuse)
+    path = compact(tmp_path / "net.safetensors")
+    engine = Engine(load_checkpoint(path), options=Options(device="cpu"))
+    assert engine.dtype == torch.float32
+    assert engine.precision == "fp32: this CPU has no native bf16; int8 could not be made of this network: Couldn't get TorchScript module by tracing."
+    with pytest.raises(TranslatorError, match="^int8 could not be made of this network"):
+        Engine(load_checkpoint(path), options=Options(device="cpu", precision="int8"))

@@ -65,6 +65,11 @@ class Options:
     compile: str = "auto"
 
 
+# The most work int8's calibration may take unasked, in FLOPs (about 5 s at two cores' fp32 peak):
+# the compact upscalers need under 1 TFLOP; RRDBNet 9.4, which took 144 s and then failed the gate
+INT8_AUTO_FLOPS = 1e12
+
+
 class Engine:
     """A loaded network on a device, ready to translate pictures."""
 
@@ -116,7 +121,7 @@ class Engine:
                 raise TranslatorError(f"this {self.arch.name} network samples as it runs (dropout), which int8 cannot keep; use fp32 or bf16")
             self.floating = (torch.float32, "fp32: as asked for what int8 leaves")
             for branch in self._networks():
-                self._int8[branch] = (network(branch, self.arch.channels[0], self._int8_key(branch)), "int8: as asked")
+                self._int8[branch] = (network(branch, self.arch.channels[0], self.int8_side(), self._int8_key(branch)), "int8: as asked")
             self._pick(self.runner.module)
         elif self.dtype != torch.float32 and _dtype_name(self.dtype) not in self.arch.precisions:
             if self.options.precision != "auto":
@@ -136,6 +141,12 @@ class Engine:
         branches = getattr(self.runner.module, "branches", None)
         return list(branches()) if branches else [self.runner.module]
 
+    def int8_side(self) -> int:
+        """The side of the pictures int8 is calibrated on, as this network takes them."""
+        from .int8 import CROP
+
+        return _round_up(max(CROP, self.arch.minimum), self.arch.multiple)
+
     def _int8_key(self, branch: torch.nn.Module) -> str | None:
         """What the int8 cache keeps ``branch``'s int8 under: its checkpoint file's SHA-256 and
         its place among the branches, and the settings that change its weights; None for a
@@ -151,15 +162,23 @@ class Engine:
 
     def _choose_int8(self) -> None:
         """int8 for each network whose int8 result passes the gate, where int8 can run here."""
-        from .int8 import unavailable
+        from .int8 import calibration_size, unavailable
         from .precision import choose_int8
 
         if unavailable() or any(m.training for m in self.runner.module.modules()):
             return
-        self._int8 = choose_int8(self)
+        side = self.int8_side()
+        if calibration_size(side) * self.flops(side, side) > INT8_AUTO_FLOPS:
+            self.precision = f"{self.precision}; int8 not tried: calibrating a network this large takes minutes (--precision int8 does)"
+            self.floating = (self.dtype, self.precision)
+            return
+        self._int8, refused = choose_int8(self)
         if self._int8:
             self.dtype = torch.int8
             self._pick(self.runner.module)
+        elif refused:  # said beside the float precision: why not int8
+            self.precision = f"{self.precision}; {refused[0]}"
+            self.floating = (self.dtype, self.precision)
 
     def _pick(self, network: torch.nn.Module) -> None:
         """This engine set to run ``network``: in int8 where it runs int8 and ``network`` has an

@@ -31,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from . import precision
 from .acceleration import plain_activations
+from .errors import TranslatorError, one_line
 
 # the CPU flags that mean int8 dot products in hardware
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -71,9 +73,11 @@ class Int8Network:
         return torch.from_numpy(request.get_output_tensor(0).data.copy())
 
 
-def network(module: torch.nn.Module, channels: int, key: str | None) -> Int8Network:
-    """``module`` (taking ``channels``-channel pictures) in int8: from the cache when ``key``
-    (its checkpoint's SHA-256 and branch) was quantized before, else quantized now and kept."""
+def network(module: torch.nn.Module, channels: int, side: int, key: str | None) -> Int8Network:
+    """``module`` (taking ``channels``-channel pictures whose sides are multiples of ``side``)
+    in int8: from the cache when ``key`` (its checkpoint's SHA-256 and branch) was quantized
+    before, else quantized now, calibrated on crops of ``side``, and kept. Raises
+    TranslatorError when OpenVINO cannot take the network."""
     import openvino as ov
 
     path = _cache() / f"{key}-{RECIPE}.xml" if key else None
@@ -82,7 +86,10 @@ def network(module: torch.nn.Module, channels: int, key: str | None) -> Int8Netw
             return Int8Network(ov.Core().read_model(path))
         except RuntimeError:  # damaged: made again below
             pass
-    model = _quantized(module, channels)
+    try:
+        model = _quantized(module, channels, side)
+    except Exception as error:  # the converter and NNCF raise many types
+        raise TranslatorError(f"int8 could not be made of this network: {one_line(error)}") from None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
@@ -99,24 +106,31 @@ def _cache() -> Path:
     return cache_folder() / "int8"
 
 
-def calibration_crops(channels: int) -> list[np.ndarray]:
-    """The shipped calibration photo as 1 x C x 64 x 64 crops (its luma for a gray network)."""
+def calibration_crops(channels: int, side: int = CROP) -> list[np.ndarray]:
+    """The shipped calibration photo as 1 x C x ``side`` x ``side`` crops (its luma for a gray
+    network)."""
     from .images import read_image
 
     rgb = read_image(Path(str(files("translator") / CALIBRATION))).rgb.transpose(2, 0, 1)
     if channels == 1:
         rgb = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), rgb, axes=1)[None]
     _, height, width = rgb.shape
-    return [np.ascontiguousarray(rgb[None, :, top : top + CROP, left : left + CROP])
-            for top in range(0, height - CROP + 1, CROP) for left in range(0, width - CROP + 1, CROP)]
+    return [np.ascontiguousarray(rgb[None, :, top : top + side, left : left + side])
+            for top in range(0, height - side + 1, side) for left in range(0, width - side + 1, side)]
 
 
-def _quantized(module: torch.nn.Module, channels: int):
+def calibration_size(side: int) -> int:
+    """How many crops of ``side`` calibration takes."""
+    with Image.open(files("translator") / CALIBRATION) as photo:
+        return (photo.width // side) * (photo.height // side)
+
+
+def _quantized(module: torch.nn.Module, channels: int, side: int):
     import openvino as ov
 
     with torch.no_grad():
-        graph = ov.convert_model(plain_activations(module), example_input=torch.rand(1, channels, CROP, CROP), input=[-1, channels, -1, -1])
-    crops = calibration_crops(channels)
+        graph = ov.convert_model(plain_activations(module), example_input=torch.rand(1, channels, side, side), input=[-1, channels, -1, -1])
+    crops = calibration_crops(channels, side)
     # NNCF draws progress bars on the terminal; a translation prints its own lines
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         import nncf

@@ -12,12 +12,17 @@ import functools
 import io
 import itertools
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import TranslatorError
+
+log = logging.getLogger(__name__)
 
 # the gate: the reduced-precision result against the fp32 one, in 8-bit levels
 GATE_PSNR_DB = 45.0
@@ -72,32 +77,48 @@ def _shown(verdict: dict) -> str:
     return f"{verdict['psnr']:.1f} dB and at most {levels} level{'' if levels == 1 else 's'} off fp32 on the gate's photo"
 
 
-def choose_int8(engine) -> dict:
+def choose_int8(engine) -> tuple[dict, list[str]]:
     """``{network: (its int8 form, why)}`` for each network of ``engine`` whose int8 result
-    passes the gate against fp32. Verdicts are kept like bf16's, so a network that failed is
-    not quantized again; one that passed is read back from the int8 cache."""
+    passes the gate against fp32, and why the others do not. Verdicts are kept like bf16's, so
+    a network that failed is not quantized again; one that passed is read back from the int8
+    cache."""
     from .catalog import cache_folder
     from .files import atomic_write
     from .int8 import RECIPE, network
 
     cache = cache_folder() / INT8_GATE_FILE
-    chosen = {}
+    chosen, refused = {}, []
     for branch in engine.each_branch():
         module = branch.runner.module
         key = engine._int8_key(module)
         verdict = _read(cache).get(f"{key}-{RECIPE}") if key else None
         if verdict is not None and not verdict["passed"]:
+            refused.append(_refusal(verdict))
             continue
-        runner = network(module, engine.arch.channels[0], key)
+        if verdict is None and not refused and not chosen:  # said once: the first translation waits for it
+            log.warning("making and judging this model's int8 for this CPU: seconds, once per model (kept in %s)", cache.parent / "int8")
+        try:
+            runner = network(module, engine.arch.channels[0], engine.int8_side(), key)
+        except TranslatorError as error:  # OpenVINO cannot take it: it runs as before
+            log.warning("%s", error)
+            runner, verdict = None, {"passed": False, "error": str(error)}
         if verdict is None:
             branch.int8 = runner
             verdict = _judge([branch], torch.int8)
-            if key is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(cache, json.dumps({**_read(cache), f"{key}-{RECIPE}": verdict}, indent=1).encode())
+        if key is not None and f"{key}-{RECIPE}" not in _read(cache):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cache, json.dumps({**_read(cache), f"{key}-{RECIPE}": verdict}, indent=1).encode())
         if verdict["passed"]:
             chosen[module] = (runner, f"int8: {_shown(verdict)}")
-    return chosen
+        else:
+            refused.append(_refusal(verdict))
+    return chosen, refused
+
+
+def _refusal(verdict: dict) -> str:
+    if "error" in verdict:
+        return verdict["error"]
+    return f"int8 was {_shown(verdict)}, outside the gate"
 
 
 def _verdict(engine) -> dict:
