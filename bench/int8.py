@@ -1,6 +1,7 @@
 """int8 on the CPU, four routes, against fp32 and the bf16 the engine already uses.
 
-    python -m bench.int8                   # compact-sr-x4 on a 250 x 250 input, 2 threads
+    python -m bench.int8                   # compact-sr-x4's restorer on a 250 x 250 input, 2 threads
+    python -m bench.int8 --model compact-sr-x4-clean --held-out CORPUS/held-out
 
 Routes, each calibrated on 64 px crops of the app's example photo (held out from training) and
 judged by the precision gate's rule (PSNR against the fp32 result on that photo, and the
@@ -10,9 +11,11 @@ largest difference in 8-bit levels):
   kernels);
 - ONNX Runtime static quantization, QDQ, int8 weights per channel, min-max calibration, run by
   ONNX Runtime (against ONNX Runtime's own fp32);
-- OpenVINO's bf16, and NNCF's int8 of the same graph (mixed preset, min-max calibration), run
-  by OpenVINO (needs openvino and nncf; skipped without them); ``--held-out DIR`` also judges
-  them on other photos, since a gate on one photo can pass a network that fails others;
+- OpenVINO's bf16, NNCF's int8 of the same graph with its defaults (mixed preset, each
+  range the mean of the crops' minima and maxima), and the engine's int8 (``translator.int8``:
+  global ranges over the shipped calibration photo, the network's tail in float), run by
+  OpenVINO (needs openvino and nncf; skipped without them); ``--held-out DIR`` also judges them
+  on other photos, since a gate on one photo can pass a network that fails others;
 - torchao's PT2E with the X86 Inductor quantizer, compiled by torch.compile (needs torchao and
   a C++ compiler; skipped without them).
 
@@ -67,11 +70,16 @@ def openvino_routes(network, photo, x, reference, fp32: float, args) -> None:
         held_out.append(torch.nn.functional.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True).clamp(0, 1))
     with torch.inference_mode():
         references = [network(lr).numpy() for lr in held_out]
+    from translator import int8 as engine_int8
+
     graph = ov.convert_model(network, example_input=x, input=[-1, 3, -1, -1])
     samples = [crop.numpy() for crop in crops(photo)]
     int8 = nncf.quantize(graph, nncf.Dataset(samples), preset=nncf.QuantizationPreset.MIXED, subset_size=len(samples))
+    # the engine's recipe: global min-max over the shipped calibration photo, the tail in float
+    recipe = engine_int8._quantized(network, 3, engine_int8.CROP)
     core = ov.Core()
-    for name, model in (("bf16", graph), ("int8 (NNCF, bf16 elsewhere)", int8)):
+    for name, model in (("bf16", graph), ("int8 (NNCF's defaults on the example photo, bf16 elsewhere)", int8),
+                        ("int8 (the engine's: translator/int8.py)", recipe)):
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": args.threads, "PERFORMANCE_HINT": "LATENCY"})
         request = compiled.create_infer_request()
         seconds = best_of(lambda: request.infer({0: x.numpy()}))
@@ -121,11 +129,13 @@ def main() -> None:
         print(f"  torch FX int8: {fx_s:.3f} s ({fp32 / fx_s:.2f}x; {judged(reference, fx(photo).numpy())})")
 
     try:
+        if hasattr(network, "branch_for"):  # a network of two is no ONNX file
+            raise ImportError
         import onnxruntime
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
-        print("  ONNX Runtime: not installed (pip install 'image-translator[onnx]')")
+        print("  ONNX Runtime: not installed (pip install 'image-translator[onnx]'), or a network of two (no ONNX file)")
     else:
         from translator.export import export
 
