@@ -192,7 +192,8 @@ class Engine:
             self.int8 = None
             self.dtype, self.precision = self.floating
         else:  # a network of branches: each picks when a picture chooses it
-            self.precision = f"int8 for {len(self._int8)} of its {len(networks)} networks, {self.floating[1]} for the rest"
+            rest = f", {self.floating[1]} for the rest" if len(self._int8) < len(networks) else ""
+            self.precision = f"int8 for {len(self._int8)} of its {len(networks)} networks{rest}"
 
     def flops(self, width: int, height: int) -> float:
         """What translating a ``width`` x ``height`` picture costs in FLOPs: counted once per
