@@ -96,16 +96,17 @@ def other_damage(checkpoints: list[str], folder: Path) -> str:
             name = Path(path).stem + ("" if choice == "auto" else f" restore={choice}")
             engines[name] = Engine(load_checkpoint(path), settings, Options(device="cpu"))
     gains = {kind: {name: [] for name in engines} for kind in OTHER}
+    scale = next(iter(engines.values())).scale
     for photo in scan_images(folder, Report()):
         hr = torch.from_numpy(read_image(photo).rgb).permute(2, 0, 1)[None]
-        hr = hr[:, :, : hr.shape[2] // 4 * 4, : hr.shape[3] // 4 * 4]
-        lr = degrade(hr, 4, "bicubic")
+        hr = hr[:, :, : hr.shape[2] // scale * scale, : hr.shape[3] // scale * scale]
+        lr = degrade(hr, scale, "bicubic")
         for kind, damage in OTHER.items():
             damaged = damage(hr, lr)
-            base = metrics.psnr_y(metrics.bicubic(damaged, 4), hr, 4)
+            base = metrics.psnr_y(metrics.bicubic(damaged, scale), hr, scale)
             for name, engine in engines.items():
                 sr = engine.translate(Picture(damaged[0].permute(1, 2, 0).numpy().copy())).rgb
-                gains[kind][name].append(metrics.psnr_y(torch.from_numpy(sr).permute(2, 0, 1)[None], hr, 4) - base)
+                gains[kind][name].append(metrics.psnr_y(torch.from_numpy(sr).permute(2, 0, 1)[None], hr, scale) - base)
     rows = ["| damage | " + " | ".join(engines) + " |", "|---" * (len(engines) + 1) + "|"]
     for kind, by_model in gains.items():
         rows.append(f"| {kind} | " + " | ".join(f"{sum(g) / len(g):+.2f} dB (worst {min(g):+.2f})" for g in by_model.values()) + " |")
@@ -114,7 +115,7 @@ def other_damage(checkpoints: list[str], folder: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoints", nargs="*", help="x4 checkpoints (default: the shipped ones)")
+    parser.add_argument("checkpoints", nargs="*", help="checkpoints of one scale (default: the shipped x4 ones)")
     parser.add_argument("--corpus", help="a corpus wallpapers.py built (its held-out/ folder is used)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
