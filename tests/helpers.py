@@ -18,8 +18,8 @@ from translator.plugins import registry
 from translator.training import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
-# the shipped x2 model: a real project-format file for tests that need one
-MODEL = catalog.find("compact-sr-x2").shipped
+# the shipped x2 model of one network: a real project-format file for tests that need one
+MODEL = catalog.find("compact-sr-x2-clean").shipped
 # the app's example photo, never trained on by the shipped models
 EXAMPLE = ROOT / "translator" / "app" / "chelsea.png"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -65,13 +65,13 @@ def test_the_app_exports_a_listed_checkpoint_for_download_within_its_quota(tmp_p
 
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
     refs = {entry.ref for entry in studio.workspace.entries()}
-    assert "compact-sr-x2" in refs
-    path, line = studio.export("compact-sr-x2", "onnx")
+    assert "compact-sr-x2-clean" in refs
+    path, line = studio.export("compact-sr-x2-clean", "onnx")
     assert path.suffix == ".onnx" and path.is_relative_to(studio.results) and line.startswith(f"{path.name} (ONNX opset 17, esrgan srvgg x2")
     path, _ = studio.export("compact-sr-x2", "safetensors")
     assert load_checkpoint(path).arch.scale == 2
     # a result that would not fit the quota is refused, and nothing is left
     monkeypatch.setattr(Studio, "room", lambda self: 1000)
     with pytest.raises(TranslatorError, match="quota"):
-        studio.export("compact-sr-x2", "onnx")
+        studio.export("compact-sr-x2-clean", "onnx")
     assert not list(studio.results.rglob("*.onnx.*"))
