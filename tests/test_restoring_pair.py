@@ -114,22 +114,24 @@ def test_the_pair_round_trips_and_refuses_what_it_cannot_do(pair, tmp_path, caps
         engine(pair["sharpen"], restore="never")
 
 
-def test_the_shipped_default_sharpens_with_compact_sr_x4_clean(tmp_path, real_photo, capsys):
-    """The default's sharpener is the shipped clean model, so a clean picture gets exactly what
-    compact-sr-x4-clean makes of it, and a JPEG something else; the CLI and the app's result
-    line say which."""
-    assert load_checkpoint("compact-sr-x4").arch.params.get("pair")
+@pytest.mark.parametrize("pair", ["compact-sr-x4", "compact-sr-x2"])
+def test_the_shipped_pairs_sharpen_with_the_shipped_clean_models(pair, tmp_path, real_photo, capsys):
+    """Each shipped pair's sharpener is the shipped clean model, so a clean picture gets exactly
+    what compact-sr-xN-clean makes of it, and a JPEG something else; the CLI and the app's
+    result line say which."""
+    clean_model = f"{pair}-clean"
+    assert load_checkpoint(pair).arch.params.get("pair")
     small = real_photo[:48, :64]
     Image.fromarray(small).save(tmp_path / "clean.png")
     Image.fromarray(jpeg(real_photo, 40)[:48, :64]).save(tmp_path / "blocky.png")
-    for name, model in (("clean", "compact-sr-x4"), ("clean", "compact-sr-x4-clean"), ("blocky", "compact-sr-x4"), ("blocky", "compact-sr-x4-clean")):
+    for name, model in (("clean", pair), ("clean", clean_model), ("blocky", pair), ("blocky", clean_model)):
         assert main(["translate", str(tmp_path / f"{name}.png"), "-c", model, "--precision", "fp32", "-o", str(tmp_path / f"{name}-{model}.png")]) == 0
     same = lambda a, b: np.array_equal(np.asarray(Image.open(tmp_path / a)), np.asarray(Image.open(tmp_path / b)))  # noqa: E731
-    assert same("clean-compact-sr-x4.png", "clean-compact-sr-x4-clean.png")
-    assert not same("blocky-compact-sr-x4.png", "blocky-compact-sr-x4-clean.png")
+    assert same(f"clean-{pair}.png", f"clean-{clean_model}.png")
+    assert not same(f"blocky-{pair}.png", f"blocky-{clean_model}.png")
     assert "blocky.png: restored: it shows JPEG blocks" in capsys.readouterr().err
     studio = Studio(Workspace(tmp_path / "home"), device="cpu")
-    assert "(sharpened: no JPEG blocks)" in studio.translate(str(tmp_path / "clean.png"), "esrgan", "", None, None, {}).describe()
+    assert "(sharpened: no JPEG blocks)" in studio.translate(str(tmp_path / "clean.png"), "esrgan", pair, None, None, {}).describe()
 
 
 def test_a_video_takes_its_first_frames_branch_for_every_frame(pair, real_photo, tmp_path):
