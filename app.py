@@ -23,9 +23,13 @@ def _use_checkout() -> None:
 
 _use_checkout()
 
-from translator.app import build_app, launch_options  # noqa: E402  (after the folders are mapped)
+from translator.app import Studio, build_app, launch_options, warm_default  # noqa: E402  (after the folders are mapped)
 
-demo = build_app()
+studio = Studio()
+demo = build_app(studio)
 
 if __name__ == "__main__":
+    # the default model (and this CPU's int8 of it) is made while the server starts, not when
+    # the first visitor presses Upscale
+    warm_default(studio)
     demo.launch(**launch_options())

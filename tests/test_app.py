@@ -68,6 +68,23 @@ def test_shipped_default_is_used_when_no_checkpoint_is_chosen(studio, tmp_path):
         assert image.size == (40, 30) and image.mode == "RGB"
 
 
+def test_the_default_model_is_loaded_while_the_server_starts(studio, tmp_path, monkeypatch):
+    """`python app.py` warms the page's opening model in the background, so the first visitor
+    does not wait for its file, its precision gate or its int8 form."""
+    from translator.app import warm_default
+    from translator.inference import Engine
+
+    warm_default(studio).join(timeout=60)
+    assert len(studio._engines) == 1
+    monkeypatch.setattr(Engine, "__init__", lambda *args, **kwargs: pytest.fail("loaded again for the first visitor"))
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo(30, 40)).save(source)
+    assert "compact-sr-x4" in studio.translate(str(source), "esrgan", "", None, None, {}).describe()
+    # a failure while warming is no failure of the server: the request says it, in one line
+    monkeypatch.setattr(studio, "_engine_for", lambda *args: (_ for _ in ()).throw(TranslatorError("no such model")))
+    warm_default(studio).join(timeout=60)
+
+
 @pytest.mark.parametrize(
     "checkpoint, expected",
     [

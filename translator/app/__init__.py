@@ -3,7 +3,7 @@ API endpoints on top, and ``jobs``, ``workspace`` and ``archives`` keep its trai
 folders and its uploaded datasets. Gradio is imported only when the page is asked for, so a
 program that drives ``Studio`` alone never loads it."""
 
-__all__ = ["Studio", "build_app", "launch_options"]
+__all__ = ["Studio", "build_app", "launch_options", "warm_default"]
 
 
 def __getattr__(name: str):
@@ -11,7 +11,7 @@ def __getattr__(name: str):
         from .service import Studio
 
         return Studio
-    if name in ("build_app", "launch_options"):
+    if name in ("build_app", "launch_options", "warm_default"):
         from . import page
 
         return getattr(page, name)

@@ -140,16 +140,26 @@ def _message(error: BaseException, page: bool) -> str:
 # ---- the page ----
 
 
+def opening_family(studio: Studio, families: list[Family]) -> Family:
+    """The family the page opens on: the one whose shipped model the catalog lists first (its
+    first task, "Upscale photos"), else the first installed."""
+    names = [entry.name for entry in catalog.entries()]
+    shipped = [f for f in families if studio.default_checkpoint(f.name) in names]
+    return min(shipped, key=lambda f: names.index(studio.default_checkpoint(f.name))) if shipped else families[0]
+
+
+def warm_default(studio: Studio):
+    """The default model of the family the page opens on, loaded in the background
+    (``Studio.warm``); returns the thread."""
+    return studio.warm(opening_family(studio, list(studio.registry.families.values())).name)
+
+
 def build_app(studio: Studio | None = None) -> gr.Blocks:
     studio = studio or Studio()
     families = list(studio.registry.families.values())
     if not families:
         raise TranslatorError("no model families are installed; see `translator models`")
-    # the family the page opens on: the one whose shipped model the catalog lists first
-    # (its first task, "Upscale photos"), else the first installed
-    names = [entry.name for entry in catalog.entries()]
-    shipped = [f for f in families if studio.default_checkpoint(f.name) in names]
-    first = min(shipped, key=lambda f: names.index(studio.default_checkpoint(f.name))) if shipped else families[0]
+    first = opening_family(studio, families)
 
     with gr.Blocks(title="Image translator", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# Image translator\nStyle transfer, domain translation and super-resolution: pix2pix, CycleGAN, ESRGAN and every installed plugin.")
