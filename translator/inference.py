@@ -15,9 +15,9 @@ import hashlib
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -121,7 +121,7 @@ class Engine:
                 raise TranslatorError(f"this {self.arch.name} network samples as it runs (dropout), which int8 cannot keep; use fp32 or bf16")
             self.floating = (torch.float32, "fp32: as asked for what int8 leaves")
             for branch in self._networks():
-                self._int8[branch] = (network(branch, self.arch.channels[0], self.int8_side(), self._int8_key(branch)), "int8: as asked")
+                self._int8[branch] = (network(branch, self.arch.channels[0], self.int8_side(), self.int8_key(branch)), "int8: as asked")
             self._pick(self.runner.module)
         elif self.dtype != torch.float32 and _dtype_name(self.dtype) not in self.arch.precisions:
             if self.options.precision != "auto":
@@ -147,7 +147,7 @@ class Engine:
 
         return _round_up(max(CROP, self.arch.minimum), self.arch.multiple)
 
-    def _int8_key(self, branch: torch.nn.Module) -> str | None:
+    def int8_key(self, branch: torch.nn.Module) -> str | None:
         """What the int8 cache keeps ``branch``'s int8 under: its checkpoint file's SHA-256 and
         its place among the branches, and the settings that change its weights; None for a
         network from no file."""

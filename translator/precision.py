@@ -90,7 +90,7 @@ def choose_int8(engine) -> tuple[dict, list[str]]:
     chosen, refused = {}, []
     for branch in engine.each_branch():
         module = branch.runner.module
-        key = engine._int8_key(module)
+        key = engine.int8_key(module)
         verdict = _read(cache).get(f"{key}-{RECIPE}") if key else None
         if verdict is not None and not verdict["passed"]:
             refused.append(_refusal(verdict))
