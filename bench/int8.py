@@ -129,13 +129,15 @@ def main() -> None:
         print(f"  torch FX int8: {fx_s:.3f} s ({fp32 / fx_s:.2f}x; {judged(reference, fx(photo).numpy())})")
 
     try:
-        if hasattr(network, "branch_for"):  # a network of two is no ONNX file
-            raise ImportError
         import onnxruntime
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
-        print("  ONNX Runtime: not installed (pip install 'image-translator[onnx]'), or a network of two (no ONNX file)")
+        onnxruntime = None
+    if onnxruntime is None:
+        print("  ONNX Runtime: not installed (pip install 'image-translator[onnx]')")
+    elif hasattr(network, "branch_for"):
+        print("  ONNX Runtime: skipped (a network of two is no ONNX file)")
     else:
         from translator.export import export
 

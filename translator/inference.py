@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -147,17 +148,23 @@ class Engine:
 
         return _round_up(max(CROP, self.arch.minimum), self.arch.multiple)
 
+    @functools.cached_property
+    def source_sha256(self) -> str | None:
+        """The SHA-256 of the file the network came from (None for a network from no file),
+        read once: the precision gate's verdicts and the int8 cache are kept under it."""
+        from .catalog import file_sha256
+
+        return file_sha256(Path(self.source)) if self.source and Path(self.source).is_file() else None
+
     def int8_key(self, branch: torch.nn.Module) -> str | None:
         """What the int8 cache keeps ``branch``'s int8 under: its checkpoint file's SHA-256 and
         its place among the branches, and the settings that change its weights; None for a
         network from no file."""
-        from .catalog import file_sha256
-
-        if not self.source or not Path(self.source).is_file():
+        if self.source_sha256 is None:
             return None
         # settings may change the weights (realesr-general's denoise strength blends two models')
         settings = repr(sorted(dataclasses.asdict(self.settings).items())) if dataclasses.is_dataclass(self.settings) else ""
-        digest = hashlib.sha256(f"{file_sha256(Path(self.source))}/{self._networks().index(branch)}/{settings}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{self.source_sha256}/{self._networks().index(branch)}/{settings}".encode()).hexdigest()
         return digest[:32]
 
     def _choose_int8(self) -> None:
@@ -272,8 +279,8 @@ class Engine:
     def each_branch(self) -> list[Engine]:
         """One engine per network a picture may go through: this one, or one per branch of a
         network that picks per picture (what a quality gate must judge)."""
-        branches = getattr(self.runner.module, "branches", None)
-        return [self._through(branch, "") for branch in branches()] if branches else [self]
+        networks = self._networks()
+        return [self] if networks == [self.runner.module] else [self._through(branch, "") for branch in networks]
 
     def _through(self, branch: torch.nn.Module, route: str) -> Engine:
         other = copy.copy(self)

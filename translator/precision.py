@@ -83,19 +83,20 @@ def choose_int8(engine) -> tuple[dict, list[str]]:
     a network that failed is not quantized again; one that passed is read back from the int8
     cache."""
     from .catalog import cache_folder
-    from .files import atomic_write
     from .int8 import RECIPE, network
 
     cache = cache_folder() / INT8_GATE_FILE
+    known = _read(cache)
     chosen, refused = {}, []
     for branch in engine.each_branch():
         module = branch.runner.module
         key = engine.int8_key(module)
-        verdict = _read(cache).get(f"{key}-{RECIPE}") if key else None
+        verdict = known.get(f"{key}-{RECIPE}") if key else None
         if verdict is not None and not verdict["passed"]:
             refused.append(_refusal(verdict))
             continue
-        if verdict is None and not refused and not chosen:  # said once: the first translation waits for it
+        fresh = verdict is None
+        if fresh and not refused and not chosen:  # said once: the first translation waits for it
             log.warning("making and judging this model's int8 for this CPU: seconds, once per model (kept in %s)", cache.parent / "int8")
         try:
             runner = network(module, engine.arch.channels[0], engine.int8_side(), key)
@@ -105,9 +106,8 @@ def choose_int8(engine) -> tuple[dict, list[str]]:
         if verdict is None:
             branch.int8 = runner
             verdict = _judge([branch], torch.int8)
-        if key is not None and f"{key}-{RECIPE}" not in _read(cache):
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(cache, json.dumps({**_read(cache), f"{key}-{RECIPE}": verdict}, indent=1).encode())
+        if fresh and key is not None:
+            _remember(cache, f"{key}-{RECIPE}", verdict)
         if verdict["passed"]:
             chosen[module] = (runner, f"int8: {_shown(verdict)}")
         else:
@@ -122,20 +122,25 @@ def _refusal(verdict: dict) -> str:
 
 
 def _verdict(engine) -> dict:
-    from .catalog import cache_folder, file_sha256
-    from .files import atomic_write
+    from .catalog import cache_folder
 
-    path = Path(engine.source) if engine.source else None
-    key = file_sha256(path) if path is not None and path.is_file() else None
+    key = engine.source_sha256
     cache = cache_folder() / GATE_FILE
     known = _read(cache)
     if key in known:
         return known[key]
     verdict = measure(engine, torch.bfloat16)
     if key is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(cache, json.dumps({**_read(cache), key: verdict}, indent=1).encode())
+        _remember(cache, key, verdict)
     return verdict
+
+
+def _remember(cache: Path, key: str, verdict: dict) -> None:
+    """``verdict`` kept in ``cache`` under ``key``, beside the others there."""
+    from .files import atomic_write
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(cache, json.dumps({**_read(cache), key: verdict}, indent=1).encode())
 
 
 def _read(cache: Path) -> dict:
