@@ -24,9 +24,9 @@ def vnni_cpu(monkeypatch, tmp_path):
     monkeypatch.setenv("TRANSLATOR_CACHE", str(tmp_path / "cache"))
 
 
-def compact(path, spread=1.0, seed=0):
-    """A small x2 compact network whose last layer is 10 times torch's initial one, so that its
-    residual counts as a trained upscaler's does. ``spread`` > 1 gives it the same function with one channel
+def compact(path, spread=1.0, seed=0, residual=10.0):
+    """A small x2 compact network whose last layer is ``residual`` times torch's initial one, so
+    that its residual counts as a trained upscaler's does. ``spread`` > 1 gives it the same function with one channel
     of its first layer ``spread`` times larger and the next layer reading it that much smaller
     (a PReLU passes a scale through): fp32 cannot tell, but int8's one range per activation
     spends its 256 steps on that channel, and the others drown."""
@@ -39,8 +39,8 @@ def compact(path, spread=1.0, seed=0):
         first.weight[0] *= spread
         first.bias[0] *= spread
         second.weight[:, 0] /= spread
-        net.body[-1].weight *= 10
-        net.body[-1].bias *= 10
+        net.body[-1].weight *= residual
+        net.body[-1].bias *= residual
     return save_checkpoint(path, family, arch, net.state_dict(), {})
 
 
@@ -94,6 +94,20 @@ def test_a_network_int8_cannot_keep_stays_in_its_float_precision_and_is_not_quan
     forced = Engine(load_checkpoint(path), options=Options(device="cpu", precision="int8"))
     assert forced.dtype == torch.int8 and forced.precision == "int8: as asked"
     assert np.abs(forced.translate(picture).rgb - fine.translate(picture).rgb).max() > precision.GATE_MAX_LEVELS / 255
+
+
+def test_a_network_that_takes_minus_one_to_one_is_calibrated_on_that_range(vnni_cpu, tmp_path, monkeypatch):
+    """pix2pix and CycleGAN take pictures in [-1, 1]: calibrated on [0, 1], the dark half of
+    every picture was clipped (CycleGAN's generator came out 12 dB from fp32)."""
+    family = registry().family("esrgan")
+    monkeypatch.setattr(type(family), "input_range", (-1.0, 1.0))
+    path = compact(tmp_path / "net.safetensors")
+    engine = Engine(load_checkpoint(path), options=Options(device="cpu", precision="int8"))
+    reference = Engine(load_checkpoint(path), options=Options(device="cpu", precision="fp32"))
+    picture = photo_picture()
+    dark = picture.with_pixels(picture.rgb * 0.3, None)
+    for seen in (picture, dark):
+        assert np.abs(engine.translate(seen).rgb - reference.translate(seen).rgb).max() <= precision.GATE_MAX_LEVELS / 255
 
 
 @pytest.mark.slow

@@ -116,13 +116,11 @@ class Engine:
         self._int8: dict[torch.nn.Module, tuple[object, str]] = {}
         self.floating = (self.dtype, self.precision)
         if self.dtype == torch.int8:
-            from .int8 import network
-
             if any(m.training for m in module.modules()):
                 raise TranslatorError(f"this {self.arch.name} network samples as it runs (dropout), which int8 cannot keep; use fp32 or bf16")
             self.floating = (torch.float32, "fp32: as asked for what int8 leaves")
             for branch in self._networks():
-                self._int8[branch] = (network(branch, self.arch.channels[0], self.int8_side(), self.int8_key(branch)), "int8: as asked")
+                self._int8[branch] = (self.int8_network(branch), "int8: as asked")
             self._pick(self.runner.module)
         elif self.dtype != torch.float32 and _dtype_name(self.dtype) not in self.arch.precisions:
             if self.options.precision != "auto":
@@ -141,6 +139,12 @@ class Engine:
         """The networks a picture may go through: this one, or a network's branches."""
         branches = getattr(self.runner.module, "branches", None)
         return list(branches()) if branches else [self.runner.module]
+
+    def int8_network(self, branch: torch.nn.Module):
+        """``branch`` in int8 (from the int8 cache where it was made before)."""
+        from .int8 import network
+
+        return network(branch, self.arch.channels[0], self.int8_side(), self.int8_key(branch), self.family.input_range)
 
     def int8_side(self) -> int:
         """The side of the pictures int8 is calibrated on, as this network takes them."""

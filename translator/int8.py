@@ -43,7 +43,7 @@ CALIBRATION = "calibration.png"
 CROP = 64
 CONVOLUTIONS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData")
 # the version of the recipe above, in the cache's file names: a changed recipe quantizes afresh
-RECIPE = "minmax-tail"
+RECIPE = "minmax-tail-range"
 
 
 def unavailable() -> str | None:
@@ -73,11 +73,11 @@ class Int8Network:
         return torch.from_numpy(request.get_output_tensor(0).data.copy())
 
 
-def network(module: torch.nn.Module, channels: int, side: int, key: str | None) -> Int8Network:
-    """``module`` (taking ``channels``-channel pictures whose sides are multiples of ``side``)
-    in int8: from the cache when ``key`` (its checkpoint's SHA-256 and branch) was quantized
-    before, else quantized now, calibrated on crops of ``side``, and kept. Raises
-    TranslatorError when OpenVINO cannot take the network."""
+def network(module: torch.nn.Module, channels: int, side: int, key: str | None, input_range: tuple[float, float] = (0.0, 1.0)) -> Int8Network:
+    """``module`` (taking ``channels``-channel pictures whose sides are multiples of ``side``,
+    valued in ``input_range``) in int8: from the cache when ``key`` (its checkpoint's SHA-256
+    and branch) was quantized before, else quantized now, calibrated on crops of ``side``, and
+    kept. Raises TranslatorError when OpenVINO cannot take the network."""
     import openvino as ov
 
     path = _cache() / f"{key}-{RECIPE}.xml" if key else None
@@ -87,7 +87,7 @@ def network(module: torch.nn.Module, channels: int, side: int, key: str | None) 
         except RuntimeError:  # damaged: made again below
             pass
     try:
-        model = _quantized(module, channels, side)
+        model = _quantized(module, channels, side, input_range)
     except Exception as error:  # the converter and NNCF raise many types
         raise TranslatorError(f"int8 could not be made of this network: {one_line(error)}") from None
     if path is not None:
@@ -106,14 +106,16 @@ def _cache() -> Path:
     return cache_folder() / "int8"
 
 
-def calibration_crops(channels: int, side: int = CROP) -> list[np.ndarray]:
+def calibration_crops(channels: int, side: int = CROP, input_range: tuple[float, float] = (0.0, 1.0)) -> list[np.ndarray]:
     """The shipped calibration photo as 1 x C x ``side`` x ``side`` crops (its luma for a gray
-    network)."""
+    network), valued in ``input_range`` as the network takes pictures."""
     from .images import read_image
 
     rgb = read_image(Path(str(files("translator") / CALIBRATION))).rgb.transpose(2, 0, 1)
     if channels == 1:
         rgb = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), rgb, axes=1)[None]
+    low, high = input_range
+    rgb = rgb * np.float32(high - low) + np.float32(low)
     _, height, width = rgb.shape
     return [np.ascontiguousarray(rgb[None, :, top : top + side, left : left + side])
             for top in range(0, height - side + 1, side) for left in range(0, width - side + 1, side)]
@@ -125,12 +127,13 @@ def calibration_size(side: int) -> int:
         return (photo.width // side) * (photo.height // side)
 
 
-def _quantized(module: torch.nn.Module, channels: int, side: int):
+def _quantized(module: torch.nn.Module, channels: int, side: int, input_range: tuple[float, float] = (0.0, 1.0)):
     import openvino as ov
 
     with torch.no_grad():
         graph = ov.convert_model(plain_activations(module), example_input=torch.rand(1, channels, side, side), input=[-1, channels, -1, -1])
-    crops = calibration_crops(channels, side)
+    # in the network's own range: calibrated on [0, 1], a [-1, 1] network's dark half was clipped
+    crops = calibration_crops(channels, side, input_range)
     # NNCF draws progress bars on the terminal; a translation prints its own lines
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         import nncf

@@ -83,7 +83,7 @@ def choose_int8(engine) -> tuple[dict, list[str]]:
     a network that failed is not quantized again; one that passed is read back from the int8
     cache."""
     from .catalog import cache_folder
-    from .int8 import RECIPE, network
+    from .int8 import RECIPE
 
     cache = cache_folder() / INT8_GATE_FILE
     known = _read(cache)
@@ -99,7 +99,7 @@ def choose_int8(engine) -> tuple[dict, list[str]]:
         if fresh and not refused and not chosen:  # said once: the first translation waits for it
             log.warning("making and judging this model's int8 for this CPU: seconds, once per model (kept in %s)", cache.parent / "int8")
         try:
-            runner = network(module, engine.arch.channels[0], engine.int8_side(), key)
+            runner = engine.int8_network(module)
         except TranslatorError as error:  # OpenVINO cannot take it: it runs as before
             log.warning("%s", error)
             runner, verdict = None, {"passed": False, "error": str(error)}
