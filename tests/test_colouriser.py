@@ -74,3 +74,45 @@ def test_training_validation_and_translation_show_a_colouriser_the_same_gray():
     gray = Architecture("unet_128", {}, 1, 128, (1, 3)).network_input(colour)
     assert gray.shape == (1, 1, 2, 2) and torch.allclose(gray, torch.full_like(gray, 0.299))
     assert Architecture("unet_128", {}, 1, 128, (3, 3)).network_input(colour) is colour
+
+
+def test_a_colouriser_keeps_the_share_of_its_colour_its_checkpoint_records(colouriser, tmp_path):
+    """The shipped colouriser keeps part of its network's colour (its recipe measures how much
+    scores best on photos it never saw): the tones stay the photo's, the colour shrinks toward gray."""
+    from translator.checkpoints import save_checkpoint
+
+    loaded = load_checkpoint(colouriser)
+    gray = read_image_of(photo(40, 48, seed=3), tmp_path)
+    full = Engine(loaded, options=Options(device="cpu")).translate(gray).rgb
+    for share in (0.5, 0.0):
+        loaded.arch.chroma = share
+        path = save_checkpoint(tmp_path / f"chroma-{share}.safetensors", loaded.family, loaded.arch, loaded.module.state_dict(), {})
+        reloaded = load_checkpoint(path)
+        assert reloaded.arch.chroma == share
+        result = Engine(reloaded, options=Options(device="cpu")).translate(gray).rgb
+        luma = full @ np.array(LUMA, dtype=np.float32)
+        unclipped = (full > 0.02).all(axis=2) & (full < 0.98).all(axis=2)
+        expected = luma[..., None] + share * (full - luma[..., None])
+        assert np.abs(result - expected)[unclipped].max() < 1e-4
+    # none of its colour: the gray photo itself
+    assert np.abs(result - result.mean(axis=2, keepdims=True)).max() < 1e-5
+
+
+@pytest.mark.parametrize("chroma", ["1.5", '"much"', "true"])
+def test_a_recorded_chroma_out_of_range_is_refused_in_one_line(colouriser, tmp_path, chroma):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(colouriser, "pt") as f:
+        metadata = f.metadata()
+    metadata["architecture"] = json.dumps({**json.loads(metadata["architecture"]), "chroma": json.loads(chroma)})
+    save_file(load_file(colouriser), tmp_path / "bad.safetensors", metadata)
+    with pytest.raises(TranslatorError, match=r"the recorded architecture is unreadable \(chroma .* is not a share from 0 to 1\)"):
+        load_checkpoint(tmp_path / "bad.safetensors")
+
+
+def read_image_of(rgb, folder):
+    Image.fromarray(rgb).convert("L").save(folder / "gray.png")
+    return read_image(folder / "gray.png")

@@ -71,8 +71,10 @@ def load_checkpoint(source: str | os.PathLike | Ref, family: str | None = None, 
         owner, arch = identify(state, owner.name, registry, path.name)
         recorded = Architecture.from_json(metadata["architecture"]) if "architecture" in metadata else None
         if recorded and recorded.name == arch.name and isinstance(recorded.params, dict):
-            # the record adds what the weights cannot show (dropout, say), never overrides them
+            # the record adds what the weights cannot show (dropout, a colouriser's chroma), never
+            # overrides them
             arch.params = {**recorded.params, **arch.params}
+            arch.chroma = float(recorded.chroma)
     else:
         metadata = {}
         state = unwrap(tensors, path.name)

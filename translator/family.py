@@ -40,6 +40,10 @@ class Architecture:
     tiling: str = "supported"
     # the reduced precisions the network computes correctly in
     precisions: tuple[str, ...] = ("bf16", "fp16")
+    # a colouriser's: the share of the network's colour its results keep, the rest gray. Below
+    # one where photos it never trained on scored better so: a hue it is unsure of costs more
+    # than none (the colouriser's recipe measures it)
+    chroma: float = 1.0
 
     def network_input(self, images):
         """``images`` (N x 3 x H x W tensors) as the network takes them: as they are, or their
@@ -57,13 +61,14 @@ class Architecture:
         """A colouriser's result (N x 3 x H x W in [0, 1]) given the input's own luma, as
         colourisation tools do: the network supplies the colour, and the tones and detail stay
         the photo's. An equal shift of R, G and B moves luma by the same amount and leaves the
-        colour differences as they are."""
+        colour differences as they are; scaling those differences (``chroma``) keeps it too."""
         import torch
 
         from .images import LUMA
 
         weights = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-        return (rgb + (luma.to(rgb.dtype) - (rgb * weights).sum(1, keepdim=True))).clamp(0, 1)
+        colour = rgb - (rgb * weights).sum(1, keepdim=True)
+        return (luma.to(rgb.dtype) + colour * self.chroma).clamp(0, 1)
 
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
@@ -83,9 +88,12 @@ class Architecture:
     def from_dict(cls, fields: dict) -> Architecture:
         try:
             tuples = {key: tuple(fields[key]) for key in ("channels", "precisions") if key in fields}
-            return cls(**{**fields, **tuples})
+            arch = cls(**{**fields, **tuples})
         except (TypeError, AttributeError) as error:
             raise TranslatorError(f"the recorded architecture is unreadable ({error})") from None
+        if isinstance(arch.chroma, bool) or not isinstance(arch.chroma, (int, float)) or not 0 <= arch.chroma <= 1:
+            raise TranslatorError(f"the recorded architecture is unreadable (chroma {arch.chroma!r} is not a share from 0 to 1)")
+        return arch
 
 
 def setting(

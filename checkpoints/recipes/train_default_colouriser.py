@@ -26,7 +26,6 @@ from PIL import Image
 import wallpapers
 from translator.acceleration import describe_device
 from translator.checkpoints import load_checkpoint, save_checkpoint
-from translator.data import Report, scan_images
 from translator.events import Step
 from translator.images import read_image
 from translator.inference import Engine, Options
@@ -49,14 +48,16 @@ def tiles(photo: Image.Image) -> list[Image.Image]:
     return out
 
 
-def pairs(photos: Path, out: Path) -> int:
-    """A/ (gray) and B/ (colour) tiles of the colour photos in ``photos``."""
+def colour_photos(folder: Path) -> list[Path]:
+    return [path for path in sorted(folder.glob("*.png")) if path.stem not in GRAY]
+
+
+def pairs(photos: list[Path], out: Path) -> int:
+    """A/ (gray) and B/ (colour) tiles of ``photos``."""
     (out / "A").mkdir(parents=True)
     (out / "B").mkdir()
     count = 0
-    for path in sorted(photos.glob("*.png")):
-        if path.stem in GRAY:
-            continue
+    for path in photos:
         for index, tile in enumerate(tiles(Image.open(path).convert("RGB"))):
             tile.save(out / "B" / f"{path.stem}-{index:03d}.png")
             tile.convert("L").save(out / "A" / f"{path.stem}-{index:03d}.png")
@@ -75,16 +76,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
-def measure(checkpoint: Path, held_out: Path, device: str) -> dict[str, dict[str, float]]:
-    """Per held-out photo: PSNR of the colourised result and of the gray input against the
-    original, and the colourfulness of the result and of the original."""
+def measure(checkpoint: Path, photos: list[Path], device: str) -> dict[str, dict[str, float]]:
+    """Per photo: PSNR of the colourised result and of the gray input against the original,
+    and the colourfulness of the result and of the original."""
     engine = Engine(load_checkpoint(checkpoint), options=Options(device=device))
     scores = {}
-    for path in scan_images(held_out, Report()):
-        if path.stem in GRAY:
-            continue
-        original = read_image(path)
-        gray = np.repeat(np.asarray(Image.open(path).convert("L"), dtype=np.float32)[..., None] / 255, 3, axis=2)
+    for path in photos:
+        original, gray = read_image(path), gray_of(path)
         result = engine.translate(original).rgb
         scores[path.stem] = {
             "psnr": round(psnr(result, original.rgb), 2), "psnr_gray": round(psnr(gray, original.rgb), 2),
@@ -93,12 +91,34 @@ def measure(checkpoint: Path, held_out: Path, device: str) -> dict[str, dict[str
     return scores
 
 
+def gray_of(path: Path) -> np.ndarray:
+    return np.repeat(np.asarray(Image.open(path).convert("L"), dtype=np.float32)[..., None] / 255, 3, axis=2)
+
+
+def calibrated_chroma(checkpoint: Path, photos: list[Path], device: str) -> tuple[float, dict[str, float]]:
+    """The share of its colour the network's results keep (see Architecture.chroma) that scores
+    best on ``photos``, which it never trained on, and the mean gain over the gray input of
+    each share tried: where it is unsure, a colour that is off costs more than none."""
+    engine = Engine(load_checkpoint(checkpoint), options=Options(device=device))
+    shares = [round(0.05 * i, 2) for i in range(2, 21)]
+    gains = {share: [] for share in shares}
+    for path in photos:
+        original, gray = read_image(path), gray_of(path)
+        result = engine.translate(original).rgb
+        for share in shares:
+            gains[share].append(psnr(np.clip(gray + share * (result - gray), 0, 1), original.rgb) - psnr(gray, original.rgb))
+    means = {share: round(float(np.mean(g)), 3) for share, g in gains.items()}
+    return max(means, key=means.get), means
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--lambda-l1", type=float, default=1000.0, help="weight of L1 against the GAN term (pix2pix's is 100, which measured worse here)")
+    parser.add_argument("--hold-back", type=int, default=0, metavar="K",
+                        help="train without every K-th training photo, and set the result's chroma to what scores best on those")
+    parser.add_argument("--chroma", type=float, default=1.0, help="the share of its colour the result keeps (what a --hold-back run found)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", default=str(ROOT / "checkpoints" / "colourise.safetensors"))
@@ -113,18 +133,21 @@ def main() -> None:
         corpus = Path(args.corpus) if args.corpus else Path(tmp) / "corpus"
         if not args.corpus:
             wallpapers.build(corpus)
-        held_out = corpus / "held-out"
+        held_out = colour_photos(corpus / "held-out")
+        photos = colour_photos(corpus / "train")
+        back = photos[args.hold_back - 1 :: args.hold_back] if args.hold_back else []
+        photos = [path for path in photos if path not in back]
         run = Path(args.keep) if args.keep else Path(tmp) / "run"
         started = datetime.datetime.now(datetime.timezone.utc)
         if args.resume:
             data = Path(json.loads((run / "config.json").read_text())["data"])
             if not data.is_dir():  # the tiles are remade where the run first had them
-                pairs(corpus / "train", data / "train")
+                pairs(photos, data / "train")
                 pairs(held_out, data / "val")
             Trainer(None, None, run, {"steps": str(args.steps)}, device=args.device, resume=True, on_event=progress).run()
         else:
             data = run.parent / f"{run.name}-pairs"
-            print(f"{pairs(corpus / 'train', data / 'train')} training pairs")
+            print(f"{pairs(photos, data / 'train')} training pairs")
             pairs(held_out, data / "val")
             settings = {
                 "gray_input": "true", "netG": "unet_128", "ngf": str(args.ngf), "lambda_l1": str(args.lambda_l1), "load_size": str(TILE), "crop_size": "128", "batch_size": "4",
@@ -135,18 +158,29 @@ def main() -> None:
         minutes = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60
 
         generator = run / "generator.safetensors"
-        scores = measure(generator, held_out, args.device)
-        mean = {key: round(float(np.mean([s[key] for s in scores.values()])), 2) for key in next(iter(scores.values()))}
         trained = load_checkpoint(generator)
+        chroma, calibration = args.chroma, {}
+        if back:
+            chroma, means = calibrated_chroma(generator, back, args.device)
+            calibration = {"chroma_calibrated_on": ", ".join(p.stem for p in back), "chroma_gains": json.dumps(means)}
+            print(f"chroma {chroma}: mean gain over gray on the photos held back, by share kept: {means}")
+        trained.arch.chroma = chroma
         extra = {
             "description": "Colourise a black-and-white photo (pix2pix U-Net, trained by this project)",
-            "recipe": f"checkpoints/recipes/train_default_colouriser.py --steps {args.steps} --ngf {args.ngf} --lambda-l1 {args.lambda_l1:g}",
+            "recipe": f"checkpoints/recipes/train_default_colouriser.py --steps {args.steps} --ngf {args.ngf} --lambda-l1 {args.lambda_l1:g}"
+            + (f" --hold-back {args.hold_back}" if back else f" --chroma {chroma:g}"),
             "data": wallpapers.DATA,
-            "held_out": ", ".join(scores),
             "steps": str(args.steps),
             "hardware": describe_device(args.device),
             "minutes": f"{minutes:.0f}",
             "date": started.date().isoformat(),
+            **calibration,
+        }
+        draft = save_checkpoint(Path(tmp) / "draft.safetensors", family, trained.arch, trained.module.state_dict(), extra)
+        scores = measure(draft, held_out, args.device)
+        mean = {key: round(float(np.mean([s[key] for s in scores.values()])), 2) for key in next(iter(scores.values()))}
+        extra |= {
+            "held_out": ", ".join(scores),
             "psnr_held_out": f"{mean['psnr']:.2f}",
             "psnr_gray_input": f"{mean['psnr_gray']:.2f}",
             "colourfulness_held_out": f"{mean['colourfulness']:.1f}",
