@@ -139,6 +139,12 @@ def plain_activations(module: nn.Module) -> nn.Module:
     return module
 
 
+def samples(module: nn.Module) -> bool:
+    """Whether ``module`` samples as it runs: train-mode layers (dropout, batch statistics),
+    whose random draws a compiled or quantized form would not repeat."""
+    return any(m.training for m in module.modules())
+
+
 def device_batch(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -177,7 +183,7 @@ class HotCompiler:
         self.state = _HOT.setdefault(module, {"failed": False, "calls": {}, "seconds": {}, "hot": set()})
         # Networks sampling with train-mode layers (dropout, batch statistics) stay eager:
         # compiled dropout draws other random numbers. Also off after a failed compile.
-        if self.state["failed"] or any(m.training for m in module.modules()):
+        if self.state["failed"] or samples(module):
             self.mode = "off"
         self._compiled: Callable | None = None
 

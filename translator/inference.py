@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout, fast_activations
+from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout, fast_activations, samples
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
 from .images import Picture
@@ -116,7 +116,7 @@ class Engine:
         self._int8: dict[torch.nn.Module, tuple[object, str]] = {}
         self.floating = (self.dtype, self.precision)
         if self.dtype == torch.int8:
-            if any(m.training for m in module.modules()):
+            if samples(module):
                 raise TranslatorError(f"this {self.arch.name} network samples as it runs (dropout), which int8 cannot keep; use fp32 or bf16")
             self.floating = (torch.float32, "fp32: as asked for what int8 leaves")
             for branch in self._networks():
@@ -176,7 +176,7 @@ class Engine:
         from .int8 import calibration_size, unavailable
         from .precision import choose_int8
 
-        if unavailable() or any(m.training for m in self.runner.module.modules()):
+        if unavailable() or samples(self.runner.module):
             return
         side = self.int8_side()
         if calibration_size(side) * self.flops(side, side) > INT8_AUTO_FLOPS:
