@@ -362,7 +362,7 @@ def test_a_painting_style_is_picked_by_what_it_does_downloaded_and_applied(style
         upload(page, "Image", source)
         choose(page, "What to do", "Paint in a style")
         monet = next(label for label, name in studio.tasks()["Paint in a style"] if name == "cyclegan-style_monet")
-        assert monet == "Photo to Monet painting (about 45 MB download)"
+        assert monet == "Photo to Monet painting (about 43 MB download)"
         choose(page, "Model", monet)
         shots.take("style-chosen")
         page.get_by_role("button", name="Paint", exact=True).click()

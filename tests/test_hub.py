@@ -86,17 +86,14 @@ def test_catalog_names_carry_their_family_without_model(tmp_path, offline_cache,
 
     import torch
 
-    from tests.reference_networks import BasicSRSRVGGNetCompact, RefResnetGenerator, RefUnetGenerator, randomize
+    from tests.reference_networks import BasicSRSRVGGNetCompact, HugganGeneratorUNet, RefResnetGenerator, randomize
     from translator import catalog
 
     networks = {
         "cyclegan-style_monet": RefResnetGenerator(3, 3, ngf=4, n_blocks=2),
-        "huggan-pix2pix-night2day": None,  # replaced below: its own layout
+        "huggan-pix2pix-night2day": HugganGeneratorUNet(width=8),
         "realesr-general-x4v3": BasicSRSRVGGNetCompact(num_feat=8, num_conv=1, upscale=4),
     }
-    from tests.reference_networks import HugganGeneratorUNet
-
-    networks["huggan-pix2pix-night2day"] = HugganGeneratorUNet(width=8)
     copy = json.loads(catalog.catalog_file().read_text())
     for item in copy["checkpoints"]:
         if item["name"] in networks:
@@ -182,9 +179,9 @@ def test_offline_is_known_at_once_with_a_refused_endpoint(tmp_path, monkeypatch)
         closed.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
     entries = [
-        {"name": "remote-x4", "family": "esrgan", "description": "Remote x4", "group": "Upscale photos", "size": "5 MB",
+        {"name": "remote-x4", "family": "esrgan", "description": "Remote x4", "group": "Upscale photos", "bytes": 5 * 1024 * 1024,
          "sources": ["hf://someone/upscalers@" + COMMIT + "/x4.pth"]},
-        {"name": "publisher-x4", "family": "esrgan", "description": "Publisher x4", "group": "Upscale photos", "size": "6 MB",
+        {"name": "publisher-x4", "family": "esrgan", "description": "Publisher x4", "group": "Upscale photos", "bytes": 6 * 1024 * 1024,
          "sources": [f"{refused}/x4.pth"]},
         {"name": "local-x2", "family": "esrgan", "description": "Shipped x2", "group": "Upscale photos", "sources": [MODEL.name]},
     ]
@@ -412,7 +409,7 @@ def test_a_hub_that_does_not_answer_times_out(tmp_path, fake_hub):
 def test_catalog_entries_are_usable():
     import json
 
-    from translator import catalog
+    from translator import catalog, units
     from translator.plugins import registry
 
     entries = catalog.entries()
@@ -425,6 +422,8 @@ def test_catalog_entries_are_usable():
         if entry.shipped:
             assert entry.shipped.parent == ROOT / "checkpoints"
             assert catalog.file_sha256(entry.shipped) == entry.sha256, f"{entry.name} changed without its catalog sha256"
+            # shown in the unit of every other size on the page: the file listing's beside it
+            assert entry.bytes == entry.shipped.stat().st_size and entry.size == units.size(entry.shipped.stat().st_size)
         if not entry.source:
             assert entry.origin.startswith("http")
     json.loads((ROOT / "checkpoints" / "catalog.json").read_text())
@@ -449,7 +448,7 @@ def test_catalog_names_work_as_checkpoints(tmp_path, capsys):
     # offline, a model that is not downloaded yet says so in one short line
     assert main(["pull", "cyclegan-horse2zebra"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "error: can't download cyclegan-horse2zebra (about 45 MB): no internet connection; models marked 'on disk' work offline"
+        "error: can't download cyclegan-horse2zebra (about 43 MB): no internet connection; models marked 'on disk' work offline"
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from . import units
 from .errors import TranslatorError
 
 HUB_PREFIX = "hf://"
@@ -41,10 +42,11 @@ class CatalogEntry:
     folder: Path
     # what a user is doing when they want it ("Upscale photos", "Paint in a style", ...)
     group: str = "Other"
-    # what input it expects, its licence, and its size as published
+    # what input it expects, its licence, and its size in bytes as published (None: unknown;
+    # ``about``: known only roughly)
     input: str = ""
     licence: str = ""
-    size: str = ""
+    bytes: int | None = None
     # the best model of its family, used when none is named wherever it can be had (else the
     # family's shipped default)
     recommended: bool = False
@@ -53,6 +55,14 @@ class CatalogEntry:
     scale: int = 0
     # a name short enough for a picker on a phone (the description when that is short already)
     title: str = ""
+    about: bool = False
+
+    @property
+    def size(self) -> str:
+        """Its size in the units every size is shown in ("4.66 MB", "about 43 MB"), or ""."""
+        if self.bytes is None:
+            return ""
+        return f"about {units.size(self.bytes, figures=2)}" if self.about else units.size(self.bytes)
 
     @property
     def action(self) -> str:
@@ -88,8 +98,8 @@ def entries() -> list[CatalogEntry]:
         return [
             CatalogEntry(
                 item["name"], item["family"], item["description"], tuple(item.get("sources", ())), item.get("sha256"), item.get("origin"), path.parent,
-                item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), item.get("size", ""), bool(item.get("recommended", False)),
-                str(verbs.get(item.get("group"), "Translate")), int(item.get("scale", 0)), item.get("title") or item["description"],
+                item.get("group", "Other"), item.get("input", ""), item.get("licence", ""), _bytes(item.get("bytes")), bool(item.get("recommended", False)),
+                str(verbs.get(item.get("group"), "Translate")), int(item.get("scale", 0)), item.get("title") or item["description"], bool(item.get("about", False)),
             )
             for item in items
         ]
@@ -97,6 +107,12 @@ def entries() -> list[CatalogEntry]:
         return []
     except (ValueError, KeyError, TypeError) as error:
         raise TranslatorError(f"the checkpoint catalog {path} is unreadable ({type(error).__name__}: {error})") from None
+
+
+def _bytes(value) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"bytes must be a whole number, not {value!r}")
+    return value
 
 
 def grouped() -> dict[str, list[CatalogEntry]]:

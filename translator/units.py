@@ -8,12 +8,12 @@ from __future__ import annotations
 KB = 1024
 
 
-def size(count: float) -> str:
-    """Bytes in 1024-based units, to three figures: "512 bytes", "4.65 MB", "2 GB"."""
+def size(count: float, figures: int = 3) -> str:
+    """Bytes in 1024-based units, to ``figures`` figures: "512 bytes", "4.65 MB", "2 GB"."""
     for unit, scale in (("TB", KB**4), ("GB", KB**3), ("MB", KB**2), ("KB", KB)):
         if count >= scale:
             value = count / scale  # up to 1023.9, which .3g would write as 1.02e+03
-            return f"{value:.3g} {unit}" if value < 1000 else f"{value:.0f} {unit}"
+            return f"{value:.{figures}g} {unit}" if value < 10**figures else f"{value:.0f} {unit}"
     return f"{count:.0f} bytes"
 
 
