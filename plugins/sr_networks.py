@@ -126,11 +126,16 @@ def jpeg_blockiness(x: torch.Tensor) -> float:
 
 
 class Halves(nn.Module):
-    """The mean of two networks' results, for a picture neither suits alone."""
+    """The mean of two networks' results, for a picture neither suits alone. The engine runs
+    each of its ``parts`` as it runs that network alone (in int8 where that one passed int8's
+    gate); run as one network, each is clipped likewise."""
 
     def __init__(self, first: nn.Module, second: nn.Module):
         super().__init__()
         self.first, self.second = first, second
+
+    def parts(self) -> tuple[nn.Module, nn.Module]:
+        return self.first, self.second
 
     def forward(self, x):
         # each clipped as its own result would be, so the mean lies between the two results

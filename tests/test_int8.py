@@ -140,7 +140,7 @@ def test_16_bit_pictures_keep_the_fp32_path_and_alpha_goes_through_int8(vnni_cpu
 
 
 @pytest.mark.slow
-def test_each_network_of_a_pair_gets_its_own_verdict(vnni_cpu, tmp_path):
+def test_each_network_of_a_pair_gets_its_own_verdict(vnni_cpu, tmp_path, monkeypatch):
     """The default x4's restorer fails int8 where its sharpener passes: each picture runs in the
     precision of the network it goes through."""
     family = registry().family("esrgan")
@@ -153,6 +153,15 @@ def test_each_network_of_a_pair_gets_its_own_verdict(vnni_cpu, tmp_path):
     clean = photo_picture()
     chosen = pair.for_picture(clean)
     assert chosen.route == "sharpened: no JPEG blocks" and chosen.precision.startswith("int8: ")
+    # faint blocks: the mean of both results, each network in its own precision
+    import sys
+
+    from translator.default_plugins.sr_networks import BLOCKY, FAINT, SRVGGPair
+
+    both = (restorer.translate(clean).rgb + sharpener.translate(clean).rgb) / 2
+    monkeypatch.setattr(sys.modules[SRVGGPair.__module__], "jpeg_blockiness", lambda x: (FAINT + BLOCKY) / 2)
+    assert pair.for_picture(clean).route == "half restored, half sharpened: faint JPEG blocks"
+    np.testing.assert_allclose(pair.translate(clean).rgb, both, atol=1e-6)
 
 
 def test_a_network_openvino_cannot_take_runs_as_before_and_says_why(vnni_cpu, tmp_path, monkeypatch):

@@ -296,7 +296,11 @@ class Engine:
     def _translate(self, picture: Picture, progress: Progress | None, dtype: torch.dtype) -> Picture:
         x = self._network_input(_to_tensor(picture.rgb))
         engine = self._for(x)
-        rgb = engine._run_unit(x, progress, dtype)
+        parts = getattr(engine.runner.module, "parts", None)
+        if parts:  # the mean of networks' results: each network runs in its own precision (int8, say)
+            rgb = sum(self._through(part, engine.route)._run_unit(x, progress, dtype).clamp_(0, 1) for part in parts()) / len(parts())
+        else:
+            rgb = engine._run_unit(x, progress, dtype)
         if x.shape[1] == 1:
             for top in range(0, rgb.shape[2], 256):  # in bands: no full-size temporaries
                 band = rgb[:, :, top : top + 256]
