@@ -96,7 +96,10 @@ def test_a_picture_with_faint_blocks_gets_the_mean_of_both(pair, real_photo, mon
     restored, sharpened = (engine(pair[name], tile=0).translate(picture).rgb for name in ("restore", "sharpen"))
     monkeypatch.setattr(sys.modules[SRVGGPair.__module__], "jpeg_blockiness", lambda x: (FAINT + BLOCKY) / 2)
     tiled = engine(pair["pair"], tile=64)
-    np.testing.assert_allclose(tiled.translate(picture).rgb, (restored + sharpened) / 2, atol=2e-5)
+    counts = []
+    np.testing.assert_allclose(tiled.translate(picture, lambda done, total: counts.append((done, total))).rgb, (restored + sharpened) / 2, atol=2e-5)
+    # one count across both networks' tiles
+    assert counts == [(done, len(counts)) for done in range(1, len(counts) + 1)] and len(counts) > 2
     assert tiled.for_picture(picture).route == "half restored, half sharpened: faint JPEG blocks"
     # the file still holds each network's weights once
     assert not any(key.startswith("_halves") for key in load_checkpoint(pair["pair"]).module.state_dict())

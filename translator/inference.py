@@ -298,7 +298,13 @@ class Engine:
         engine = self._for(x)
         parts = getattr(engine.runner.module, "parts", None)
         if parts:  # the mean of networks' results: each network runs in its own precision (int8, say)
-            rgb = sum(self._through(part, engine.route)._run_unit(x, progress, dtype).clamp_(0, 1) for part in parts()) / len(parts())
+            networks, rgb = parts(), None
+            for i, part in enumerate(networks):
+                # one progress count across the runs, not one restarting per network
+                step = None if progress is None else (lambda done, total, i=i: progress(i * total + done, len(networks) * total))
+                result = self._through(part, engine.route)._run_unit(x, step, dtype).clamp_(0, 1)
+                rgb = result if rgb is None else rgb.add_(result)
+            rgb = rgb.div_(len(networks))
         else:
             rgb = engine._run_unit(x, progress, dtype)
         if x.shape[1] == 1:
