@@ -16,6 +16,7 @@ the result and of the gray input, and the colourfulness (Hasler and Suesstrunk 2
 import argparse
 import datetime
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--hold-back", type=int, default=0, metavar="K",
                         help="train without every K-th training photo, and set the result's chroma to what scores best on those")
     parser.add_argument("--chroma", type=float, default=1.0, help="the share of its colour the result keeps (what a --hold-back run found)")
+    parser.add_argument("--weights", help="train nothing: give this earlier result of the recipe --chroma, and measure it again")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", default=str(ROOT / "checkpoints" / "colourise.safetensors"))
@@ -126,6 +128,8 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run kept in --keep to --steps")
     parser.add_argument("--corpus", help="a corpus wallpapers.py built already (default: build one)")
     args = parser.parse_args()
+    if args.weights and (args.hold_back or args.resume):
+        parser.error("--weights trains nothing: --hold-back and --resume need a training")
     torch.set_num_threads(args.threads)
     family = registry().family("pix2pix")
 
@@ -139,7 +143,11 @@ def main() -> None:
         photos = [path for path in photos if path not in back]
         run = Path(args.keep) if args.keep else Path(tmp) / "run"
         started = datetime.datetime.now(datetime.timezone.utc)
-        if args.resume:
+        if args.weights:
+            earlier = load_checkpoint(args.weights).metadata
+            (run / "generator.safetensors").parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(args.weights, run / "generator.safetensors")
+        elif args.resume:
             data = Path(json.loads((run / "config.json").read_text())["data"])
             if not data.is_dir():  # the tiles are remade where the run first had them
                 pairs(photos, data / "train")
@@ -156,6 +164,8 @@ def main() -> None:
             }
             Trainer(family, data, run, settings, device=args.device, on_event=progress).run()
         minutes = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60
+        if args.weights:  # the card says how the weights were made
+            args.steps, minutes, started = int(earlier["steps"]), float(earlier["minutes"]), datetime.datetime.fromisoformat(earlier["date"])
 
         generator = run / "generator.safetensors"
         trained = load_checkpoint(generator)
@@ -168,10 +178,11 @@ def main() -> None:
         extra = {
             "description": "Colourise a black-and-white photo (pix2pix U-Net, trained by this project)",
             "recipe": f"checkpoints/recipes/train_default_colouriser.py --steps {args.steps} --ngf {args.ngf} --lambda-l1 {args.lambda_l1:g}"
-            + (f" --hold-back {args.hold_back}" if back else f" --chroma {chroma:g}"),
+            + (f" --hold-back {args.hold_back}" if back else f" --chroma {chroma:g}")
+            + (f" --weights {Path(args.weights).name} (the run of {earlier['date']})" if args.weights else ""),
             "data": wallpapers.DATA,
             "steps": str(args.steps),
-            "hardware": describe_device(args.device),
+            "hardware": earlier["hardware"] if args.weights else describe_device(args.device),
             "minutes": f"{minutes:.0f}",
             "date": started.date().isoformat(),
             **calibration,
