@@ -144,7 +144,7 @@ class Engine:
         """``branch`` in int8 (from the int8 cache where it was made before)."""
         from .int8 import network
 
-        return network(branch, self.arch.channels[0], self.int8_side(), self.int8_key(branch), self.family.input_range)
+        return network(branch, self.arch.channels[0], self.int8_side(), self.int8_key(branch), self.family.to_network)
 
     def int8_side(self) -> int:
         """The side of the pictures int8 is calibrated on, as this network takes them."""

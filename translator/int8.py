@@ -26,6 +26,7 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import torch
 from PIL import Image
 
 from . import precision
+from .images import LUMA, read_image
 from .acceleration import plain_activations
 from .errors import TranslatorError, one_line
 
@@ -55,6 +57,10 @@ def unavailable() -> str | None:
     return None
 
 
+def _as_is(values):
+    return values
+
+
 class Int8Network:
     """A network quantized to int8 and compiled by OpenVINO: a float batch in, a float batch out."""
 
@@ -73,9 +79,9 @@ class Int8Network:
         return torch.from_numpy(request.get_output_tensor(0).data.copy())
 
 
-def network(module: torch.nn.Module, channels: int, side: int, key: str | None, input_range: tuple[float, float] = (0.0, 1.0)) -> Int8Network:
+def network(module: torch.nn.Module, channels: int, side: int, key: str | None, to_network: Callable = _as_is) -> Int8Network:
     """``module`` (taking ``channels``-channel pictures whose sides are multiples of ``side``,
-    valued in ``input_range``) in int8: from the cache when ``key`` (its checkpoint's SHA-256
+    in [0, 1] as ``to_network`` maps them, a family's ``to_network``) in int8: from the cache when ``key`` (its checkpoint's SHA-256
     and branch) was quantized before, else quantized now, calibrated on crops of ``side``, and
     kept. Raises TranslatorError when OpenVINO cannot take the network."""
     import openvino as ov
@@ -87,7 +93,7 @@ def network(module: torch.nn.Module, channels: int, side: int, key: str | None, 
         except RuntimeError:  # damaged: made again below
             pass
     try:
-        model = _quantized(module, channels, side, input_range)
+        model = _quantized(module, channels, side, to_network)
     except Exception as error:  # the converter and NNCF raise many types
         raise TranslatorError(f"int8 could not be made of this network: {one_line(error)}") from None
     if path is not None:
@@ -106,16 +112,13 @@ def _cache() -> Path:
     return cache_folder() / "int8"
 
 
-def calibration_crops(channels: int, side: int = CROP, input_range: tuple[float, float] = (0.0, 1.0)) -> list[np.ndarray]:
+def calibration_crops(channels: int, side: int = CROP, to_network: Callable = _as_is) -> list[np.ndarray]:
     """The shipped calibration photo as 1 x C x ``side`` x ``side`` crops (its luma for a gray
-    network), valued in ``input_range`` as the network takes pictures."""
-    from .images import read_image
-
+    network), mapped by ``to_network`` to the values the network takes."""
     rgb = read_image(Path(str(files("translator") / CALIBRATION))).rgb.transpose(2, 0, 1)
     if channels == 1:
-        rgb = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), rgb, axes=1)[None]
-    low, high = input_range
-    rgb = rgb * np.float32(high - low) + np.float32(low)
+        rgb = np.tensordot(np.array(LUMA, np.float32), rgb, axes=1)[None]
+    rgb = to_network(rgb).astype(np.float32)
     _, height, width = rgb.shape
     return [np.ascontiguousarray(rgb[None, :, top : top + side, left : left + side])
             for top in range(0, height - side + 1, side) for left in range(0, width - side + 1, side)]
@@ -127,13 +130,13 @@ def calibration_size(side: int) -> int:
         return (photo.width // side) * (photo.height // side)
 
 
-def _quantized(module: torch.nn.Module, channels: int, side: int, input_range: tuple[float, float] = (0.0, 1.0)):
+def _quantized(module: torch.nn.Module, channels: int, side: int, to_network: Callable = _as_is):
     import openvino as ov
 
     with torch.no_grad():
         graph = ov.convert_model(plain_activations(module), example_input=torch.rand(1, channels, side, side), input=[-1, channels, -1, -1])
     # in the network's own range: calibrated on [0, 1], a [-1, 1] network's dark half was clipped
-    crops = calibration_crops(channels, side, input_range)
+    crops = calibration_crops(channels, side, to_network)
     # NNCF draws progress bars on the terminal; a translation prints its own lines
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         import nncf
