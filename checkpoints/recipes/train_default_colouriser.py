@@ -77,37 +77,38 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
+def colourised(checkpoint: Path, photos: list[Path], device: str):
+    """(photo, its original, its gray version, the checkpoint's result) for each of ``photos``,
+    each RGB in [0, 1]."""
+    engine = Engine(load_checkpoint(checkpoint), options=Options(device=device))
+    for path in photos:
+        picture = read_image(path)
+        gray = np.repeat(np.asarray(Image.open(path).convert("L"), dtype=np.float32)[..., None] / 255, 3, axis=2)
+        yield path, picture.rgb, gray, engine.translate(picture).rgb
+
+
 def measure(checkpoint: Path, photos: list[Path], device: str) -> dict[str, dict[str, float]]:
     """Per photo: PSNR of the colourised result and of the gray input against the original,
     and the colourfulness of the result and of the original."""
-    engine = Engine(load_checkpoint(checkpoint), options=Options(device=device))
-    scores = {}
-    for path in photos:
-        original, gray = read_image(path), gray_of(path)
-        result = engine.translate(original).rgb
-        scores[path.stem] = {
-            "psnr": round(psnr(result, original.rgb), 2), "psnr_gray": round(psnr(gray, original.rgb), 2),
-            "colourfulness": round(colourfulness(result), 1), "colourfulness_original": round(colourfulness(original.rgb), 1),
+    return {
+        path.stem: {
+            "psnr": round(psnr(result, original), 2), "psnr_gray": round(psnr(gray, original), 2),
+            "colourfulness": round(colourfulness(result), 1), "colourfulness_original": round(colourfulness(original), 1),
         }
-    return scores
-
-
-def gray_of(path: Path) -> np.ndarray:
-    return np.repeat(np.asarray(Image.open(path).convert("L"), dtype=np.float32)[..., None] / 255, 3, axis=2)
+        for path, original, gray, result in colourised(checkpoint, photos, device)
+    }
 
 
 def calibrated_chroma(checkpoint: Path, photos: list[Path], device: str) -> tuple[float, dict[str, float]]:
     """The share of its colour the network's results keep (see Architecture.chroma) that scores
     best on ``photos``, which it never trained on, and the mean gain over the gray input of
     each share tried: where it is unsure, a colour that is off costs more than none."""
-    engine = Engine(load_checkpoint(checkpoint), options=Options(device=device))
     shares = [round(0.05 * i, 2) for i in range(2, 21)]
     gains = {share: [] for share in shares}
-    for path in photos:
-        original, gray = read_image(path), gray_of(path)
-        result = engine.translate(original).rgb
+    for _, original, gray, result in colourised(checkpoint, photos, device):
         for share in shares:
-            gains[share].append(psnr(np.clip(gray + share * (result - gray), 0, 1), original.rgb) - psnr(gray, original.rgb))
+            # the result's luma is the gray input's, so this is the engine's chroma share
+            gains[share].append(psnr(np.clip(gray + share * (result - gray), 0, 1), original) - psnr(gray, original))
     means = {share: round(float(np.mean(g)), 3) for share, g in gains.items()}
     return max(means, key=means.get), means
 
