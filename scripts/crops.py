@@ -1,7 +1,8 @@
 """The README's 100% crops of x4 upscalers beside bicubic, on held-out photos made as people's
 photos are: downscaled x4 and saved as JPEG at quality 50; or, with --clean, one photo
 downscaled cleanly, its small input shown too (the quick start's picture); or, with
---colourise, two held-out photos made black and white, beside each colouriser's result.
+--colourise, two held-out photos and a portrait made black and white, beside each colouriser's
+result.
 
     .venv/bin/python scripts/crops.py --corpus CORPUS -o docs/images/x4-jpeg.png \\
         checkpoints/compact-sr-x4.safetensors checkpoints/compact-sr-x4-clean.safetensors
@@ -10,7 +11,8 @@ downscaled cleanly, its small input shown too (the quick start's picture); or, w
     .venv/bin/python scripts/crops.py --corpus CORPUS --colourise -o docs/images/colourise-before-after.png \
         checkpoints/colourise.safetensors
 
-CORPUS is a corpus `checkpoints/recipes/wallpapers.py` built (its held-out/ photos are used).
+CORPUS is a corpus `checkpoints/recipes/wallpapers.py` built (its held-out/ and portraits/ photos
+are used).
 Each row is one crop, at 100%: bicubic, each model, and the original.
 """
 
@@ -36,7 +38,7 @@ CLEAN_CROP = ("TwoWings", 560, 300)
 SIDE = 256, 192
 QUALITY = 50
 # whole photos, scaled to this width: a colouriser is judged on the picture, not on 100% crops
-COLOUR_PHOTOS, COLOUR_WIDTH = ("LadyBird", "Path"), 480
+COLOUR_PHOTOS, COLOUR_WIDTH = ("held-out/LadyBird", "held-out/Path", "portraits/astronaut"), 480
 
 
 def labelled(image: Image.Image, text: str) -> Image.Image:
@@ -52,7 +54,7 @@ def main() -> None:
     parser.add_argument("--corpus", required=True)
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--clean", action="store_true", help="one photo downscaled cleanly, beside its small input")
-    parser.add_argument("--colourise", action="store_true", help="two photos made black and white, beside each colouriser's result")
+    parser.add_argument("--colourise", action="store_true", help="three photos made black and white, beside each colouriser's result")
     args = parser.parse_args()
     engines = [(Path(c).name.removesuffix(".safetensors"), Engine(load_checkpoint(c), options=Options(device="cpu", precision="fp32"))) for c in args.checkpoints]
     rows = colour_rows(engines, Path(args.corpus)) if args.colourise else upscaled_rows(engines, Path(args.corpus), args.clean)
@@ -72,7 +74,7 @@ def as_image(rgb: np.ndarray) -> Image.Image:
 def colour_rows(engines, corpus: Path) -> list[list[Image.Image]]:
     rows = []
     for name in COLOUR_PHOTOS:
-        with Image.open(corpus / "held-out" / f"{name}.png") as photo:
+        with Image.open(corpus / f"{name}.png") as photo:
             original = photo.convert("RGB")
         original = original.resize((COLOUR_WIDTH, round(original.height * COLOUR_WIDTH / original.width)), Image.LANCZOS)
         gray = original.convert("L").convert("RGB")

@@ -10,7 +10,8 @@ Every colour photo is its own training pair: its gray version (BT.601 luma, as P
 is the input, the photo the target. The photos are cut into square tiles at two scales, so a
 few dozen photos give several hundred pairs without distorting any. At the end the held-out
 photos (never trained on) are colourised whole and measured against their originals: PSNR of
-the result and of the gray input, and the colourfulness (Hasler and Suesstrunk 2003) of both.
+the result and of the gray input, and the colourfulness (Hasler and Suesstrunk 2003) of both;
+and on the corpus's portraits, the colour it gives a patch of bare skin.
 """
 
 import argparse
@@ -20,6 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import kornia
 import numpy as np
 import torch
 from PIL import Image
@@ -37,6 +39,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TILE = 144
 # photographs with no colour to learn from
 GRAY = ("ColdRipple", "Grey")
+# Skin is off when it shows a colour (CIELAB chroma of 5 or more; below, it reads as gray) of a
+# hue skin does not have: skin lies near 30 to 70 degrees, yellow near 90, green from 120.
+SKIN_HUES = (25.0, 80.0)
+SKIN_GRAY = 5.0
 
 
 def tiles(photo: Image.Image) -> list[Image.Image]:
@@ -97,6 +103,24 @@ def measure(checkpoint: Path, photos: list[Path], device: str) -> dict[str, dict
         }
         for path, original, gray, result in colourised(checkpoint, photos, device)
     }
+
+
+def skin(checkpoint: Path, corpus: Path, device: str) -> dict[str, dict]:
+    """Per portrait: the CIELAB chroma and hue angle of the mean colour of its patch of bare skin,
+    in the original and in the result, and whether the result's skin is off (see SKIN_HUES)."""
+    portraits = {s["name"]: s["skin"] for s in json.loads((corpus / "sources.json").read_text()) if s["split"] == "portraits"}
+    out = {}
+    for path, original, _, result in colourised(checkpoint, [corpus / "portraits" / f"{name}.png" for name in portraits], device):
+        left, top, right, bottom = portraits[path.stem]
+        measured = {}
+        for which, rgb in (("original", original), ("result", result)):
+            patch = torch.from_numpy(np.ascontiguousarray(rgb[top:bottom, left:right], dtype=np.float32)).permute(2, 0, 1)
+            a, b = kornia.color.rgb_to_lab(patch[None])[0, 1:].mean(dim=(1, 2)).tolist()
+            measured[which] = {"chroma": round(float(np.hypot(a, b)), 1), "hue": round(float(np.degrees(np.arctan2(b, a))) % 360, 1)}
+        tint = measured["result"]
+        measured["off"] = bool(tint["chroma"] >= SKIN_GRAY and not SKIN_HUES[0] <= tint["hue"] <= SKIN_HUES[1])
+        out[path.stem] = measured
+    return out
 
 
 def calibrated_chroma(checkpoint: Path, photos: list[Path], device: str) -> tuple[float, dict[str, float]]:
@@ -190,6 +214,7 @@ def main() -> None:
         }
         draft = save_checkpoint(Path(tmp) / "draft.safetensors", family, trained.arch, trained.module.state_dict(), extra)
         scores = measure(draft, held_out, args.device)
+        skins = skin(draft, corpus, args.device)
         mean = {key: round(float(np.mean([s[key] for s in scores.values()])), 2) for key in next(iter(scores.values()))}
         extra |= {
             "held_out": ", ".join(scores),
@@ -198,6 +223,7 @@ def main() -> None:
             "colourfulness_held_out": f"{mean['colourfulness']:.1f}",
             "colourfulness_originals": f"{mean['colourfulness_original']:.1f}",
             "per_photo": json.dumps(scores),
+            "skin": json.dumps(skins),
         }
         save_checkpoint(args.output, family, trained.arch, trained.module.state_dict(), extra)
         print(json.dumps(extra, indent=1))

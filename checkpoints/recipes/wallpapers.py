@@ -8,6 +8,7 @@ the archive's signed index), unpacks them with ``dpkg-deb``, and writes
 
     OUT/train/NAME.png      photographs trained on
     OUT/held-out/NAME.png   photographs kept for evaluation, never trained on
+    OUT/portraits/NAME.png  photographs of people, never trained on: what a colouriser does to skin
     OUT/sources.json        per photo: package, version, file, author, licence, split
 
 Each photo is scaled so that its longer side is 1280 pixels (antialiased): the wallpapers are
@@ -66,6 +67,17 @@ PHOTOS = {
 }
 # spread over both packages and over close-ups, landscapes and fine detail
 HELD_OUT = ("LadyBird", "Storm", "TwoWings", "EveningGlow", "Path", "life")
+# The wallpapers show no people. Package -> {name: (path inside, a patch of bare skin as (left,
+# top, right, bottom) in pixels, author, licence)}; the copyright file covers the code, so the
+# credit is the one the package's own docstring gives (skimage.data.astronaut).
+PORTRAITS = {
+    "python3-skimage": {
+        "astronaut": (
+            "usr/lib/python3/dist-packages/skimage/data/astronaut.png", (195, 95, 250, 165),
+            "NASA (Eileen Collins)", "public domain (no known copyright restrictions)",
+        ),
+    },
+}
 
 
 def main() -> None:
@@ -73,14 +85,15 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     args = parser.parse_args()
     sources = build(args.output)
-    counts = {split: sum(1 for s in sources if s["split"] == split) for split in ("train", "held-out")}
-    print(f"{args.output}: {counts['train']} training photos, {counts['held-out']} held out")
+    counts = {split: sum(1 for s in sources if s["split"] == split) for split in ("train", "held-out", "portraits")}
+    print(f"{args.output}: {counts['train']} training photos, {counts['held-out']} held out, {counts['portraits']} portraits")
 
 
 def build(output: Path) -> list[dict]:
     """Download, unpack and write the corpus into ``output``; returns what sources.json holds."""
     (output / "train").mkdir(parents=True, exist_ok=True)
     (output / "held-out").mkdir(exist_ok=True)
+    (output / "portraits").mkdir(exist_ok=True)
     sources = []
     with tempfile.TemporaryDirectory() as tmp:
         for package, photos in PHOTOS.items():
@@ -93,6 +106,14 @@ def build(output: Path) -> list[dict]:
                 sources.append({
                     "name": name, "split": split, "package": package, "version": version, "deb_sha256": deb_sha256,
                     "file": "/" + inside, "author": author, "licence": licence,
+                })
+        for package, portraits in PORTRAITS.items():
+            root, version, deb_sha256 = _unpack(package, Path(tmp))
+            for name, (inside, skin, author, licence) in portraits.items():
+                _write_scaled(root / inside, output / "portraits" / f"{name}.png")
+                sources.append({
+                    "name": name, "split": "portraits", "package": package, "version": version, "deb_sha256": deb_sha256,
+                    "file": "/" + inside, "author": author, "licence": licence, "skin": list(skin),
                 })
     (output / "sources.json").write_text(json.dumps(sources, indent=2, ensure_ascii=False) + "\n")
     return sources
