@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translator import Task, hookimpl, setting
+from translator.images import LUMA
 from translator.losses import GAN_MODES, GANLoss
 from translator.training import Recipe, adam, linear_decay, set_requires_grad
 
@@ -25,6 +26,12 @@ class Pix2PixSettings:
         "eval: deterministic output; train: the paper's test-time sampling (dropout on, batch statistics)",
         choices=("eval", "train"),
         translate=True,
+    )
+    colour: float = setting(
+        1.0,
+        "strength of the result's colour: 1 as the model gives it (a colouriser: the share its recipe found best), "
+        "0 gray, 2 twice as strong; the result's tones stay as they are",
+        low=0.0, high=4.0, translate=True,
     )
     netG: str = setting("unet_256", "generator of a new network", choices=("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"))
     ngf: int = setting(64, "filters in the generator's first layer", low=1)
@@ -59,7 +66,7 @@ class Pix2Pix(gan_networks.GeneratorFamily):
                 if isinstance(layer, nn.BatchNorm2d):
                     # batch statistics are used, but the stored running ones must not drift
                     layer.momentum = 0.0
-        return module
+        return ColourStrength(module, settings.colour) if settings.colour != 1 else module
 
     def architecture(self, settings):
         arch = super().architecture(settings)
@@ -69,6 +76,24 @@ class Pix2Pix(gan_networks.GeneratorFamily):
 
     def recipe(self, generator, arch, settings, config, device):
         return Pix2PixRecipe(generator, arch, settings, config)
+
+
+class ColourStrength(nn.Module):
+    """A network whose RGB result has its colour, the differences from its own luma, scaled by
+    ``factor``. Luma's weights add up to one, so this holds in the network's value range, and the
+    luma a colouriser's result takes from its input is left as it is."""
+
+    def __init__(self, network: nn.Module, factor: float):
+        super().__init__()
+        self.network, self.factor = network, factor
+        # itself in eval mode, without touching the network's layers (sampling=train keeps some training)
+        self.training = False
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x):
+        y = self.network(x)
+        luma = (y * self.luma.to(y.dtype)).sum(1, keepdim=True)
+        return luma + self.factor * (y - luma)
 
 
 class Pix2PixRecipe(Recipe):

@@ -116,3 +116,34 @@ def test_a_recorded_chroma_out_of_range_is_refused_in_one_line(colouriser, tmp_p
 def read_image_of(rgb, folder):
     Image.fromarray(rgb).convert("L").save(folder / "gray.png")
     return read_image(folder / "gray.png")
+
+
+def test_colour_strength_scales_the_colour_and_keeps_the_tones(colouriser, tmp_path):
+    """`--set colour=K`: the model's colour times K, the photo's own luma kept; 0 gives the gray photo."""
+    from translator.family import make_settings
+
+    loaded = load_checkpoint(colouriser)
+    gray = read_image_of(photo(40, 48, seed=3), tmp_path)
+
+    def colourised(strength):
+        settings = make_settings(loaded.family.Settings, {"colour": strength}, "pix2pix")
+        return Engine(load_checkpoint(colouriser), settings, Options(device="cpu")).translate(gray).rgb
+
+    own = colourised("1")
+    luma = own @ np.array(LUMA, dtype=np.float32)
+    for strength in (0.5, 2.0):
+        result = colourised(str(strength))
+        expected = luma[..., None] + strength * (own - luma[..., None])
+        unclipped = (expected > 0.02).all(axis=2) & (expected < 0.98).all(axis=2)
+        assert unclipped.mean() > 0.5
+        assert np.abs(result - expected)[unclipped].max() < 1e-4
+    grayed = colourised("0")
+    assert np.abs(grayed - luma[..., None]).max() < 1e-4
+    # the strength leaves the network deterministic (int8 and compiling stay open to it), or sampling
+    from translator.acceleration import samples
+
+    for sampling in ("eval", "train"):
+        settings = make_settings(loaded.family.Settings, {"colour": "2", "sampling": sampling}, "pix2pix")
+        assert samples(Engine(load_checkpoint(colouriser), settings, Options(device="cpu")).runner.module) == (sampling == "train")
+    with pytest.raises(TranslatorError, match="colour"):
+        make_settings(loaded.family.Settings, {"colour": "-1"}, "pix2pix")
