@@ -10,8 +10,10 @@ reference path) and in the precision `--precision auto` picks on this CPU, side 
 the reason it gave. The reference row is realesr-general-x4v3's network (SRVGGNetCompact, 64
 features, 32 convolutions; random weights, its compute is the point) on the same input;
 ``--more`` adds RealESRGAN_x4plus's RRDBNet and CycleGAN's default generator, random weights
-too. Each time is the best of three after a warm-up. Beside each: its FLOPs and the floor they
-set, the time at this CPU's measured fp32, bf16 and int8 peaks (a large matrix product).
+too, or for CycleGAN trained ones (``--cyclegan cyclegan-style_monet``, a file or catalog name:
+the gate judges a network's weights, and random ones saturate). Each time is the best of three
+after a warm-up. Beside each: its FLOPs and the floor they set, the time at this CPU's measured
+fp32, bf16 and int8 peaks (a large matrix product).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--more", action="store_true", help="also RRDBNet (RealESRGAN_x4plus's size) and CycleGAN's default generator")
+    parser.add_argument("--cyclegan", metavar="CHECKPOINT", help="with --more: CycleGAN's generator with these weights (a file or catalog name) instead of random ones")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -104,7 +107,11 @@ def main() -> None:
     rows["realesr-general-x4v3 size (reference)"] = both(reference("esrgan", {"arch": "srvgg", "nf": "64", "num_conv": "32", "scale": "4"}))
     if args.more:
         rows["RealESRGAN_x4plus size"] = both(reference("esrgan", {"arch": "rrdbnet", "nf": "64", "nb": "23", "scale": "4"}))
-        rows["CycleGAN resnet_9blocks (original default)"] = both(reference("cyclegan", {}))
+        if args.cyclegan:
+            rows[f"CycleGAN {Path(args.cyclegan).name}"] = both(
+                lambda precision: Engine(load_checkpoint(args.cyclegan, "cyclegan"), options=Options(device="cpu", precision=precision)))
+        else:
+            rows["CycleGAN resnet_9blocks (original default)"] = both(reference("cyclegan", {}))
     print(json.dumps({"threads": args.threads, "result": "1000x1000", "peak_gops": {k: round(v / 1e9) for k, v in peak_ops.items()}, "seconds": rows}, indent=1))
 
 
