@@ -5,6 +5,7 @@ upscaling of the same input.
     python -m bench.quality --corpus /path/to/corpus      # a corpus wallpapers.py built
     python -m bench.quality                               # builds it (apt-get download, 200 MB)
     python -m bench.quality --corpus C checkpoints/compact-sr-x4.safetensors other.safetensors
+    python -m bench.quality --corpus C --precision fp32    # the networks themselves, not int8/bf16
 
 The goal of the family's default x4 model (the first-impressions issue): at least +1.0 dB PSNR-Y
 over bicubic on average both ways, and no photo below bicubic on either. Prints one markdown
@@ -21,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from translator.cli import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_DB = 1.0
@@ -76,7 +79,7 @@ OTHER = {
 }
 
 
-def other_damage(checkpoints: list[str], folder: Path) -> str:
+def other_damage(checkpoints: list[str], folder: Path, precision: str = "auto") -> str:
     """A markdown table: each model's PSNR-Y gain over bicubic (mean, and the worst photo) for
     each kind of damage in ``OTHER``; a model of two networks also with each one alone."""
     from translator import metrics
@@ -94,7 +97,7 @@ def other_damage(checkpoints: list[str], folder: Path) -> str:
         for choice in choices:
             settings = make_settings(loaded.family.Settings, {"restore": choice}, loaded.family.name)
             name = Path(path).stem + ("" if choice == "auto" else f" restore={choice}")
-            engines[name] = Engine(load_checkpoint(path), settings, Options(device="cpu"))
+            engines[name] = Engine(load_checkpoint(path), settings, Options(device="cpu", precision=precision))
     gains = {kind: {name: [] for name in engines} for kind in OTHER}
     scale = next(iter(engines.values())).scale
     for photo in scan_images(folder, Report()):
@@ -118,6 +121,7 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="*", help="checkpoints of one scale (default: the shipped x4 ones)")
     parser.add_argument("--corpus", help="a corpus wallpapers.py built (its held-out/ folder is used)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="default auto: what a translation on this machine computes in")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from translator.evaluate import evaluate
@@ -131,12 +135,12 @@ def main() -> None:
             import wallpapers
 
             wallpapers.build(corpus)
-        photos, clean = evaluate(checkpoints, corpus / "held-out")
-        _, damaged = evaluate(checkpoints, corpus / "held-out", degradation="realesrgan")
+        photos, clean = evaluate(checkpoints, corpus / "held-out", precision=args.precision)
+        _, damaged = evaluate(checkpoints, corpus / "held-out", degradation="realesrgan", precision=args.precision)
         for path in checkpoints:
             text, _ = table(Path(path).name, photos, clean, damaged)
             print(f"### {Path(path).name}\n\n{text}\n", flush=True)
-        print(f"### Other damage, one kind at a time (gain over bicubic of the same input)\n\n{other_damage(checkpoints, corpus / 'held-out')}")
+        print(f"### Other damage, one kind at a time (gain over bicubic of the same input)\n\n{other_damage(checkpoints, corpus / 'held-out', args.precision)}")
 
 
 if __name__ == "__main__":

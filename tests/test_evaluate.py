@@ -73,6 +73,19 @@ def test_evaluate_on_damaged_inputs_repeats_its_draws(tmp_path, capsys):
     assert f"{first['bicubic'].mean()[0]:.2f}" in capsys.readouterr().out
 
 
+def test_evaluate_scores_the_precision_asked_for(tmp_path, capsys):
+    photos = tmp_path / "held-out"
+    write_images(photos, [photo(64, 64, seed) for seed in range(2)])
+    torch.manual_seed(0)
+    net = save_pth(BasicSRSRVGGNetCompact(num_feat=8, num_conv=2, upscale=2).state_dict(), tmp_path / "net.pth")
+    fp32 = evaluate([net], photos, precision="fp32")[1]["net.pth"].psnr
+    bf16 = evaluate([net], photos, precision="bf16")[1]["net.pth"].psnr
+    # bf16 rounds the network's sums: close to fp32, not the same numbers
+    assert fp32 != bf16 and all(abs(a - b) < 1 for a, b in zip(fp32, bf16))
+    assert main(["evaluate", str(net), "--data", str(photos), "--precision", "fp32", "--json", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["scores"]["net.pth"]["psnr"] == fp32
+
+
 def cyclegan_checkpoint(path):
     family = registry().family("cyclegan")
     g = RefResnetGenerator(3, 3, ngf=4, n_blocks=1)

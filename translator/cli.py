@@ -12,6 +12,9 @@ from pathlib import Path
 
 from .errors import TranslatorError, shown
 
+# what --precision takes (the engine checks each against the device)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--outscale", type=float, help="final size relative to the input (default: the network's scale)")
     translate.add_argument("--alpha", choices=("network", "bicubic"), default="network", help="how alpha is upscaled")
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    translate.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"))
+    translate.add_argument("--precision", default="auto", choices=PRECISIONS)
     translate.add_argument("--seed", type=int, help="seed for train-mode sampling")
     translate.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                            help="torch.compile the network: auto (once one input shape has a minute of work), on, or off")
@@ -124,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
     evaluate.add_argument("--degradation", choices=("bicubic", "realesrgan"), default="bicubic",
                           help="super-resolution inputs: clean bicubic downscales, or Real-ESRGAN-style blur, noise, resize and JPEG (a fixed seed per photo)")
+    evaluate.add_argument("--precision", default="auto", choices=PRECISIONS,
+                          help="what the models compute in (default auto: as translate runs them; fp32: the reference)")
     evaluate.add_argument("--json", help="also write per-photo scores to this JSON file")
     evaluate.set_defaults(run=_evaluate)
 
@@ -483,7 +488,7 @@ def _evaluate(args) -> None:
 
     from .evaluate import evaluate, report
 
-    names, scores = evaluate(args.checkpoints, args.data, args.device, args.degradation)
+    names, scores = evaluate(args.checkpoints, args.data, args.device, args.degradation, args.precision)
     print(report(names, scores))
     if args.json:
         rows = {name: score.as_dict() for name, score in scores.items()}

@@ -56,20 +56,22 @@ class SetScore:
 
 
 def evaluate(
-    checkpoints: list[str | Path], folder: str | Path, device: str = "cpu", degradation: str = "bicubic",
+    checkpoints: list[str | Path], folder: str | Path, device: str = "cpu", degradation: str = "bicubic", precision: str = "auto",
 ) -> tuple[list[str], dict[str, Score | SetScore]]:
     """Per-image PSNR/SSIM of each super-resolution checkpoint and of bicubic upscaling over the
     photos in ``folder``; or FID/KID of translation checkpoints and of their untranslated inputs.
 
     ``degradation`` "realesrgan" damages each low-resolution input as real photos are (blur,
     resize, noise, JPEG), drawn from a seed fixed per photo, so every run and model sees the
-    same inputs; scores are still against the clean original."""
+    same inputs; scores are still against the clean original. ``precision`` is the engine's: "auto"
+    scores what a translation gives on this machine (on the CPU, int8 or bf16 where the gate lets
+    it), "fp32" the network itself."""
     if degradation not in ("bicubic", "realesrgan"):
         raise TranslatorError(f"unknown degradation {degradation!r} (bicubic or realesrgan)")
     engines = []
     for path in checkpoints:
         loaded = load_checkpoint(path)
-        engines.append((Path(path).name, Engine(loaded, options=Options(device=device))))
+        engines.append((Path(path).name, Engine(loaded, options=Options(device=device, precision=precision))))
     restores = {engine.family.task.restores for _, engine in engines}
     if len(restores) != 1:
         raise TranslatorError("the checkpoints do different things (super-resolution and translation); evaluate one kind at a time")
