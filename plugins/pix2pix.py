@@ -42,6 +42,10 @@ class Pix2PixSettings:
     real_label: float = setting(1.0, "discriminator's target for real images (0.9: one-sided label smoothing; vanilla and lsgan only)", low=0.5, high=1.0)
     gray_input: bool = setting(False, "a colouriser: the generator sees one gray channel (A/ holds gray images, B/ their colour originals)")
     lambda_l1: float = setting(100.0, "weight of the L1 loss against the target", low=0.0)
+    lambda_l2: float = setting(
+        0.0, "weight of a squared-error loss against the target: it is least for the mean of what the input could be, "
+        "so a colouriser leaves what it cannot tell near gray instead of guessing", low=0.0,
+    )
     lr: float = setting(2e-4, "Adam learning rate", low=0.0)
     lr_constant_steps: int = setting(40_000, "steps at the full learning rate (the original's 100 epochs of facades)", low=0)
     lr_decay_steps: int = setting(40_000, "steps over which it then falls linearly to zero", low=1)
@@ -124,9 +128,13 @@ class Pix2PixRecipe(Recipe):
         set_requires_grad([d], False)
         real_score = d(torch.cat([a, b], 1)) if self.gan.needs_real else None
         gan = self.gan.generator(d(torch.cat([a, fake], 1)), real_score)
-        l1 = F.l1_loss(fake, b) * self.s.lambda_l1
+        pixel = l1 = F.l1_loss(fake, b) * self.s.lambda_l1
         self.logs.update(G_gan=gan.detach(), G_l1=l1.detach())
-        yield "G", gan + l1
+        if self.s.lambda_l2:
+            l2 = F.mse_loss(fake, b) * self.s.lambda_l2
+            pixel = pixel + l2
+            self.logs["G_l2"] = l2.detach()
+        yield "G", gan + pixel
         set_requires_grad([d], True)
 
     def source(self, batch):

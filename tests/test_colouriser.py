@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import TINY_GAN, photo, trainer
+from tests.helpers import TINY_GAN, photo, trainer, write_images
 from translator import TranslatorError
 from translator.checkpoints import load_checkpoint
-from translator.images import read_image
-from translator.images import LUMA
+from translator.images import LUMA, Picture, read_image
 from translator.inference import Engine, Options
 
 
@@ -147,3 +146,20 @@ def test_colour_strength_scales_the_colour_and_keeps_the_tones(colouriser, tmp_p
         assert samples(Engine(load_checkpoint(colouriser), settings, Options(device="cpu")).runner.module) == (sampling == "train")
     with pytest.raises(TranslatorError, match="colour"):
         make_settings(loaded.family.Settings, {"colour": "-1"}, "pix2pix")
+
+
+def test_a_squared_error_leaves_what_the_input_cannot_tell_near_the_mean(tmp_path):
+    # one gray input, coloured three times in X and once in its opposite: L1's best answer is X
+    # itself (the median), the squared error's is their mean, half of X's colour
+    luma = np.array(LUMA)
+    x = np.array([150.0, 100.0, 100.0])
+    chroma = x - x @ luma
+    write_images(tmp_path / "pairs" / "A", [np.full((32, 32), 128, np.uint8)] * 4)
+    write_images(tmp_path / "pairs" / "B", [np.full((32, 32, 3), 128 + sign * chroma, np.uint8) for sign in (1, 1, 1, -1)])
+    run = tmp_path / "run"
+    settings = {**TINY_GAN, "ngf": "4", "ndf": "4", "gray_input": "true", "netG": "resnet_6blocks", "dropout": "false", "load_size": 32, "crop_size": 32, "batch_size": 4}
+    trainer("pix2pix", tmp_path / "pairs", run, lambda_l1=0, lambda_l2=1000, lr=2e-3, lr_constant_steps=80, lr_decay_steps=20, steps=100, **settings).run()
+    engine = Engine(load_checkpoint(run / "generator.safetensors"), options=Options(device="cpu", precision="fp32"))
+    colour = engine.translate(Picture(np.full((32, 32, 3), 128 / 255, np.float32))).rgb.reshape(-1, 3).mean(0) * 255
+    share = (colour - colour @ luma) @ chroma / (chroma @ chroma)
+    assert 0.3 < share < 0.7, f"{share:.2f} of X's colour"

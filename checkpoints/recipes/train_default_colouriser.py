@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--lambda-l1", type=float, default=1000.0, help="weight of L1 against the GAN term (pix2pix's is 100, which measured worse here)")
+    parser.add_argument("--lambda-l2", type=float, default=0.0, help="weight of the squared error (with --lambda-l1 0: regress to the mean colour)")
     parser.add_argument("--hold-back", type=int, default=0, metavar="K",
                         help="train without every K-th training photo, and set the result's chroma to what scores best on those")
     parser.add_argument("--chroma", type=float, default=1.0, help="the share of its colour the result keeps (what a --hold-back run found)")
@@ -183,7 +184,7 @@ def main() -> None:
             print(f"{pairs(photos, data / 'train')} training pairs")
             pairs(held_out, data / "val")
             settings = {
-                "gray_input": "true", "netG": "unet_128", "ngf": str(args.ngf), "lambda_l1": str(args.lambda_l1), "load_size": str(TILE), "crop_size": "128", "batch_size": "4",
+                "gray_input": "true", "netG": "unet_128", "ngf": str(args.ngf), "lambda_l1": str(args.lambda_l1), "lambda_l2": str(args.lambda_l2), "load_size": str(TILE), "crop_size": "128", "batch_size": "4",
                 "steps": str(args.steps), "lr_constant_steps": str(args.steps // 2), "lr_decay_steps": str(args.steps // 2),
                 "workers": "1", "log_every": "100", "sample_every": "1000", "val_every": "0", "checkpoint_every": "500",
             }
@@ -203,6 +204,7 @@ def main() -> None:
         extra = {
             "description": "Colourise a black-and-white photo (pix2pix U-Net, trained by this project)",
             "recipe": f"checkpoints/recipes/train_default_colouriser.py --steps {args.steps} --ngf {args.ngf} --lambda-l1 {args.lambda_l1:g}"
+            + (f" --lambda-l2 {args.lambda_l2:g}" if args.lambda_l2 else "")
             + (f" --hold-back {args.hold_back}" if back else f" --chroma {chroma:g}")
             + (f" --weights {Path(args.weights).name} (the run of {earlier['date']})" if args.weights else ""),
             "data": wallpapers.DATA,
