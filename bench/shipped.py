@@ -10,8 +10,9 @@ reference path) and in the precision `--precision auto` picks on this CPU, side 
 the reason it gave. The reference row is realesr-general-x4v3's network (SRVGGNetCompact, 64
 features, 32 convolutions; random weights, its compute is the point) on the same input;
 ``--more`` adds RealESRGAN_x4plus's RRDBNet and CycleGAN's default generator, random weights
-too, or for CycleGAN trained ones (``--cyclegan cyclegan-style_monet``, a file or catalog name:
-the gate judges a network's weights, and random ones saturate). Each time is the best of three
+too, or for CycleGAN trained ones (``--cyclegan cyclegan-style_monet``, a file or catalog name,
+or what ``python -m bench.cyclegan_standin`` trains offline: the gate judges a network's
+weights, and random ones saturate). Each time is the best of three
 after a warm-up. Beside each: its FLOPs and the floor they set, the time at this CPU's measured
 fp32, bf16 and int8 peaks (a large matrix product).
 """
