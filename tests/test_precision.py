@@ -134,3 +134,15 @@ def test_the_gate_judges_four_crops_across_the_photo():
     assert all(0 <= top <= 150 - side and 0 <= left <= 225 - side for top, left in corners)
     # spread over the photo, not stacked on the centre: between them they cover most of its width
     assert max(left for _, left in corners) - min(left for _, left in corners) >= 225 // 2 - side // 2
+
+
+def test_the_gate_judges_the_whole_photo_too(bf16_cpu, monkeypatch):
+    """A network that normalises each picture sees other statistics in a crop: an int8 CycleGAN
+    generator within the gate on the crops was 23 levels off on the whole photo."""
+    seen = []
+    translate = Engine.translate
+    monkeypatch.setattr(Engine, "translate", lambda self, picture, *a, **k: seen.append(picture.rgb.shape[:2]) or translate(self, picture, *a, **k))
+    precision.measure(Engine(load_checkpoint(MODEL), options=Options(device="cpu", precision="fp32")), torch.bfloat16)
+    side = precision.GATE_SIDE
+    # each picture twice: fp32 and bf16; the crops of the photo as it is and as a JPEG
+    assert sorted(set(seen)) == [(side, side), (150, 225)] and seen.count((side, side)) == 16 and seen.count((150, 225)) == 2

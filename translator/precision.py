@@ -30,13 +30,13 @@ GATE_MAX_LEVELS = 8
 # the CPU flags that mean bf16 arithmetic in hardware
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # named for what the gate judges: verdicts of the earlier gates (one crop; four crops through
-# only the branch a clean photo picks; no JPEG) are not reused
-GATE_FILE = "precision-gate-4-crops-and-jpeg-each-branch.json"
+# only the branch a clean photo picks; no JPEG; no whole photo) are not reused
+GATE_FILE = "precision-gate-crops-jpeg-and-whole-photo.json"
 GATE_JPEG_QUALITY = 40
-# the gate's photo: crops of the app's example (never trained on by the shipped models)
+# the gate's photo: the app's example (never trained on by the shipped models), whole and in crops
 GATE_SIDE = 64
 # int8's verdicts, kept apart: a network may pass in one precision and fail in the other
-INT8_GATE_FILE = "int8-gate.json"
+INT8_GATE_FILE = "int8-gate-crops-jpeg-and-whole-photo.json"
 
 
 @functools.cache
@@ -158,7 +158,7 @@ def measure(engine, dtype: torch.dtype) -> dict:
 
 
 def _judge(branches: list, dtype: torch.dtype) -> dict:
-    """The gate's figures for engines run in ``dtype`` against fp32, over the gate's crops."""
+    """The gate's figures for engines run in ``dtype`` against fp32, over the gate's crops and photo."""
     from importlib.resources import files
 
     from .images import read_image
@@ -166,16 +166,20 @@ def _judge(branches: list, dtype: torch.dtype) -> dict:
     photo = read_image(Path(str(files("translator.app") / "chelsea.png")))
     # as it is, and saved as JPEG: a restorer's int8 that was within the gate on the clean photo
     # was 12 levels off on its JPEG (and 26 on held-out photos), where a sharpener's stayed at 3
-    pictures = [photo.rgb, _as_jpeg(photo.rgb, GATE_JPEG_QUALITY)]
+    versions = [photo.rgb, _as_jpeg(photo.rgb, GATE_JPEG_QUALITY)]
+    crops = [photo.with_pixels(rgb[top : top + GATE_SIDE, left : left + GATE_SIDE], None)
+             for rgb, (top, left) in itertools.product(versions, _gate_corners(photo.height, photo.width))]
+    # and the whole photo: a network that normalises each picture (CycleGAN's InstanceNorm) has
+    # other statistics in a crop, and an int8 within the gate on four crops was 23 levels off
+    # on the whole photo (150 on a held-out one)
+    pictures = [*crops, photo]
     references, reduced = [], []
-    for branch in branches:
-        for rgb, (top, left) in itertools.product(pictures, _gate_corners(photo.height, photo.width)):
-            crop = photo.with_pixels(rgb[top : top + GATE_SIDE, left : left + GATE_SIDE], None)
-            for run_in, results in ((torch.float32, references), (dtype, reduced)):
-                torch.manual_seed(0)  # a network that samples (pix2pix's dropout) samples alike both times
-                with branch._in(run_in):
-                    results.append(branch.translate(crop).rgb)
-    reference, result = np.stack(references), np.stack(reduced)
+    for branch, picture in itertools.product(branches, pictures):
+        for run_in, results in ((torch.float32, references), (dtype, reduced)):
+            torch.manual_seed(0)  # a network that samples (pix2pix's dropout) samples alike both times
+            with branch._in(run_in):
+                results.append(branch.translate(picture).rgb.ravel())
+    reference, result = np.concatenate(references), np.concatenate(reduced)
     levels = np.abs(np.round(reference * 255) - np.round(result * 255))
     mse = float(np.mean((reference - result) ** 2))
     psnr = 99.0 if mse == 0 else 10 * math.log10(1 / mse)
