@@ -12,8 +12,8 @@ features, 32 convolutions; random weights, its compute is the point) on the same
 ``--more`` adds RealESRGAN_x4plus's RRDBNet and CycleGAN's default generator, random weights
 too, or for CycleGAN trained ones (``--cyclegan cyclegan-style_monet``, a file or catalog name,
 or what ``python -m bench.cyclegan_standin`` trains offline: the gate judges a network's
-weights, and random ones saturate). Each time is the best of three
-after a warm-up. Beside each: its FLOPs and the floor they set, the time at this CPU's measured
+weights, and random ones saturate). Each time is the best of three after a warm-up (of up to
+20 where a call takes under a third of a second). Beside each: its FLOPs and the floor they set, the time at this CPU's measured
 fp32, bf16 and int8 peaks (a large matrix product).
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +41,13 @@ def times_of(fn, runs: int) -> list[float]:
     return times
 
 
-def best_of(fn, runs: int = 3) -> float:
+def best_of(fn, runs: int = 3, seconds: float = 1.0) -> float:
+    """The best of ``runs`` timed calls, or of as many more as fit in ``seconds`` (up to 20): a
+    call of 30 ms is at the mercy of a shared machine's noise, and its best of three moved by
+    up to 40% between runs."""
+    start = time.perf_counter()
+    fn()
+    runs = max(runs, min(20, int(seconds / max(time.perf_counter() - start, 1e-3))))
     return min(times_of(fn, runs))
 
 
@@ -89,10 +96,12 @@ def main() -> None:
         fp32_s, auto_s = best_of(lambda: fp32.translate(picture)), best_of(lambda: auto.translate(picture))
         flops = fp32.flops(picture.width, picture.height)
         floors = {f"floor_{name}": round(flops / peak, 3) for name, peak in peak_ops.items()}
-        return {
+        row = {
             "fp32": round(fp32_s, 3), "auto": round(auto_s, 3), "speedup": round(fp32_s / auto_s, 2), "auto_precision": auto.precision,
             "gflop": round(flops / 1e9, 1), **floors,
         }
+        print(json.dumps(row), file=sys.stderr, flush=True)  # a row at a time: the large networks take minutes
+        return row
 
     def reference(name: str, overrides: dict[str, str]):
         """A published network's size with random weights: its compute is the point."""
