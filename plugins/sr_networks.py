@@ -142,14 +142,46 @@ class Halves(nn.Module):
         return (self.first(x).clamp(0, 1) + self.second(x).clamp(0, 1)) / 2
 
 
+class Mirrored(nn.Module):
+    """The mean of a network's results on a picture and on its three mirror images, each turned
+    back (a self-ensemble): four runs for one result. The default x4's restorer gains 0.04 dB on
+    Real-ESRGAN-damaged held-out photos with it (+1.02 over bicubic against +0.98), at 4x its
+    time, which a damaged picture is worth: 6.3 s for a 1000 x 1000 photo x4 on two cores
+    (BENCHMARKS.md). Mirrors only, no transposes: a tile keeps its shape."""
+
+    FLIPS = ((), (3,), (2,), (2, 3))
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        # what the engine runs in the network's own precision (its int8 form, say), mirrored
+        self.ensemble_of = network
+
+    def forward(self, x):
+        return self.around(self.ensemble_of)(x)
+
+    def around(self, run):
+        """``run`` (the network, or a form of it in another precision) mirrored, as one call."""
+
+        def mirrored(x):
+            total = None
+            for dims in self.FLIPS:
+                # each clipped as its own result would be, as Halves does
+                y = (run(x.flip(dims)).flip(dims) if dims else run(x)).clamp(0, 1)
+                total = y if total is None else total + y
+            return total / len(self.FLIPS)
+
+        return mirrored
+
+
 class SRVGGPair(nn.Module):
     """Two compact networks of one size, each picture upscaled by one: ``restore``, trained on
     damaged inputs, for pictures that show JPEG's blocks (it smooths blocks and noise), and
     ``sharpen``, trained on clean downscales, for the rest (it keeps fine texture that the
     restorer flattens); a picture with faint blocks gets the mean of both. Noise alone does not
     pick the restorer: told apart from fine texture in a downscaled photo by a blind estimate, it
-    sent textured clean photos to the restorer, which flattens them. Run as a single network
-    (exported, timed), it is its restorer."""
+    sent textured clean photos to the restorer, which flattens them. A picture the restorer
+    takes goes through it mirrored too (``Mirrored``). Run as a single network (exported,
+    timed), it is its restorer."""
 
     CHOICES = ("auto", "always", "never")
 
@@ -157,8 +189,9 @@ class SRVGGPair(nn.Module):
         super().__init__()
         self.restore, self.sharpen = SRVGGNetCompact(**params), SRVGGNetCompact(**params)
         self.choice = "auto"
-        # kept out of the module tree (a plain list), so its weights are not saved twice
-        self._halves = [Halves(self.restore, self.sharpen)]
+        # kept out of the module tree (a plain list), so their weights are not saved twice
+        self._restoring = [Mirrored(self.restore)]
+        self._halves = [Halves(self._restoring[0], self.sharpen)]
 
     def forward(self, x):
         return self.restore(x)
@@ -172,11 +205,11 @@ class SRVGGPair(nn.Module):
         if self.choice == "auto":
             blockiness = jpeg_blockiness(x)
             if blockiness > BLOCKY:
-                return self.restore, "restored: it shows JPEG blocks"
+                return self._restoring[0], "restored: it shows JPEG blocks"
             if blockiness > FAINT:
                 return self._halves[0], "half restored, half sharpened: faint JPEG blocks"
             return self.sharpen, "sharpened: no JPEG blocks"
-        return (self.restore, "restored, as asked") if self.choice == "always" else (self.sharpen, "sharpened, as asked")
+        return (self._restoring[0], "restored, as asked") if self.choice == "always" else (self.sharpen, "sharpened, as asked")
 
 
 # ---- recognising published layouts ----

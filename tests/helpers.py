@@ -216,3 +216,13 @@ def write_clip(path, frames, *, codec="libx264", pix_fmt="yuv420p", clock=None, 
             for packet in sound.encode(None):
                 container.mux(packet)
     return Path(path)
+
+
+def mirrored(engine, picture) -> np.ndarray:
+    """The mean of ``engine``'s results on ``picture`` and its three mirror images, turned back:
+    what the pair's restoring route gives."""
+    results = []
+    for rows, columns in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        flipped = picture.with_pixels(np.ascontiguousarray(picture.rgb[::rows, ::columns]), None)
+        results.append(engine.translate(flipped).rgb[::rows, ::columns])
+    return np.mean(results, axis=0)

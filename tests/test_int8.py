@@ -156,9 +156,11 @@ def test_each_network_of_a_pair_gets_its_own_verdict(vnni_cpu, tmp_path, monkeyp
     # faint blocks: the mean of both results, each network in its own precision
     import sys
 
+    from tests.helpers import mirrored
     from translator.default_plugins.sr_networks import BLOCKY, FAINT, SRVGGPair
 
-    both = (restorer.translate(clean).rgb + sharpener.translate(clean).rgb) / 2
+    # the restorer's part mirrored four ways, as a restored picture is (in fp32 here)
+    both = (mirrored(restorer, clean) + sharpener.translate(clean).rgb) / 2
     monkeypatch.setattr(sys.modules[SRVGGPair.__module__], "jpeg_blockiness", lambda x: (FAINT + BLOCKY) / 2)
     assert pair.for_picture(clean).route == "half restored, half sharpened: faint JPEG blocks"
     np.testing.assert_allclose(pair.translate(clean).rgb, both, atol=1e-6)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import photo
+from tests.helpers import mirrored, photo
 from translator import TranslatorError
 from translator.app.service import Studio
 from translator.app.workspace import Workspace
@@ -72,15 +72,17 @@ def engine(path, tile=None, **settings):
 def test_each_picture_goes_whole_through_the_branch_it_calls_for(pair, real_photo):
     clean, blocky = (Picture(p.astype(np.float32) / 255) for p in (real_photo, jpeg(real_photo, 40)))
     restorer, sharpener = engine(pair["restore"], tile=0), engine(pair["sharpen"], tile=0)
-    # in 64 px tiles, all of them through the one branch: the whole-picture result of that branch
+    # in 64 px tiles, all of them through the one branch: the whole-picture result of that
+    # branch, the restorer's mirrored four ways
     tiled = engine(pair["pair"], tile=64)
-    np.testing.assert_allclose(tiled.translate(blocky).rgb, restorer.translate(blocky).rgb, atol=2e-5)
+    np.testing.assert_allclose(tiled.translate(blocky).rgb, mirrored(restorer, blocky), atol=2e-5)
+    assert np.abs(mirrored(restorer, blocky) - restorer.translate(blocky).rgb).max() > 0.01
     np.testing.assert_allclose(tiled.translate(clean).rgb, sharpener.translate(clean).rgb, atol=2e-5)
     assert np.abs(restorer.translate(clean).rgb - sharpener.translate(clean).rgb).mean() > 0.01
     # and says why, for the result line
     assert [tiled.for_picture(p).route for p in (blocky, clean)] == ["restored: it shows JPEG blocks", "sharpened: no JPEG blocks"]
     # the setting overrides the choice
-    np.testing.assert_allclose(engine(pair["pair"], restore="always").translate(clean).rgb, restorer.translate(clean).rgb, atol=2e-5)
+    np.testing.assert_allclose(engine(pair["pair"], restore="always").translate(clean).rgb, mirrored(restorer, clean), atol=2e-5)
     np.testing.assert_allclose(engine(pair["pair"], restore="never").translate(blocky).rgb, sharpener.translate(blocky).rgb, atol=2e-5)
 
 
@@ -93,7 +95,7 @@ def test_a_picture_with_faint_blocks_gets_the_mean_of_both(pair, real_photo, mon
 
     assert FAINT < BLOCKY
     picture = Picture(real_photo.astype(np.float32) / 255)
-    restored, sharpened = (engine(pair[name], tile=0).translate(picture).rgb for name in ("restore", "sharpen"))
+    restored, sharpened = mirrored(engine(pair["restore"], tile=0), picture), engine(pair["sharpen"], tile=0).translate(picture).rgb
     monkeypatch.setattr(sys.modules[SRVGGPair.__module__], "jpeg_blockiness", lambda x: (FAINT + BLOCKY) / 2)
     tiled = engine(pair["pair"], tile=64)
     counts = []
@@ -155,6 +157,6 @@ def test_a_video_takes_its_first_frames_branch_for_every_frame(pair, real_photo,
     for number, (frame, result) in enumerate(pairs):
         picture = Picture(frame.to_ndarray(format="rgb24").astype(np.float32) / 255)
         got = result.to_ndarray(format="rgb24").astype(float)
-        restored, sharpened = (np.round(e.translate(picture).rgb * 255) for e in (restorer, sharpener))
+        restored, sharpened = np.round(mirrored(restorer, picture) * 255), np.round(sharpener.translate(picture).rgb * 255)
         assert np.abs(got - restored).mean() < 1.5, number
         assert np.abs(got - sharpened).mean() > 3, number

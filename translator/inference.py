@@ -196,6 +196,15 @@ class Engine:
         int8 form, else in the engine's floating precision."""
         if self.dtype != torch.int8:
             return
+        inner = getattr(network, "ensemble_of", None)
+        if inner is not None:  # one network run several ways (a self-ensemble): in its precision
+            if inner in self._int8:
+                run, self.precision = self._int8[inner]
+                self.int8 = network.around(run)
+            else:
+                self.int8 = None
+                self.dtype, self.precision = self.floating
+            return
         networks = self._networks()
         if network in self._int8:
             self.int8, self.precision = self._int8[network]
