@@ -197,3 +197,21 @@ def test_normalised_channels_residual_sums_and_the_last_convolution_stay_in_floa
     with torch.no_grad():
         # 228 levels off when the norm's input was quantized
         assert (int8.Int8Network(model)(x) - net(x)).abs().max() < 16 / 255
+
+
+def test_a_mirrored_restorer_in_int8_is_mirrored_too(vnni_cpu, tmp_path):
+    """The pair's restoring route runs its network on the picture and three mirror images; in
+    int8 it runs the int8 form so, not once."""
+    from tests.helpers import mirrored
+    from tests.test_restoring_pair import jpeg
+
+    family = registry().family("esrgan")
+    halves = [load_checkpoint(compact(tmp_path / f"{seed}.safetensors", seed=seed)).module.state_dict() for seed in (1, 2)]
+    state = {f"{branch}.{k}": v for branch, half in zip(("restore", "sharpen"), halves) for k, v in half.items()}
+    pair = Engine(load_checkpoint(save_checkpoint(tmp_path / "pair.safetensors", family, family.recognise(state), state, {})), options=Options(device="cpu", precision="int8"))
+    blocky = Picture(jpeg((photo_picture(48).rgb * 255).round().astype(np.uint8), 30).astype(np.float32) / 255)
+    assert pair.for_picture(blocky).route == "restored: it shows JPEG blocks"
+    restorer = Engine(load_checkpoint(tmp_path / "1.safetensors"), options=Options(device="cpu", precision="fp32"))
+    result = pair.translate(blocky).rgb
+    assert np.abs(result - mirrored(restorer, blocky)).max() <= precision.GATE_MAX_LEVELS / 255
+    assert np.abs(result - restorer.translate(blocky).rgb).max() > 3 * precision.GATE_MAX_LEVELS / 255
