@@ -146,3 +146,29 @@ def test_the_gate_judges_the_whole_photo_too(bf16_cpu, monkeypatch):
     side = precision.GATE_SIDE
     # each picture twice: fp32 and bf16; the crops of the photo as it is and as a JPEG
     assert sorted(set(seen)) == [(side, side), (150, 225)] and seen.count((side, side)) == 16 and seen.count((150, 225)) == 2
+
+
+def test_an_instance_normalised_network_runs_bf16_cast_whole(bf16_cpu, tmp_path):
+    """Autocast keeps InstanceNorm, and the padding and activations around it, in fp32: CycleGAN's
+    generator ran 1.8x to 2.0x fp32 so, 2.4x cast to bf16 whole, within the same levels."""
+    from tests.reference_networks import RefResnetGenerator
+
+    family = registry().family("cyclegan")
+    torch.manual_seed(0)
+    net = RefResnetGenerator(3, 3, ngf=4, n_blocks=1).eval()
+    path = save_checkpoint(tmp_path / "g.safetensors", family, family.recognise(net.state_dict()), net.state_dict())
+    loaded = load_checkpoint(path)
+    weights = []  # what the first convolution's weights are as it runs
+    loaded.module.model[1].register_forward_pre_hook(lambda layer, args: weights.append(layer.weight.dtype))
+    engine = Engine(loaded, options=Options(device="cpu", precision="bf16"))
+    picture = Picture(np.random.default_rng(0).random((32, 48, 3), dtype=np.float32))
+    x = torch.from_numpy(picture.rgb).permute(2, 0, 1)[None] * 2 - 1
+    with torch.no_grad():
+        whole = ((net.bfloat16()(x.bfloat16()).float() + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(engine.translate(picture).rgb, whole, atol=1e-6)
+    assert weights == [torch.bfloat16]
+    # the network the engine loaded stays fp32: the gate's reference and --precision fp32 use it
+    engine.with_options().translate(picture)
+    with engine._in(torch.float32):
+        engine.translate(picture)
+    assert weights[-1] == torch.float32 and next(engine.runner.module.parameters()).dtype == torch.float32

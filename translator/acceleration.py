@@ -84,6 +84,18 @@ def channels_last(module: nn.Module, device: torch.device, training: bool = Fals
     return not any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
 
 
+def cast_whole(module: nn.Module, device: torch.device) -> bool:
+    """Whether bf16 on ``device`` runs ``module`` cast to bf16 whole rather than under autocast:
+    on the CPU, networks of convolutions with instance norm, which autocast keeps in fp32 with
+    the padding and activations around it, so every layer converts its input back and forth.
+    CycleGAN's generator at 512 x 512, two threads: autocast 2.2x fp32, cast whole 2.8x, the
+    same result to the level (BENCHMARKS.md). Elsewhere autocast was faster (compact SR: 1.75x
+    against 1.60x)."""
+    layers = [m for m in module.modules() if next(m.parameters(recurse=False), None) is not None]
+    return (device.type == "cpu" and all(isinstance(m, CONVOLUTIONAL) for m in layers)
+            and any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules()))
+
+
 # the layers with weights a network may have and still be given the channels_last layout
 CONVOLUTIONAL = (nn.Conv2d, nn.ConvTranspose2d, nn.modules.batchnorm._BatchNorm, nn.PReLU, nn.modules.instancenorm._InstanceNorm)
 

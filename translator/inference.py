@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, channels_last, device_batch, device_layout, fast_activations, samples
+from .acceleration import COMPILE_MODES, HotCompiler, autocast, autotuned, cast_whole, channels_last, device_batch, device_layout, fast_activations, samples
 from .checkpoints import Checkpoint
 from .errors import TranslatorError
 from .images import Picture
@@ -102,6 +102,8 @@ class Engine:
         self.runner = HotCompiler(module, compile_mode)
         # the runners of a network's branches, for one that picks a branch per picture
         self._branches: dict[torch.nn.Module, HotCompiler] = {}
+        # bf16 copies of networks that run cast whole (acceleration.cast_whole), made when first run
+        self._cast: dict[torch.nn.Module, HotCompiler] = {}
         # Normalisation over the whole image (instance norm, batch statistics) differs per tile,
         # as does what a network that says so looks at, so such networks only tile when asked
         # to or when memory runs out.
@@ -412,6 +414,10 @@ class Engine:
         batch = pad_to(batch, max(height, self.arch.minimum, side), max(width, self.arch.minimum, side))
         if self.dtype == torch.int8:
             y = self.int8(batch)
+        elif self.dtype == torch.bfloat16 and cast_whole(self.runner.module, self.device):
+            module = self.runner.module
+            runner = self._cast.get(module) or self._cast.setdefault(module, HotCompiler(copy.deepcopy(module).to(torch.bfloat16), self.runner.mode))
+            y = runner(device_batch(batch, self.device, self.channels_last).to(torch.bfloat16), remaining).float()
         else:
             with autocast(self.device, self.dtype):
                 y = self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
