@@ -26,6 +26,25 @@ def _cpu_without_native_bf16(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_leftover_sigchld_handler():
+    """torch's DataLoader, iterated in the main thread with worker processes, installs a SIGCHLD
+    handler that stays for the life of the process. In a test process that had also run the
+    int8 tests, the next child to exit (torchrun's, in a video test) then crashed it with a
+    segmentation fault: an xdist worker "not properly terminated". Each test starts and ends
+    with the handler it found. (The app trains in a thread of its own, where torch installs
+    none.)"""
+    import signal
+
+    from torch.utils.data._utils import signal_handling
+
+    before = signal.getsignal(signal.SIGCHLD)
+    yield
+    if signal.getsignal(signal.SIGCHLD) is not before:
+        signal.signal(signal.SIGCHLD, before)
+        signal_handling._SIGCHLD_handler_set = False  # a later DataLoader installs its own again
+
+
+@pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
     np.random.seed(0)
