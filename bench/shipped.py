@@ -13,8 +13,8 @@ features, 32 convolutions; random weights, its compute is the point) on the same
 too, or for CycleGAN trained ones (``--cyclegan cyclegan-style_monet``, a file or catalog name,
 or what ``python -m bench.cyclegan_standin`` trains offline: the gate judges a network's
 weights, and random ones saturate). Each time is the best of three after a warm-up (of up to
-20 where a call takes under a third of a second). Beside each: its FLOPs and the floor they set, the time at this CPU's measured
-fp32, bf16 and int8 peaks (a large matrix product).
+20 where a call takes under a third of a second). Beside each: its FLOPs and the floor they
+set, the time at this CPU's measured fp32, bf16 and int8 peaks (a large matrix product).
 """
 
 from __future__ import annotations
@@ -30,25 +30,26 @@ import torch
 from PIL import Image
 
 
+def timed(fn) -> float:
+    """Seconds of one call of ``fn``."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def times_of(fn, runs: int) -> list[float]:
     """Seconds of ``runs`` calls of ``fn``, after one call to warm up."""
     fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+    return [timed(fn) for _ in range(runs)]
 
 
 def best_of(fn, runs: int = 3, seconds: float = 1.0) -> float:
-    """The best of ``runs`` timed calls, or of as many more as fit in ``seconds`` (up to 20): a
-    call of 30 ms is at the mercy of a shared machine's noise, and its best of three moved by
-    up to 40% between runs."""
-    start = time.perf_counter()
-    fn()
-    runs = max(runs, min(20, int(seconds / max(time.perf_counter() - start, 1e-3))))
-    return min(times_of(fn, runs))
+    """The best of ``runs`` timed calls after a warm-up, or of as many more as fit in ``seconds``
+    (up to 20): a call of 30 ms is at the mercy of a shared machine's noise, and its best of
+    three moved by up to 40% between runs."""
+    warm_up = timed(fn)  # also says how many calls fit
+    runs = max(runs, min(20, int(seconds / max(warm_up, 1e-3))))
+    return min(timed(fn) for _ in range(runs))
 
 
 def peaks(side: int = 2048) -> dict[str, float]:

@@ -74,14 +74,13 @@ def channels_last(module: nn.Module, device: torch.device, training: bool = Fals
     """
     # Attention and 5-D weights break in that layout (views of the input, rank-4-only
     # formats): only networks of convolutions are given it
-    layers = [m for m in module.modules() if next(m.parameters(recurse=False), None) is not None]
-    if not all(isinstance(m, CONVOLUTIONAL) for m in layers):
+    if not _convolutional(module):
         return False
     if device.type == "cuda":
         return True
     if device.type != "cpu" or training:
         return False
-    return not any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
+    return not _instance_normalised(module)
 
 
 def cast_whole(module: nn.Module, device: torch.device) -> bool:
@@ -91,13 +90,20 @@ def cast_whole(module: nn.Module, device: torch.device) -> bool:
     CycleGAN's generator at 512 x 512, two threads: autocast 2.2x fp32, cast whole 2.8x, the
     same result to the level (BENCHMARKS.md). Elsewhere autocast was faster (compact SR: 1.75x
     against 1.60x)."""
-    layers = [m for m in module.modules() if next(m.parameters(recurse=False), None) is not None]
-    return (device.type == "cpu" and all(isinstance(m, CONVOLUTIONAL) for m in layers)
-            and any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules()))
+    return device.type == "cpu" and _convolutional(module) and _instance_normalised(module)
 
 
 # the layers with weights a network may have and still be given the channels_last layout
 CONVOLUTIONAL = (nn.Conv2d, nn.ConvTranspose2d, nn.modules.batchnorm._BatchNorm, nn.PReLU, nn.modules.instancenorm._InstanceNorm)
+
+
+def _convolutional(module: nn.Module) -> bool:
+    """Whether every layer of ``module`` that has weights is one of ``CONVOLUTIONAL``."""
+    return all(isinstance(m, CONVOLUTIONAL) for m in module.modules() if next(m.parameters(recurse=False), None) is not None)
+
+
+def _instance_normalised(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
 
 
 def device_layout(module: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:

@@ -102,8 +102,9 @@ class Engine:
         self.runner = HotCompiler(module, compile_mode)
         # the runners of a network's branches, for one that picks a branch per picture
         self._branches: dict[torch.nn.Module, HotCompiler] = {}
-        # bf16 copies of networks that run cast whole (acceleration.cast_whole), made when first run
-        self._cast: dict[torch.nn.Module, HotCompiler] = {}
+        # per network run in bf16: its bf16 copy where it runs cast whole (acceleration.cast_whole),
+        # else None (autocast); decided and made when it first runs
+        self._cast: dict[torch.nn.Module, HotCompiler | None] = {}
         # Normalisation over the whole image (instance norm, batch statistics) differs per tile,
         # as does what a network that says so looks at, so such networks only tile when asked
         # to or when memory runs out.
@@ -414,14 +415,19 @@ class Engine:
         batch = pad_to(batch, max(height, self.arch.minimum, side), max(width, self.arch.minimum, side))
         if self.dtype == torch.int8:
             y = self.int8(batch)
-        elif self.dtype == torch.bfloat16 and cast_whole(self.runner.module, self.device):
-            module = self.runner.module
-            runner = self._cast.get(module) or self._cast.setdefault(module, HotCompiler(copy.deepcopy(module).to(torch.bfloat16), self.runner.mode))
-            y = runner(device_batch(batch, self.device, self.channels_last).to(torch.bfloat16), remaining).float()
+        elif self.dtype == torch.bfloat16 and (cast := self._bf16_copy(self.runner)) is not None:
+            y = cast(device_batch(batch, self.device, self.channels_last).to(torch.bfloat16), remaining).float()
         else:
             with autocast(self.device, self.dtype):
                 y = self.runner(device_batch(batch, self.device, self.channels_last), remaining).float()
         return y[:, :, : height * self.scale, : width * self.scale]
+
+    def _bf16_copy(self, runner: HotCompiler) -> HotCompiler | None:
+        """``runner``'s network cast to bf16 whole, where bf16 runs it so; None where autocast does."""
+        module = runner.module
+        if module not in self._cast:
+            self._cast[module] = HotCompiler(copy.deepcopy(module).to(torch.bfloat16), runner.mode) if cast_whole(module, self.device) else None
+        return self._cast[module]
 
     def _whole(self, x: torch.Tensor, dtype: torch.dtype, gray: bool) -> torch.Tensor:
         height, width = x.shape[2], x.shape[3]
